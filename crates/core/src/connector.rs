@@ -1,0 +1,261 @@
+//! The seams between the pure core and the outside world: a [`Source`] reads customers, a
+//! [`Target`] holds an audience. Connectors implement them; the core never performs I/O itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::contact::SourceContact;
+use crate::email::Email;
+use crate::event::OrderEvent;
+use crate::mapping::FieldMapping;
+use crate::member::TargetMember;
+use crate::plan::Plan;
+use crate::segment::SegmentPlan;
+
+/// An opaque, vendor-defined position in a source's change feed (a Lightspeed version, a Shopify
+/// `updated_at` with its time zone, a RetailCRM history id). Saved only after the changes it covers
+/// were applied downstream, so a crash never loses an update.
+pub type Checkpoint = String;
+
+/// What to read from a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadScope {
+    /// Every customer (needed to notice deletions, which sources rarely announce).
+    Full,
+    /// Customers changed after the checkpoint.
+    ChangedSince(Checkpoint),
+    /// The members of one source segment (RetailCRM segment code, Shopify segment id).
+    Segment(String),
+}
+
+/// One page read from a source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourcePage {
+    pub contacts: Vec<SourceContact>,
+    /// Source ids the source reports deleted (incremental reads only).
+    pub deleted: Vec<String>,
+    /// The checkpoint to save once everything up to and including this page is applied.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A segment a source offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentInfo {
+    /// What a SegmentSync names it by (RetailCRM code, Shopify segment gid).
+    pub id: String,
+    pub name: String,
+    pub size: Option<u64>,
+}
+
+/// Facts about a target audience that plans are checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetInfo {
+    pub name: String,
+    /// Members counting towards the plan's contact limit (archived members do not).
+    pub member_count: u64,
+}
+
+/// A record the target refused inside an otherwise successful call: final, not retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordRejection {
+    pub email: String,
+    /// The vendor's words, e.g. "Member In Compliance State".
+    pub reason: String,
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    pub created: u64,
+    pub updated: u64,
+    pub archived: u64,
+    pub unsubscribed: u64,
+    pub segment_added: u64,
+    pub segment_removed: u64,
+    pub rejected: Vec<RecordRejection>,
+    /// Write calls made to the vendor.
+    pub write_calls: u64,
+    /// True when a stop was requested and the apply ended at a safe point before finishing.
+    pub stopped_early: bool,
+}
+
+impl ApplyReport {
+    pub fn merge(&mut self, other: ApplyReport) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.archived += other.archived;
+        self.unsubscribed += other.unsubscribed;
+        self.segment_added += other.segment_added;
+        self.segment_removed += other.segment_removed;
+        self.rejected.extend(other.rejected);
+        self.write_calls += other.write_calls;
+        self.stopped_early |= other.stopped_early;
+    }
+}
+
+/// Progress callback (`done`, `total` records) and a stop flag checked between batches.
+#[derive(Clone, Default)]
+pub struct ApplyControl {
+    pub progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl ApplyControl {
+    pub fn report(&self, done: u64, total: u64) {
+        if let Some(progress) = &self.progress {
+            progress(done, total);
+        }
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for ApplyControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplyControl")
+            .field("stop", &self.stop_requested())
+            .finish()
+    }
+}
+
+/// Why a connector call failed. The category decides what the controller does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// 401/403: the credentials are wrong or lack a scope. Retry slowly; a person must act.
+    Auth,
+    /// Still rate limited after the bounded retries.
+    RateLimited,
+    /// The plan would exceed the target's contact limit.
+    CapacityExceeded,
+    /// A list, segment, shop or account that does not exist.
+    NotFound,
+    /// The vendor answered with something we cannot read.
+    InvalidResponse,
+    /// Network failure or timeout.
+    Transport,
+    /// 5xx after the bounded retries.
+    Server,
+    /// The vendor refused the request itself (4xx other than auth, rate limit and not found).
+    Rejected,
+    /// This connector cannot do that (e.g. segments on a source that has none).
+    Unsupported,
+    /// The connection settings are unusable (bad API key format, bad URL).
+    InvalidConfig,
+}
+
+impl ErrorKind {
+    /// Worth retrying soon with backoff.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited | ErrorKind::Transport | ErrorKind::Server
+        )
+    }
+}
+
+/// A connector failure naming the vendor and endpoint. Never contains a secret: connectors build
+/// messages from status codes and vendor error documents, never from request headers or URLs with keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{vendor} {endpoint}: {message}")]
+pub struct ConnectorError {
+    pub vendor: &'static str,
+    /// Method and route template, e.g. `GET /lists/{list_id}/members`.
+    pub endpoint: String,
+    pub kind: ErrorKind,
+    pub message: String,
+    /// When the vendor said when to come back.
+    pub retry_after: Option<Duration>,
+}
+
+impl ConnectorError {
+    pub fn new(
+        vendor: &'static str,
+        endpoint: impl Into<String>,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        ConnectorError {
+            vendor,
+            endpoint: endpoint.into(),
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn unsupported(vendor: &'static str, what: &str) -> Self {
+        ConnectorError::new(
+            vendor,
+            what,
+            ErrorKind::Unsupported,
+            format!("{vendor} does not support {what}"),
+        )
+    }
+}
+
+/// A system customers come from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
+    fn vendor(&self) -> &'static str;
+
+    /// Pages of customers in `scope`, in the source's order, each carrying the checkpoint to save
+    /// once it has been applied.
+    fn read(&self, scope: ReadScope) -> BoxStream<'_, Result<SourcePage, ConnectorError>>;
+
+    /// The segments this source offers.
+    async fn segments(&self) -> Result<Vec<SegmentInfo>, ConnectorError> {
+        Err(ConnectorError::unsupported(self.vendor(), "segments"))
+    }
+}
+
+/// A system that holds an audience (a Mailchimp audience, a Klaviyo list).
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// `mailchimp`, `klaviyo`.
+    fn vendor(&self) -> &'static str;
+
+    /// Name and size of the audience.
+    async fn info(&self) -> Result<TargetInfo, ConnectorError>;
+
+    /// Every member (archived ones included, so they are not created twice), page by page.
+    fn members(&self) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>>;
+
+    /// Creates the target fields the mapping writes when they are missing.
+    async fn ensure_fields(&self, mapping: &FieldMapping) -> Result<(), ConnectorError>;
+
+    /// Applies an audience plan with the fewest calls the vendor allows.
+    async fn apply(
+        &self,
+        plan: &Plan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError>;
+
+    /// The members of a named segment (static segment, tag or list), or `None` when it does not exist.
+    async fn segment_members(&self, segment: &str) -> Result<Option<Vec<Email>>, ConnectorError>;
+
+    /// Applies a segment plan, creating the segment when it is missing.
+    async fn apply_segment(
+        &self,
+        segment: &str,
+        plan: &SegmentPlan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError>;
+
+    /// Records order events (targets that take them override this).
+    async fn send_events(&self, _events: &[OrderEvent]) -> Result<ApplyReport, ConnectorError> {
+        Err(ConnectorError::unsupported(self.vendor(), "order events"))
+    }
+}

@@ -1,0 +1,35 @@
+//! Order events: an append-only stream beside the contact set, for targets that take events
+//! (Klaviyo metrics, Mailchimp e-commerce). Later issues fill the connectors; the model is here so
+//! the `Target` trait stays open for them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::email::Email;
+
+/// What happened to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderEventKind {
+    PlacedOrder,
+    OrderedProduct,
+    FulfilledOrder,
+    RefundedOrder,
+}
+
+/// One event about one order, for one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEvent {
+    /// Deduplication key: the same event sent twice is recorded once.
+    pub unique_id: String,
+    pub kind: OrderEventKind,
+    pub email: Email,
+    pub order_id: String,
+    /// Monetary value in `currency` (minor units avoided on purpose: vendors take decimals).
+    pub value: f64,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
+    /// True for history imported after the fact: such events must not trigger flows.
+    pub backfill: bool,
+    pub properties: serde_json::Value,
+}

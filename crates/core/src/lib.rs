@@ -1,0 +1,41 @@
+//! The pure core of audience-operator: the model, the diff and the plan. No I/O happens here, so
+//! every decision the operator makes about whom to create, update, archive or leave alone can be
+//! tested without HTTP or Kubernetes.
+//!
+//! - [`email`]: normalised, syntax-checked email addresses.
+//! - [`contact`]: what sources produce ([`SourceContact`]) and its consent.
+//! - [`member`]: what targets hold ([`TargetMember`]).
+//! - [`mapping`]: which contact attributes land in which target fields.
+//! - [`prepare`]: validation and deduplication of a source snapshot (last edited wins).
+//! - [`diff`]: the compact target index and the audience planner.
+//! - [`plan`]: the plan and its counts, and the safety check.
+//! - [`segment`]: segment membership plans (exact, union, subtract).
+//! - [`connector`]: the `Source` and `Target` traits and their errors.
+//! - [`event`]: the append-only order-event stream (for targets that take events).
+
+pub mod connector;
+pub mod contact;
+pub mod diff;
+pub mod email;
+pub mod event;
+pub mod fingerprint;
+pub mod mapping;
+pub mod member;
+pub mod plan;
+pub mod prepare;
+pub mod segment;
+
+pub use connector::{
+    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ErrorKind, ReadScope, RecordRejection,
+    SegmentInfo, Source, SourcePage, Target, TargetInfo,
+};
+pub use contact::{Address, Consent, SourceContact};
+pub use diff::{AudiencePlanner, TargetIndex};
+pub use email::{Email, InvalidEmail};
+pub use mapping::{FieldMapping, FieldValue};
+pub use member::{MemberStatus, TargetMember};
+pub use plan::{
+    CapacityExceeded, ConsentPolicy, MemberWrite, Mode, Plan, PlanCounts, ResubscribePolicy,
+    SafetyLimit, SafetyStop, Skip, SkipReason,
+};
+pub use segment::{SegmentMode, SegmentPlan, plan_segment};

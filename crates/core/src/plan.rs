@@ -1,0 +1,264 @@
+//! The plan: exactly what a sync will write, why it skips what it skips, and its counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::email::Email;
+use crate::mapping::FieldValue;
+use crate::member::MemberStatus;
+
+/// How an audience sync treats members the source does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Create and update; never remove.
+    #[default]
+    Upsert,
+    /// Also archive members the source no longer has.
+    Mirror,
+}
+
+/// What to do when the source says "subscribed" for someone the target knows unsubscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResubscribePolicy {
+    /// Leave them unsubscribed and report the skip.
+    #[default]
+    Skip,
+    /// Set them `pending`, so the vendor asks the person to confirm (double opt-in).
+    Pending,
+}
+
+/// The consent rules a plan follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentPolicy {
+    pub resubscribe: ResubscribePolicy,
+    /// An unsubscribe in the source unsubscribes the member (the law: opt-outs must be honoured).
+    pub propagate_unsubscribes: bool,
+}
+
+impl Default for ConsentPolicy {
+    fn default() -> Self {
+        ConsentPolicy {
+            resubscribe: ResubscribePolicy::Skip,
+            propagate_unsubscribes: true,
+        }
+    }
+}
+
+/// One member to create or update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberWrite {
+    pub email: Email,
+    pub source_id: String,
+    /// New members: the status to create them with. Existing members: the status to set, if it changes.
+    pub status: Option<MemberStatus>,
+    /// The fields to write: every mapped field for a new member, only the changed ones otherwise.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Tags to add.
+    pub tags: BTreeSet<String>,
+    /// The member existed, archived: writing it brings it back.
+    pub unarchive: bool,
+}
+
+/// Why a source record leads to no write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum SkipReason {
+    /// The email is not a valid address (a rejected record: never sent).
+    InvalidEmail { detail: String },
+    /// Another source customer with the same email was edited more recently.
+    DuplicateEmail { winner_source_id: String },
+    /// The member unsubscribed (or bounced) in the target and the source says subscribed.
+    ResubscribeRefused { target_status: MemberStatus },
+}
+
+impl SkipReason {
+    /// A short CamelCase code for status and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::InvalidEmail { .. } => "InvalidEmail",
+            SkipReason::DuplicateEmail { .. } => "DuplicateEmail",
+            SkipReason::ResubscribeRefused { .. } => "ResubscribeRefused",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            SkipReason::InvalidEmail { detail } => format!("invalid email: {detail}"),
+            SkipReason::DuplicateEmail { winner_source_id } => {
+                format!("same email as the more recently edited customer {winner_source_id}")
+            }
+            SkipReason::ResubscribeRefused { target_status } => format!(
+                "member is {} in the target; a sync never resubscribes them",
+                target_status.as_str()
+            ),
+        }
+    }
+}
+
+/// A source record that leads to no write, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skip {
+    /// The email as the source gave it (possibly invalid).
+    pub email: String,
+    pub source_id: String,
+    pub reason: SkipReason,
+}
+
+/// The numbers of a plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCounts {
+    /// Source records read.
+    pub source: u64,
+    /// Target members counting towards the audience size (archived excluded).
+    pub target: u64,
+    pub create: u64,
+    pub update: u64,
+    pub archive: u64,
+    /// Updates that unsubscribe (also counted in `update`).
+    pub unsubscribe: u64,
+    pub unchanged: u64,
+    /// Duplicates and consent refusals.
+    pub skipped: u64,
+    /// Invalid emails.
+    pub rejected: u64,
+}
+
+/// What an audience sync will do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub creates: Vec<MemberWrite>,
+    pub updates: Vec<MemberWrite>,
+    pub archives: Vec<Email>,
+    pub skipped: Vec<Skip>,
+    pub counts: PlanCounts,
+}
+
+/// The most of an audience one run may archive or unsubscribe before it stops and asks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetyLimit {
+    /// Share of the audience, 0.0 to 1.0.
+    pub max_removal_share: f64,
+    /// Removals up to this many are always allowed (small audiences would trip any share).
+    pub always_allowed: u64,
+}
+
+impl Default for SafetyLimit {
+    fn default() -> Self {
+        SafetyLimit {
+            max_removal_share: 0.1,
+            always_allowed: 10,
+        }
+    }
+}
+
+/// A plan refused by the safety limit, with its numbers and the id that approves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error(
+    "plan would remove {removals} of {audience} members ({share:.1}%), above the safety limit of {limit:.1}%; approve plan {plan_id} to proceed"
+)]
+pub struct SafetyStop {
+    pub removals: u64,
+    pub audience: u64,
+    pub share: f64,
+    pub limit: f64,
+    pub plan_id: String,
+}
+
+/// The plan would push the audience past the target's contact limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("audience would hold {would_hold} contacts, {over} over the limit of {limit}")]
+pub struct CapacityExceeded {
+    pub limit: u64,
+    pub would_hold: u64,
+    pub over: u64,
+}
+
+impl Plan {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.updates.is_empty() && self.archives.is_empty()
+    }
+
+    /// Members this plan removes from the mailable audience (archives plus unsubscribes).
+    pub fn removals(&self) -> u64 {
+        self.counts.archive + self.counts.unsubscribe
+    }
+
+    /// A stable id of what this plan removes: approving it lets exactly this removal go ahead.
+    pub fn removal_id(&self) -> String {
+        let mut hasher = Xxh3::new();
+        let mut removed: Vec<&str> = self.archives.iter().map(Email::as_str).collect();
+        removed.extend(
+            self.updates
+                .iter()
+                .filter(|u| u.status == Some(MemberStatus::Unsubscribed))
+                .map(|u| u.email.as_str()),
+        );
+        removed.sort_unstable();
+        for email in removed {
+            hasher.update(email.as_bytes());
+            hasher.update(b"\n");
+        }
+        format!("{:016x}", hasher.digest())
+    }
+
+    /// Refuses a plan that removes more than the limit allows, unless `approved` names this plan.
+    pub fn check_safety(
+        &self,
+        limit: &SafetyLimit,
+        approved: Option<&str>,
+    ) -> Result<(), SafetyStop> {
+        let removals = self.removals();
+        let audience = self.counts.target;
+        if removals <= limit.always_allowed {
+            return Ok(());
+        }
+        let share = if audience == 0 {
+            1.0
+        } else {
+            removals as f64 / audience as f64
+        };
+        if share <= limit.max_removal_share {
+            return Ok(());
+        }
+        let plan_id = self.removal_id();
+        if approved == Some(plan_id.as_str()) {
+            return Ok(());
+        }
+        Err(SafetyStop {
+            removals,
+            audience,
+            share: share * 100.0,
+            limit: limit.max_removal_share * 100.0,
+            plan_id,
+        })
+    }
+
+    /// Refuses a plan that would take the audience past `limit` contacts.
+    pub fn check_capacity(&self, limit: Option<u64>) -> Result<(), CapacityExceeded> {
+        let Some(limit) = limit else { return Ok(()) };
+        let unarchived = self.updates.iter().filter(|u| u.unarchive).count() as u64;
+        let would_hold = (self.counts.target + self.counts.create + unarchived)
+            .saturating_sub(self.counts.archive);
+        if would_hold > limit {
+            return Err(CapacityExceeded {
+                limit,
+                would_hold,
+                over: would_hold - limit,
+            });
+        }
+        Ok(())
+    }
+}
