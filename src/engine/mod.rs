@@ -1,0 +1,9 @@
+//! The sync runner: reads a source and a target through their connectors, plans with the pure core
+//! and applies the plan. The only place where a sync's I/O is sequenced.
+
+pub mod run;
+
+pub use run::{
+    AudienceJob, Phase, ProgressFn, RunError, RunOutcome, SegmentJob, SegmentOutcome, SourceSegment, run_audience_sync,
+    run_segment_sync,
+};

@@ -1,0 +1,3 @@
+//! audience-operator: keeps merchants' customers flowing from commerce systems into email platforms.
+
+pub mod engine;
