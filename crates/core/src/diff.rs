@@ -1,7 +1,505 @@
-//! The audience diff (being written).
+//! The audience diff: a compact index of the target and a streaming planner over the source.
+//!
+//! The target is indexed by 8-byte fingerprints (email, each mapped field, each tag) with the
+//! emails kept in one string arena, so a million-member audience costs tens of megabytes rather
+//! than a copy of every record. Source contacts stream through [`AudiencePlanner::observe`]; only
+//! the writes the plan needs are kept.
 
-/// Compact index of a target audience.
-pub struct TargetIndex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Streaming planner.
-pub struct AudiencePlanner;
+use chrono::{DateTime, Utc};
+use nohash_hasher::BuildNoHashHasher;
+
+use crate::contact::{Consent, SourceContact};
+use crate::email::Email;
+use crate::fingerprint;
+use crate::mapping::{FieldMapping, FieldValue};
+use crate::member::{MemberStatus, TargetMember};
+use crate::plan::{
+    ConsentPolicy, MemberWrite, Mode, Plan, PlanCounts, ResubscribePolicy, Skip, SkipReason,
+};
+use crate::prepare::newer_wins;
+
+type FpMap<V> = HashMap<u64, V, BuildNoHashHasher<u64>>;
+
+/// A fingerprint index of a target audience for one field mapping.
+pub struct TargetIndex {
+    fields: Vec<String>,
+    blank_fp: u64,
+    by_email: FpMap<u32>,
+    /// Emails whose fingerprint collided with another's (astronomically rare, but exact anyway).
+    collisions: HashMap<Box<str>, u32>,
+    email_arena: String,
+    email_ends: Vec<u32>,
+    status: Vec<MemberStatus>,
+    field_fps: Vec<u64>,
+    tag_ends: Vec<u32>,
+    tag_fps: Vec<u64>,
+}
+
+impl TargetIndex {
+    /// An empty index comparing the fields `mapping` writes.
+    pub fn new(mapping: &FieldMapping) -> TargetIndex {
+        TargetIndex {
+            fields: mapping
+                .target_fields()
+                .into_iter()
+                .map(|(f, _)| f.to_string())
+                .collect(),
+            blank_fp: fingerprint::of_field(&FieldValue::Text(String::new())),
+            by_email: FpMap::default(),
+            collisions: HashMap::new(),
+            email_arena: String::new(),
+            email_ends: Vec::new(),
+            status: Vec::new(),
+            field_fps: Vec::new(),
+            tag_ends: Vec::new(),
+            tag_fps: Vec::new(),
+        }
+    }
+
+    /// Builds an index from members in one go.
+    pub fn from_members<'m>(
+        mapping: &FieldMapping,
+        members: impl IntoIterator<Item = &'m TargetMember>,
+    ) -> Self {
+        let mut index = TargetIndex::new(mapping);
+        for member in members {
+            index.insert(member);
+        }
+        index
+    }
+
+    pub fn len(&self) -> usize {
+        self.status.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty()
+    }
+
+    /// Members that count towards the audience size (archived excluded).
+    pub fn active_len(&self) -> u64 {
+        self.status
+            .iter()
+            .filter(|s| s.counts_towards_size())
+            .count() as u64
+    }
+
+    /// Adds a member; a second member with the same email replaces the first's data.
+    pub fn insert(&mut self, member: &TargetMember) {
+        let fields = self.fields.iter().map(|f| {
+            member
+                .fields
+                .get(f)
+                .map_or(self.blank_fp, fingerprint::of_field)
+        });
+        let mut field_fps: Vec<u64> = fields.collect();
+        let mut tags: Vec<u64> = member.tags.iter().map(|t| fingerprint::of_tag(t)).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        if let Some(slot) = self.lookup(&member.email) {
+            let slot = slot as usize;
+            self.status[slot] = member.status;
+            let n = self.fields.len();
+            self.field_fps[slot * n..(slot + 1) * n].swap_with_slice(&mut field_fps);
+            // Tags of a replaced member: appended afresh (rare path; the old run is abandoned).
+            self.replace_tags(slot, &tags);
+            return;
+        }
+        let slot = self.status.len() as u32;
+        self.email_arena.push_str(member.email.as_str());
+        self.email_ends.push(self.email_arena.len() as u32);
+        self.status.push(member.status);
+        self.field_fps.extend(field_fps);
+        self.tag_fps.extend(tags);
+        self.tag_ends.push(self.tag_fps.len() as u32);
+        let fp = fingerprint::of_email(member.email.as_str());
+        if self.by_email.contains_key(&fp) {
+            self.collisions.insert(member.email.as_str().into(), slot);
+        } else {
+            self.by_email.insert(fp, slot);
+        }
+    }
+
+    fn replace_tags(&mut self, slot: usize, tags: &[u64]) {
+        // Keep the arena's invariant (ends are non-decreasing) by rebuilding it; replacing a member
+        // only happens when a target lists one email twice, which real targets never do.
+        let mut rebuilt = Vec::with_capacity(self.tag_fps.len());
+        let mut ends = Vec::with_capacity(self.tag_ends.len());
+        for i in 0..self.tag_ends.len() {
+            if i == slot {
+                rebuilt.extend_from_slice(tags);
+            } else {
+                rebuilt.extend_from_slice(self.tags_of(i));
+            }
+            ends.push(rebuilt.len() as u32);
+        }
+        self.tag_fps = rebuilt;
+        self.tag_ends = ends;
+    }
+
+    /// The slot of `email`, if the target has it.
+    pub fn lookup(&self, email: &Email) -> Option<u32> {
+        let fp = fingerprint::of_email(email.as_str());
+        let slot = *self.by_email.get(&fp)?;
+        if self.email_at(slot as usize) == email.as_str() {
+            Some(slot)
+        } else {
+            self.collisions.get(email.as_str()).copied()
+        }
+    }
+
+    fn email_at(&self, slot: usize) -> &str {
+        let start = if slot == 0 {
+            0
+        } else {
+            self.email_ends[slot - 1] as usize
+        };
+        &self.email_arena[start..self.email_ends[slot] as usize]
+    }
+
+    fn tags_of(&self, slot: usize) -> &[u64] {
+        let start = if slot == 0 {
+            0
+        } else {
+            self.tag_ends[slot - 1] as usize
+        };
+        &self.tag_fps[start..self.tag_ends[slot] as usize]
+    }
+
+    fn field_fp(&self, slot: usize, field: usize) -> u64 {
+        self.field_fps[slot * self.fields.len() + field]
+    }
+}
+
+/// What one source contact needs.
+enum Outcome {
+    Unchanged,
+    Create(MemberWrite),
+    Update(MemberWrite),
+    Skip(SkipReason),
+}
+
+#[derive(Clone, Copy)]
+enum Recorded {
+    Unchanged,
+    Create(u32),
+    Update(u32),
+    Skip(u32),
+}
+
+struct Seen {
+    updated_at: DateTime<Utc>,
+    source_id: Box<str>,
+    recorded: Recorded,
+}
+
+/// Options of an audience plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub mode: Mode,
+    pub mapping: FieldMapping,
+    pub consent: ConsentPolicy,
+    /// Only create missing members; leave existing ones untouched (a segment sync adding its
+    /// members to the audience must not fight the audience sync over their fields).
+    pub create_only: bool,
+}
+
+/// Streams source contacts against a [`TargetIndex`] and produces the [`Plan`].
+pub struct AudiencePlanner {
+    index: TargetIndex,
+    options: PlanOptions,
+    seen_in_target: Vec<Option<Seen>>,
+    seen_new: HashMap<Email, Seen>,
+    creates: Vec<Option<MemberWrite>>,
+    updates: Vec<Option<MemberWrite>>,
+    skipped: Vec<Option<Skip>>,
+    source_count: u64,
+}
+
+impl AudiencePlanner {
+    pub fn new(index: TargetIndex, options: PlanOptions) -> Self {
+        let seen_in_target = (0..index.len()).map(|_| None).collect();
+        AudiencePlanner {
+            index,
+            options,
+            seen_in_target,
+            seen_new: HashMap::new(),
+            creates: Vec::new(),
+            updates: Vec::new(),
+            skipped: Vec::new(),
+            source_count: 0,
+        }
+    }
+
+    /// Takes one source contact into account.
+    pub fn observe(&mut self, contact: &SourceContact) {
+        self.source_count += 1;
+        let email = match Email::parse(&contact.email) {
+            Ok(email) => email,
+            Err(invalid) => {
+                self.skipped.push(Some(Skip {
+                    email: contact.email.clone(),
+                    source_id: contact.source_id.clone(),
+                    reason: SkipReason::InvalidEmail {
+                        detail: invalid.reason.to_string(),
+                    },
+                }));
+                return;
+            }
+        };
+        let slot = self.index.lookup(&email);
+        // Two source customers with one email: the one edited last wins, whatever the read order.
+        let previous = match slot {
+            Some(slot) => self.seen_in_target[slot as usize].as_ref(),
+            None => self.seen_new.get(&email),
+        };
+        if let Some(previous) = previous {
+            let (winner_id, loser) = if newer_wins(
+                (&previous.updated_at, &previous.source_id),
+                (&contact.updated_at, &contact.source_id),
+            ) {
+                let loser_id = previous.source_id.to_string();
+                let recorded = previous.recorded;
+                self.retract(recorded);
+                (contact.source_id.clone(), loser_id)
+            } else {
+                let winner = previous.source_id.to_string();
+                self.skipped.push(Some(Skip {
+                    email: email.to_string(),
+                    source_id: contact.source_id.clone(),
+                    reason: SkipReason::DuplicateEmail {
+                        winner_source_id: winner,
+                    },
+                }));
+                return;
+            };
+            self.skipped.push(Some(Skip {
+                email: email.to_string(),
+                source_id: loser,
+                reason: SkipReason::DuplicateEmail {
+                    winner_source_id: winner_id,
+                },
+            }));
+        }
+        let outcome = self.evaluate(contact, &email, slot);
+        let recorded = match outcome {
+            Outcome::Unchanged => Recorded::Unchanged,
+            Outcome::Create(write) => {
+                self.creates.push(Some(write));
+                Recorded::Create(self.creates.len() as u32 - 1)
+            }
+            Outcome::Update(write) => {
+                self.updates.push(Some(write));
+                Recorded::Update(self.updates.len() as u32 - 1)
+            }
+            Outcome::Skip(reason) => {
+                self.skipped.push(Some(Skip {
+                    email: email.to_string(),
+                    source_id: contact.source_id.clone(),
+                    reason,
+                }));
+                Recorded::Skip(self.skipped.len() as u32 - 1)
+            }
+        };
+        let seen = Seen {
+            updated_at: contact.updated_at,
+            source_id: contact.source_id.as_str().into(),
+            recorded,
+        };
+        match slot {
+            Some(slot) => self.seen_in_target[slot as usize] = Some(seen),
+            None => {
+                self.seen_new.insert(email, seen);
+            }
+        }
+    }
+
+    fn retract(&mut self, recorded: Recorded) {
+        match recorded {
+            Recorded::Unchanged => {}
+            Recorded::Create(i) => self.creates[i as usize] = None,
+            Recorded::Update(i) => self.updates[i as usize] = None,
+            Recorded::Skip(i) => self.skipped[i as usize] = None,
+        }
+    }
+
+    fn evaluate(&self, contact: &SourceContact, email: &Email, slot: Option<u32>) -> Outcome {
+        let mapping = &self.options.mapping;
+        let fields = mapping.project(contact);
+        let tags: BTreeSet<String> = if mapping.tags {
+            contact
+                .tags
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let Some(slot) = slot else {
+            // A new member takes the source's consent; one who never opted in is transactional.
+            let status = match contact.consent {
+                Consent::Subscribed => MemberStatus::Subscribed,
+                Consent::Unsubscribed => MemberStatus::Unsubscribed,
+                Consent::NotSubscribed => MemberStatus::Transactional,
+                Consent::Pending => MemberStatus::Pending,
+                Consent::Cleaned => {
+                    return Outcome::Skip(SkipReason::Undeliverable);
+                }
+            };
+            return Outcome::Create(MemberWrite {
+                email: email.clone(),
+                source_id: contact.source_id.clone(),
+                status: Some(status),
+                fields: fields.into_iter().filter(|(_, v)| !v.is_blank()).collect(),
+                tags,
+                unarchive: false,
+            });
+        };
+        let slot = slot as usize;
+        let current = self.index.status[slot];
+        if self.options.create_only && current != MemberStatus::Archived {
+            return Outcome::Unchanged;
+        }
+        let (status, refusal) = next_status(current, contact.consent, &self.options.consent);
+        let unarchive = current == MemberStatus::Archived;
+        let changed_fields: BTreeMap<String, FieldValue> = fields
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (_, value))| fingerprint::of_field(value) != self.index.field_fp(slot, *i))
+            .map(|(_, (name, value))| (name, value))
+            .collect();
+        let present = self.index.tags_of(slot);
+        let new_tags: BTreeSet<String> = tags
+            .into_iter()
+            .filter(|t| present.binary_search(&fingerprint::of_tag(t)).is_err())
+            .collect();
+        if status.is_none() && changed_fields.is_empty() && new_tags.is_empty() {
+            return match refusal {
+                Some(reason) => Outcome::Skip(reason),
+                None => Outcome::Unchanged,
+            };
+        }
+        Outcome::Update(MemberWrite {
+            email: email.clone(),
+            source_id: contact.source_id.clone(),
+            status,
+            fields: changed_fields,
+            tags: new_tags,
+            unarchive,
+        })
+    }
+
+    /// Ends the stream and returns the plan (archives computed for mirror mode).
+    pub fn finish(self) -> Plan {
+        let mut plan = Plan {
+            creates: self.creates.into_iter().flatten().collect(),
+            updates: self.updates.into_iter().flatten().collect(),
+            archives: Vec::new(),
+            skipped: self.skipped.into_iter().flatten().collect(),
+            counts: PlanCounts::default(),
+        };
+        let mut unchanged = 0u64;
+        for seen in self.seen_in_target.iter().flatten() {
+            if matches!(seen.recorded, Recorded::Unchanged) {
+                unchanged += 1;
+            }
+        }
+        unchanged += self
+            .seen_new
+            .values()
+            .filter(|s| matches!(s.recorded, Recorded::Unchanged))
+            .count() as u64;
+        if self.options.mode == Mode::Mirror {
+            for (slot, seen) in self.seen_in_target.iter().enumerate() {
+                if seen.is_none() && self.index.status[slot] != MemberStatus::Archived {
+                    let email =
+                        Email::parse(self.index.email_at(slot)).expect("indexed emails are valid");
+                    plan.archives.push(email);
+                }
+            }
+            plan.archives.sort();
+        }
+        plan.creates.sort_by(|a, b| a.email.cmp(&b.email));
+        plan.updates.sort_by(|a, b| a.email.cmp(&b.email));
+        let rejected = plan
+            .skipped
+            .iter()
+            .filter(|s| matches!(s.reason, SkipReason::InvalidEmail { .. }))
+            .count();
+        plan.counts = PlanCounts {
+            source: self.source_count,
+            target: self.index.active_len(),
+            create: plan.creates.len() as u64,
+            update: plan.updates.len() as u64,
+            archive: plan.archives.len() as u64,
+            unsubscribe: plan
+                .updates
+                .iter()
+                .filter(|u| u.status == Some(MemberStatus::Unsubscribed))
+                .count() as u64,
+            unchanged,
+            skipped: (plan.skipped.len() - rejected) as u64,
+            rejected: rejected as u64,
+        };
+        plan
+    }
+}
+
+/// The status to set on an existing member (if it changes), and the refusal to report when the
+/// source asks for something consent rules forbid.
+fn next_status(
+    current: MemberStatus,
+    source: Consent,
+    policy: &ConsentPolicy,
+) -> (Option<MemberStatus>, Option<SkipReason>) {
+    use MemberStatus as M;
+    let refused = Some(SkipReason::ResubscribeRefused {
+        target_status: current,
+    });
+    match (current, source) {
+        // An archived member comes back, with the source's consent.
+        (M::Archived, Consent::Subscribed) => (Some(M::Subscribed), None),
+        (M::Archived, Consent::Unsubscribed) => (Some(M::Unsubscribed), None),
+        (M::Archived, Consent::Pending) => (Some(M::Pending), None),
+        (M::Archived, Consent::NotSubscribed | Consent::Cleaned) => (Some(M::Transactional), None),
+        // Bounced addresses are never mailed again, whatever the source says.
+        (M::Cleaned, Consent::Subscribed | Consent::Pending) => (None, refused),
+        (M::Cleaned, _) => (None, None),
+        // An unsubscribe is final for a sync: resubscribing takes the person's own confirmation.
+        (M::Unsubscribed, Consent::Subscribed | Consent::Pending) => match policy.resubscribe {
+            ResubscribePolicy::Skip => (None, refused),
+            ResubscribePolicy::Pending => (Some(M::Pending), None),
+        },
+        (M::Unsubscribed, _) => (None, None),
+        // Opt-outs are honoured.
+        (M::Subscribed | M::Pending, Consent::Unsubscribed) if policy.propagate_unsubscribes => {
+            (Some(M::Unsubscribed), None)
+        }
+        (M::Transactional, Consent::Unsubscribed) if policy.propagate_unsubscribes => {
+            (Some(M::Unsubscribed), None)
+        }
+        // Opt-ins reach contacts who had not opted in.
+        (M::Transactional, Consent::Subscribed) => (Some(M::Subscribed), None),
+        (M::Transactional, Consent::Pending) => (Some(M::Pending), None),
+        // A pending member waits for their own confirmation; a subscribed one stays subscribed
+        // even when the source merely never recorded an opt-in.
+        _ => (None, None),
+    }
+}
+
+/// Plans an audience sync over whole collections (convenience over [`AudiencePlanner`]).
+pub fn plan_audience<'s, 't>(
+    source: impl IntoIterator<Item = &'s SourceContact>,
+    target: impl IntoIterator<Item = &'t TargetMember>,
+    options: PlanOptions,
+) -> Plan {
+    let index = TargetIndex::from_members(&options.mapping, target);
+    let mut planner = AudiencePlanner::new(index, options);
+    for contact in source {
+        planner.observe(contact);
+    }
+    planner.finish()
+}

@@ -30,7 +30,7 @@ pub use connector::{
     SegmentInfo, Source, SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
-pub use diff::{AudiencePlanner, TargetIndex};
+pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};
 pub use email::{Email, InvalidEmail};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};

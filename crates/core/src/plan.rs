@@ -75,6 +75,8 @@ pub enum SkipReason {
     DuplicateEmail { winner_source_id: String },
     /// The member unsubscribed (or bounced) in the target and the source says subscribed.
     ResubscribeRefused { target_status: MemberStatus },
+    /// The source marks the address undeliverable (bounced, invalid or redacted): not created.
+    Undeliverable,
 }
 
 impl SkipReason {
@@ -84,6 +86,7 @@ impl SkipReason {
             SkipReason::InvalidEmail { .. } => "InvalidEmail",
             SkipReason::DuplicateEmail { .. } => "DuplicateEmail",
             SkipReason::ResubscribeRefused { .. } => "ResubscribeRefused",
+            SkipReason::Undeliverable => "Undeliverable",
         }
     }
 
@@ -97,6 +100,7 @@ impl SkipReason {
                 "member is {} in the target; a sync never resubscribes them",
                 target_status.as_str()
             ),
+            SkipReason::Undeliverable => "the source marks the address undeliverable".to_string(),
         }
     }
 }
@@ -261,4 +265,40 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// What a target that accepts every write would hold after `plan` (the reference semantics the
+/// connectors implement; used by tests and to preview a dry run). Members are returned sorted by email.
+pub fn apply_to_members(
+    members: &[crate::member::TargetMember],
+    plan: &Plan,
+) -> Vec<crate::member::TargetMember> {
+    use crate::member::TargetMember;
+    let mut by_email: BTreeMap<Email, TargetMember> = members
+        .iter()
+        .map(|m| (m.email.clone(), m.clone()))
+        .collect();
+    for write in plan.creates.iter().chain(&plan.updates) {
+        let member = by_email
+            .entry(write.email.clone())
+            .or_insert_with(|| TargetMember {
+                email: write.email.clone(),
+                status: MemberStatus::Transactional,
+                fields: BTreeMap::new(),
+                tags: BTreeSet::new(),
+            });
+        if let Some(status) = write.status {
+            member.status = status;
+        }
+        for (field, value) in &write.fields {
+            member.fields.insert(field.clone(), value.clone());
+        }
+        member.tags.extend(write.tags.iter().cloned());
+    }
+    for email in &plan.archives {
+        if let Some(member) = by_email.get_mut(email) {
+            member.status = MemberStatus::Archived;
+        }
+    }
+    by_email.into_values().collect()
 }

@@ -1,0 +1,277 @@
+//! Named scenarios from the vendors' help articles and the law, each a plan decision.
+
+use std::collections::BTreeMap;
+
+use audience_core::diff::{PlanOptions, plan_audience};
+use audience_core::{
+    Consent, ConsentPolicy, Email, FieldValue, MemberStatus, Mode, Plan, ResubscribePolicy,
+    SafetyLimit, SegmentMode, SkipReason, SourceContact, TargetMember, plan_segment,
+};
+use chrono::{TimeZone, Utc};
+
+fn contact(id: &str, email: &str, first: &str, consent: Consent, minute: u32) -> SourceContact {
+    SourceContact {
+        source_id: id.into(),
+        email: email.into(),
+        first_name: first.into(),
+        last_name: "Berg".into(),
+        consent,
+        updated_at: Utc.with_ymd_and_hms(2026, 3, 1, 10, minute, 0).unwrap(),
+        ..Default::default()
+    }
+}
+
+fn member(email: &str, first: &str, status: MemberStatus) -> TargetMember {
+    let mut fields = BTreeMap::new();
+    fields.insert("FNAME".into(), FieldValue::Text(first.into()));
+    fields.insert("LNAME".into(), FieldValue::Text("Berg".into()));
+    TargetMember {
+        email: Email::parse(email).unwrap(),
+        status,
+        fields,
+        tags: Default::default(),
+    }
+}
+
+fn plan(
+    source: &[SourceContact],
+    target: &[TargetMember],
+    mode: Mode,
+    consent: ConsentPolicy,
+) -> Plan {
+    plan_audience(
+        source,
+        target,
+        PlanOptions {
+            mode,
+            consent,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_customer_who_never_opted_in_is_created_transactional_not_subscribed() {
+    let p = plan(
+        &[contact(
+            "1",
+            "ana@shop.com",
+            "Ana",
+            Consent::NotSubscribed,
+            0,
+        )],
+        &[],
+        Mode::Upsert,
+        Default::default(),
+    );
+    assert_eq!(p.creates.len(), 1);
+    assert_eq!(p.creates[0].status, Some(MemberStatus::Transactional));
+}
+
+#[test]
+fn two_customers_with_one_email_the_last_edited_wins_and_the_other_is_reported() {
+    let source = [
+        contact("new", "Ana@Shop.com", "Anna", Consent::Subscribed, 30),
+        contact("old", "ana@shop.com ", "Ana", Consent::Subscribed, 10),
+    ];
+    let p = plan(&source, &[], Mode::Upsert, Default::default());
+    assert_eq!(p.creates.len(), 1);
+    assert_eq!(p.creates[0].source_id, "new");
+    assert_eq!(
+        p.creates[0].fields["FNAME"],
+        FieldValue::Text("Anna".into())
+    );
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].source_id, "old");
+    assert_eq!(
+        p.skipped[0].reason,
+        SkipReason::DuplicateEmail {
+            winner_source_id: "new".into()
+        }
+    );
+}
+
+#[test]
+fn an_invalid_email_is_rejected_and_never_sent() {
+    let p = plan(
+        &[contact("1", "not-an-email", "Ana", Consent::Subscribed, 0)],
+        &[],
+        Mode::Upsert,
+        Default::default(),
+    );
+    assert!(p.creates.is_empty());
+    assert_eq!(p.counts.rejected, 1);
+    assert!(matches!(
+        p.skipped[0].reason,
+        SkipReason::InvalidEmail { .. }
+    ));
+}
+
+#[test]
+fn an_unsubscribed_member_is_not_resubscribed_unless_the_policy_asks_for_confirmation() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Unsubscribed)];
+    let skip = plan(&source, &target, Mode::Upsert, Default::default());
+    assert!(skip.is_empty());
+    assert_eq!(
+        skip.skipped[0].reason,
+        SkipReason::ResubscribeRefused {
+            target_status: MemberStatus::Unsubscribed
+        }
+    );
+
+    let pending = plan(
+        &source,
+        &target,
+        Mode::Upsert,
+        ConsentPolicy {
+            resubscribe: ResubscribePolicy::Pending,
+            propagate_unsubscribes: true,
+        },
+    );
+    assert_eq!(pending.updates[0].status, Some(MemberStatus::Pending));
+}
+
+#[test]
+fn a_cleaned_member_keeps_its_status_but_still_gets_the_sources_name() {
+    let source = [contact("1", "ana@shop.com", "Anna", Consent::Subscribed, 0)];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Cleaned)];
+    let p = plan(
+        &source,
+        &target,
+        Mode::Upsert,
+        ConsentPolicy {
+            resubscribe: ResubscribePolicy::Pending,
+            propagate_unsubscribes: true,
+        },
+    );
+    assert_eq!(p.updates.len(), 1);
+    assert_eq!(p.updates[0].status, None);
+    assert_eq!(p.updates[0].fields.keys().collect::<Vec<_>>(), ["FNAME"]);
+}
+
+#[test]
+fn an_unsubscribe_in_the_source_unsubscribes_a_subscribed_member() {
+    let source = [contact(
+        "1",
+        "ana@shop.com",
+        "Ana",
+        Consent::Unsubscribed,
+        0,
+    )];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Subscribed)];
+    let p = plan(&source, &target, Mode::Upsert, Default::default());
+    assert_eq!(p.updates[0].status, Some(MemberStatus::Unsubscribed));
+    assert_eq!(p.counts.unsubscribe, 1);
+}
+
+#[test]
+fn a_subscribed_member_stays_subscribed_when_the_source_never_recorded_an_opt_in() {
+    let source = [contact(
+        "1",
+        "ana@shop.com",
+        "Ana",
+        Consent::NotSubscribed,
+        0,
+    )];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Subscribed)];
+    assert!(plan(&source, &target, Mode::Upsert, Default::default()).is_empty());
+}
+
+#[test]
+fn nothing_changed_means_an_empty_plan() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Subscribed)];
+    let p = plan(&source, &target, Mode::Mirror, Default::default());
+    assert!(p.is_empty());
+    assert_eq!(p.counts.unchanged, 1);
+}
+
+#[test]
+fn mirror_archives_members_the_source_no_longer_has_and_upsert_does_not() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [
+        member("ana@shop.com", "Ana", MemberStatus::Subscribed),
+        member("gone@shop.com", "Bo", MemberStatus::Subscribed),
+        member("old@shop.com", "Cy", MemberStatus::Archived),
+    ];
+    let mirror = plan(&source, &target, Mode::Mirror, Default::default());
+    assert_eq!(
+        mirror.archives,
+        vec![Email::parse("gone@shop.com").unwrap()]
+    );
+    assert!(
+        plan(&source, &target, Mode::Upsert, Default::default())
+            .archives
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_archived_member_comes_back_only_when_the_source_has_them() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [
+        member("ana@shop.com", "Ana", MemberStatus::Archived),
+        member("old@shop.com", "Cy", MemberStatus::Archived),
+    ];
+    let p = plan(&source, &target, Mode::Mirror, Default::default());
+    assert_eq!(p.updates.len(), 1);
+    assert!(p.updates[0].unarchive);
+    assert_eq!(p.updates[0].email.as_str(), "ana@shop.com");
+}
+
+#[test]
+fn the_safety_limit_stops_a_large_removal_until_that_plan_is_approved() {
+    let target: Vec<TargetMember> = (0..100)
+        .map(|i| member(&format!("m{i}@shop.com"), "X", MemberStatus::Subscribed))
+        .collect();
+    let p = plan(&[], &target, Mode::Mirror, Default::default());
+    assert_eq!(p.counts.archive, 100);
+    let limit = SafetyLimit {
+        max_removal_share: 0.1,
+        always_allowed: 10,
+    };
+    let stop = p.check_safety(&limit, None).unwrap_err();
+    assert_eq!((stop.removals, stop.audience), (100, 100));
+    assert!(p.check_safety(&limit, Some("someother")).is_err());
+    assert!(p.check_safety(&limit, Some(&stop.plan_id)).is_ok());
+}
+
+#[test]
+fn the_contact_limit_stops_a_plan_that_would_overflow_it() {
+    let source: Vec<SourceContact> = (0..5)
+        .map(|i| {
+            contact(
+                &i.to_string(),
+                &format!("n{i}@shop.com"),
+                "N",
+                Consent::Subscribed,
+                0,
+            )
+        })
+        .collect();
+    let target = [member("a@shop.com", "A", MemberStatus::Subscribed)];
+    let p = plan(&source, &target, Mode::Upsert, Default::default());
+    let err = p.check_capacity(Some(4)).unwrap_err();
+    assert_eq!((err.would_hold, err.over), (6, 2));
+    assert!(p.check_capacity(Some(6)).is_ok());
+}
+
+#[test]
+fn segment_modes_keep_their_promises() {
+    let e = |s: &str| Email::parse(s).unwrap();
+    let source = [e("a@x.com"), e("b@x.com")];
+    let target = [e("b@x.com"), e("c@x.com")];
+    let exact = plan_segment(SegmentMode::Exact, &source, &target);
+    assert_eq!(
+        (exact.add, exact.remove),
+        (vec![e("a@x.com")], vec![e("c@x.com")])
+    );
+    let union = plan_segment(SegmentMode::Union, &source, &target);
+    assert_eq!((union.add, union.remove), (vec![e("a@x.com")], vec![]));
+    let subtract = plan_segment(SegmentMode::Subtract, &source, &target);
+    assert_eq!(
+        (subtract.add, subtract.remove),
+        (vec![], vec![e("b@x.com")])
+    );
+}
