@@ -115,10 +115,13 @@ impl TargetIndex {
         self.tag_fps.extend(tags);
         self.tag_ends.push(self.tag_fps.len() as u32);
         let fp = fingerprint::of_email(member.email.as_str());
-        if self.by_email.contains_key(&fp) {
-            self.collisions.insert(member.email.as_str().into(), slot);
-        } else {
-            self.by_email.insert(fp, slot);
+        match self.by_email.entry(fp) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.insert(member.email.as_str().into(), slot);
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(slot);
+            }
         }
     }
 
