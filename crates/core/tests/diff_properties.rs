@@ -251,10 +251,10 @@ proptest! {
             }
         }
         for write in plan.creates.iter().chain(&plan.updates) {
-            if let Some(old) = target.iter().find(|m| m.email == write.email) {
-                if matches!(old.status, MemberStatus::Unsubscribed | MemberStatus::Cleaned) {
-                    prop_assert_ne!(write.status, Some(MemberStatus::Subscribed));
-                }
+            if let Some(old) = target.iter().find(|m| m.email == write.email)
+                && matches!(old.status, MemberStatus::Unsubscribed | MemberStatus::Cleaned)
+            {
+                prop_assert_ne!(write.status, Some(MemberStatus::Subscribed));
             }
         }
     }
