@@ -1,0 +1,424 @@
+//! Spec parts shared by `AudienceSync` and `SegmentSync`: the source union, credentials, the
+//! schedule, the safety limit, the field mapping and the consent policy.
+
+use std::collections::BTreeMap;
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where an API key or token lives: a key of a Secret in the sync's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of a Secret in the same namespace as the sync.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret. Defaults to the vendor's usual key: Shopify `accessToken`,
+    /// Lightspeed X-Series and R-Series `token`, RetailCRM `apiKey`, Mailchimp `apiKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: Option<String>,
+}
+
+impl SecretKeyRef {
+    /// The key to read, falling back to the vendor default.
+    pub fn key_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.key.as_deref().unwrap_or(default)
+    }
+}
+
+fn default_shopify_api_version() -> String {
+    "2025-01".into()
+}
+
+/// A Shopify store, read through the Admin GraphQL API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShopifySource {
+    /// The shop's `*.myshopify.com` domain, e.g. `my-shop.myshopify.com`.
+    #[schemars(
+        length(max = 255),
+        regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
+    )]
+    pub shop_domain: String,
+    /// Admin API version (`YYYY-MM`).
+    #[serde(default = "default_shopify_api_version")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}$"))]
+    pub api_version: String,
+    /// Base URL override (a proxy or a simulator). Defaults to `https://{shopDomain}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Secret holding the Admin API access token (key `accessToken` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+}
+
+/// A Lightspeed Retail X-Series (formerly Vend) account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LightspeedXSeriesSource {
+    /// The account's domain prefix: `{domainPrefix}.retail.lightspeed.app`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
+    )]
+    pub domain_prefix: String,
+    /// Base URL override (a proxy or a simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Secret holding the personal or OAuth access token (key `token` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+}
+
+/// A Lightspeed Retail R-Series account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LightspeedRSeriesSource {
+    /// The numeric account id.
+    #[schemars(length(min = 1, max = 20), regex(pattern = r"^[0-9]+$"))]
+    pub account_id: String,
+    /// Base URL override (a proxy or a simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Secret holding the OAuth access token (key `token` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+}
+
+/// A RetailCRM (Simla.com) account: give `account` or `url`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.account) != has(self.url)").message("give exactly one of account or url"))]
+pub struct RetailcrmSource {
+    /// The account subdomain: `{account}.retailcrm.ru`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9-]*$")
+    )]
+    pub account: Option<String>,
+    /// The full URL of the CRM (custom domains), e.g. `https://crm.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub url: Option<String>,
+    /// Restrict to one site (store) code of a multi-site account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub site: Option<String>,
+    /// Base URL override (a proxy or a simulator); wins over `account` and `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Secret holding the API key (key `apiKey` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+}
+
+/// Where customers come from: exactly one source kind.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "[has(self.shopify), has(self.lightspeedXSeries), has(self.lightspeedRSeries), has(self.retailcrm)].exists_one(x, x)"
+).message("give exactly one source: shopify, lightspeedXSeries, lightspeedRSeries or retailcrm"))]
+pub struct SourceSpec {
+    /// A Shopify store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shopify: Option<ShopifySource>,
+    /// A Lightspeed X-Series account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lightspeed_x_series: Option<LightspeedXSeriesSource>,
+    /// A Lightspeed R-Series account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lightspeed_r_series: Option<LightspeedRSeriesSource>,
+    /// A RetailCRM account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retailcrm: Option<RetailcrmSource>,
+}
+
+/// The source kind, as named in specs, metrics and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Shopify,
+    LightspeedXSeries,
+    LightspeedRSeries,
+    Retailcrm,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Shopify => "shopify",
+            SourceKind::LightspeedXSeries => "lightspeedXSeries",
+            SourceKind::LightspeedRSeries => "lightspeedRSeries",
+            SourceKind::Retailcrm => "retailcrm",
+        }
+    }
+
+    /// The Secret key read when `credentialsSecretRef.key` is not given.
+    pub fn default_secret_key(self) -> &'static str {
+        match self {
+            SourceKind::Shopify => "accessToken",
+            SourceKind::LightspeedXSeries | SourceKind::LightspeedRSeries => "token",
+            SourceKind::Retailcrm => "apiKey",
+        }
+    }
+}
+
+impl SourceSpec {
+    /// The one source kind given (the API server enforces exactly one; the first wins otherwise).
+    pub fn kind(&self) -> Option<SourceKind> {
+        if self.shopify.is_some() {
+            Some(SourceKind::Shopify)
+        } else if self.lightspeed_x_series.is_some() {
+            Some(SourceKind::LightspeedXSeries)
+        } else if self.lightspeed_r_series.is_some() {
+            Some(SourceKind::LightspeedRSeries)
+        } else if self.retailcrm.is_some() {
+            Some(SourceKind::Retailcrm)
+        } else {
+            None
+        }
+    }
+
+    /// How many source kinds are given (1 in a valid spec).
+    pub fn kinds_given(&self) -> usize {
+        [
+            self.shopify.is_some(),
+            self.lightspeed_x_series.is_some(),
+            self.lightspeed_r_series.is_some(),
+            self.retailcrm.is_some(),
+        ]
+        .into_iter()
+        .filter(|b| *b)
+        .count()
+    }
+
+    /// The Secret reference of the source.
+    pub fn credentials(&self) -> Option<&SecretKeyRef> {
+        if let Some(s) = &self.shopify {
+            Some(&s.credentials_secret_ref)
+        } else if let Some(s) = &self.lightspeed_x_series {
+            Some(&s.credentials_secret_ref)
+        } else if let Some(s) = &self.lightspeed_r_series {
+            Some(&s.credentials_secret_ref)
+        } else {
+            self.retailcrm.as_ref().map(|s| &s.credentials_secret_ref)
+        }
+    }
+}
+
+fn default_interval() -> Option<String> {
+    Some("1h".into())
+}
+
+fn default_schedule() -> Schedule {
+    Schedule {
+        interval: default_interval(),
+        cron: None,
+        time_zone: None,
+    }
+}
+
+/// When the sync runs: every `interval`, or on a `cron` schedule in `timeZone`. Either way a run
+/// also starts when the spec changes and when the `sync.audience-operator.io/sync-now` annotation
+/// gets a new value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.interval) != has(self.cron)").message("give exactly one of interval or cron"))]
+#[x_kube(validation = Rule::new("!has(self.timeZone) || has(self.cron)").message("timeZone applies to cron schedules only"))]
+pub struct Schedule {
+    /// Time between the end of one run and the start of the next, e.g. `15m`, `1h30m` (units s, m,
+    /// h; at least 1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]+(s|m|h))+$') || duration(self) >= duration('60s')").message("interval must be at least 1m"))]
+    pub interval: Option<String>,
+    /// A five-field cron expression (minute hour day-of-month month day-of-week), e.g.
+    /// `0 * * * *` for hourly, or a nickname such as `@daily`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^(@[a-z]+|\S+(\s+\S+){4})$")
+    )]
+    pub cron: Option<String>,
+    /// IANA time zone the cron expression is read in, e.g. `Europe/Amsterdam`. Defaults to `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")
+    )]
+    pub time_zone: Option<String>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        default_schedule()
+    }
+}
+
+pub(crate) fn schedule_default() -> Schedule {
+    default_schedule()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_removal_percent() -> u32 {
+    10
+}
+
+fn default_always_allowed() -> u64 {
+    10
+}
+
+/// The safety stop: a run that would archive or unsubscribe more than this stops, reports the plan
+/// in `status.pendingApproval` and waits until the annotation
+/// `sync.audience-operator.io/approve-plan: <planId>` approves exactly that plan.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Safety {
+    /// Check plans against the limit.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The most of the audience (in percent) one run may remove without approval.
+    #[serde(default = "default_max_removal_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_removal_percent: u32,
+    /// Removals up to this many are always allowed, whatever the percentage (small audiences
+    /// would trip any share).
+    #[serde(default = "default_always_allowed")]
+    #[schemars(range(min = 0))]
+    pub always_allowed: u64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            enabled: true,
+            max_removal_percent: default_max_removal_percent(),
+            always_allowed: default_always_allowed(),
+        }
+    }
+}
+
+impl Safety {
+    pub fn to_limit(&self) -> Option<audience_core::SafetyLimit> {
+        self.enabled.then(|| audience_core::SafetyLimit {
+            max_removal_share: f64::from(self.max_removal_percent.min(100)) / 100.0,
+            always_allowed: self.always_allowed,
+        })
+    }
+}
+
+fn default_fname() -> Option<String> {
+    Some("FNAME".into())
+}
+
+fn default_lname() -> Option<String> {
+    Some("LNAME".into())
+}
+
+/// Which customer attributes are written, and into which Mailchimp merge fields (merge tags: up to
+/// 10 upper-case letters, digits and `_`). Merge fields missing in the audience are created. Fields
+/// not named here are never touched. An empty string turns a default mapping off.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMappingSpec {
+    /// Merge tag for the first name.
+    #[serde(default = "default_fname")]
+    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    pub first_name: Option<String>,
+    /// Merge tag for the last name.
+    #[serde(default = "default_lname")]
+    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    pub last_name: Option<String>,
+    /// Merge tag for the phone number (off unless given; Mailchimp's default is `PHONE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    pub phone: Option<String>,
+    /// Merge tag for the postal address (off unless given; Mailchimp's default is `ADDRESS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    pub address: Option<String>,
+    /// Source custom attribute → merge tag, e.g. `{company: COMPANY}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 30))]
+    pub custom_fields: BTreeMap<String, String>,
+    /// Copy the source's customer tags onto the member (added, never removed).
+    #[serde(default)]
+    pub tags: bool,
+}
+
+impl Default for FieldMappingSpec {
+    fn default() -> Self {
+        FieldMappingSpec {
+            first_name: default_fname(),
+            last_name: default_lname(),
+            phone: None,
+            address: None,
+            custom_fields: BTreeMap::new(),
+            tags: false,
+        }
+    }
+}
+
+impl FieldMappingSpec {
+    /// The core mapping; empty strings turn a field off.
+    pub fn to_mapping(&self) -> audience_core::FieldMapping {
+        let field = |f: &Option<String>| f.as_ref().filter(|f| !f.trim().is_empty()).cloned();
+        audience_core::FieldMapping {
+            first_name: field(&self.first_name),
+            last_name: field(&self.last_name),
+            phone: field(&self.phone),
+            address: field(&self.address),
+            custom: self.custom_fields.clone(),
+            tags: self.tags,
+        }
+    }
+}
+
+/// What to do when the source says "subscribed" for someone Mailchimp has as unsubscribed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Resubscribe {
+    /// Leave them unsubscribed and report the skip.
+    #[default]
+    Skip,
+    /// Set them `pending`, so Mailchimp asks the person to confirm (double opt-in).
+    Pending,
+}
+
+/// Consent rules.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentPolicySpec {
+    /// Unsubscribed members whom the source lists as subscribed again: `skip` (default) or `pending`.
+    #[serde(default)]
+    pub resubscribe: Resubscribe,
+    /// An unsubscribe in the source unsubscribes the member in Mailchimp.
+    #[serde(default = "default_true")]
+    pub propagate_unsubscribes: bool,
+}
+
+impl Default for ConsentPolicySpec {
+    fn default() -> Self {
+        ConsentPolicySpec {
+            resubscribe: Resubscribe::Skip,
+            propagate_unsubscribes: true,
+        }
+    }
+}
+
+impl ConsentPolicySpec {
+    pub fn to_policy(&self) -> audience_core::ConsentPolicy {
+        audience_core::ConsentPolicy {
+            resubscribe: match self.resubscribe {
+                Resubscribe::Skip => audience_core::ResubscribePolicy::Skip,
+                Resubscribe::Pending => audience_core::ResubscribePolicy::Pending,
+            },
+            propagate_unsubscribes: self.propagate_unsubscribes,
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! `SegmentSync`: shapes a Mailchimp static segment (tag) from a source segment.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    ConsentPolicySpec, FieldMappingSpec, Safety, Schedule, SecretKeyRef, SourceSpec,
+    schedule_default,
+};
+use super::status::SyncStatus;
+
+/// The source segment whose members are taken: exactly one of the fields.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "[has(self.retailcrmSegment), has(self.shopifySegment), has(self.allCustomers) && self.allCustomers].exists_one(x, x)"
+).message("give exactly one of retailcrmSegment, shopifySegment or allCustomers: true"))]
+pub struct SourceSegmentSpec {
+    /// A RetailCRM segment, by its code (the source must be `retailcrm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub retailcrm_segment: Option<String>,
+    /// A Shopify customer segment, by id (numeric or `gid://shopify/Segment/...`; the source must
+    /// be `shopify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub shopify_segment: Option<String>,
+    /// Every customer of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_customers: Option<bool>,
+}
+
+impl SourceSegmentSpec {
+    pub fn to_core(&self) -> Option<crate::engine::SourceSegment> {
+        if let Some(code) = &self.retailcrm_segment {
+            Some(crate::engine::SourceSegment::Segment(code.clone()))
+        } else if let Some(id) = &self.shopify_segment {
+            Some(crate::engine::SourceSegment::Segment(id.clone()))
+        } else if self.all_customers == Some(true) {
+            Some(crate::engine::SourceSegment::AllCustomers)
+        } else {
+            None
+        }
+    }
+}
+
+/// A Mailchimp static segment (shown as a tag) inside an audience.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MailchimpSegmentTarget {
+    /// The audience (list) id.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9]+$"))]
+    pub audience_id: String,
+    /// Secret holding the API key (key `apiKey` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+    /// Base URL override (a proxy or a simulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Name of the static segment (tag); created when missing.
+    #[schemars(length(min = 1, max = 100))]
+    pub segment: String,
+    /// The plan's contact limit: segment members missing from the audience are added to it first,
+    /// and a run that would pass the limit stops with `CapacityExceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub contact_limit: Option<u64>,
+}
+
+/// Where the segment lives: exactly one target kind (only `mailchimp` today; `klaviyo` is planned).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.mailchimp)").message("give a target: mailchimp (klaviyo is planned)"))]
+pub struct SegmentTarget {
+    /// A Mailchimp static segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailchimp: Option<MailchimpSegmentTarget>,
+}
+
+/// How the target segment is shaped from the source segment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum SegmentSyncMode {
+    /// The target segment becomes exactly the source segment.
+    #[default]
+    Exact,
+    /// Add the source segment's members; leave the others.
+    Union,
+    /// Remove the source segment's members from the target segment.
+    Subtract,
+}
+
+impl SegmentSyncMode {
+    pub fn to_core(self) -> audience_core::SegmentMode {
+        match self {
+            SegmentSyncMode::Exact => audience_core::SegmentMode::Exact,
+            SegmentSyncMode::Union => audience_core::SegmentMode::Union,
+            SegmentSyncMode::Subtract => audience_core::SegmentMode::Subtract,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentSyncMode::Exact => "exact",
+            SegmentSyncMode::Union => "union",
+            SegmentSyncMode::Subtract => "subtract",
+        }
+    }
+}
+
+/// Keeps a Mailchimp static segment (tag) in step with a source segment (a RetailCRM segment, a
+/// Shopify customer segment or every customer). Members missing from the audience are added first.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sync.audience-operator.io",
+    version = "v1alpha1",
+    kind = "SegmentSync",
+    plural = "segmentsyncs",
+    singular = "segmentsync",
+    namespaced,
+    status = "SyncStatus",
+    shortname = "ss",
+    shortname = "segsync",
+    category = "audience",
+    doc = "Keeps a Mailchimp static segment in step with a segment of a commerce system.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
+    printcolumn(
+        name = "Created",
+        type_ = "integer",
+        json_path = ".status.lastRun.counts.created"
+    ),
+    printcolumn(
+        name = "Added",
+        type_ = "integer",
+        json_path = ".status.lastRun.counts.segmentAdded"
+    ),
+    printcolumn(
+        name = "Removed",
+        type_ = "integer",
+        json_path = ".status.lastRun.counts.segmentRemoved"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.sourceSegment.retailcrmSegment) || has(self.source.retailcrm)").message("retailcrmSegment needs a retailcrm source"))]
+#[x_kube(validation = Rule::new("!has(self.sourceSegment.shopifySegment) || has(self.source.shopify)").message("shopifySegment needs a shopify source"))]
+pub struct SegmentSyncSpec {
+    /// Where customers come from (exactly one kind).
+    pub source: SourceSpec,
+    /// Which of the source's customers form the segment.
+    pub source_segment: SourceSegmentSpec,
+    /// The segment to keep in step.
+    pub target: SegmentTarget,
+    /// `exact` (default): the target segment becomes the source segment; `union`: only add;
+    /// `subtract`: remove the source segment's members from the target segment.
+    #[serde(default)]
+    pub mode: SegmentSyncMode,
+    /// Merge fields written when a segment member is added to the audience.
+    #[serde(default)]
+    pub field_mapping: FieldMappingSpec,
+    /// Consent rules for members added to the audience.
+    #[serde(default)]
+    pub consent_policy: ConsentPolicySpec,
+    /// When to run. Defaults to every hour.
+    #[serde(default = "schedule_default")]
+    pub schedule: Schedule,
+    /// Stop scheduling runs (a run under way finishes).
+    #[serde(default)]
+    pub suspend: bool,
+    /// Plan only: write nothing and report the plan in `status.plan`.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The safety stop for removals from the segment.
+    #[serde(default)]
+    pub safety: Safety,
+}

@@ -1,0 +1,217 @@
+//! The status both kinds share.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Records kept in `status.rejectedSample` and `status.plan.sample`.
+pub const SAMPLE_LIMIT: usize = 20;
+/// Runs kept in `status.history`.
+pub const HISTORY_LIMIT: usize = 5;
+
+/// The numbers of a run (or of a dry-run plan: what it would do).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCounts {
+    /// Source customers read.
+    #[serde(default)]
+    pub source: u64,
+    /// Audience members before the run (archived ones excluded).
+    #[serde(default)]
+    pub target: u64,
+    /// Members created.
+    #[serde(default)]
+    pub created: u64,
+    /// Members updated (unsubscribes included).
+    #[serde(default)]
+    pub updated: u64,
+    /// Members archived (mirror mode).
+    #[serde(default)]
+    pub archived: u64,
+    /// Members unsubscribed because the source says so.
+    #[serde(default)]
+    pub unsubscribed: u64,
+    /// Members already up to date.
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Source records not written: duplicates, refused resubscribes.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Records refused: invalid emails, and records Mailchimp rejected.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Members added to the target segment (SegmentSync).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub segment_added: u64,
+    /// Members removed from the target segment (SegmentSync).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub segment_removed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl RunCounts {
+    /// A one-line summary, e.g. `+3 ~2 -1 =40 !0`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "+{} ~{} -{} ={} skipped {} rejected {}",
+            self.created,
+            self.updated,
+            self.archived + self.unsubscribed,
+            self.unchanged,
+            self.skipped,
+            self.rejected
+        );
+        if self.segment_added + self.segment_removed > 0 {
+            s.push_str(&format!(
+                " segment +{} -{}",
+                self.segment_added, self.segment_removed
+            ));
+        }
+        s
+    }
+}
+
+/// The last finished run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// How it ended: the `Ready` reason it left (`Synced`, `SafetyStop`, `RateLimited`, ...).
+    #[serde(default)]
+    pub outcome: String,
+    /// How long it took, e.g. `2.31s`.
+    #[serde(default)]
+    pub duration: String,
+    /// A plan only (nothing written).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The run stopped at a safe point before finishing (operator shutdown).
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// What it did.
+    #[serde(default)]
+    pub counts: RunCounts,
+}
+
+/// A record that was not written, and why.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedRecord {
+    /// The email as the source gave it.
+    pub email: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// One past run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When the run started.
+    pub time: Time,
+    /// The `Ready` reason it left.
+    pub outcome: String,
+    /// Counts summary (`+created ~updated -removed =unchanged ...`) or the error.
+    pub summary: String,
+    /// How long it took.
+    pub duration: String,
+}
+
+/// One change a plan would make.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    /// `create`, `update`, `unsubscribe`, `archive`, `segmentAdd` or `segmentRemove`.
+    pub action: String,
+    /// The member's email.
+    pub email: String,
+    /// Merge fields written (names only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// The plan of the last dry run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanReport {
+    /// When it was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// The id of what the plan removes (what `approve-plan` would name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    /// What the plan would do.
+    pub counts: RunCounts,
+    /// Up to 20 of the changes.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub sample: Vec<PlannedChange>,
+}
+
+/// A plan refused by the safety stop, waiting for a person.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApproval {
+    /// Approve with the annotation `sync.audience-operator.io/approve-plan: <planId>`.
+    pub plan_id: String,
+    /// Members the plan would archive or unsubscribe (or remove from the segment).
+    pub removals: u64,
+    /// Members the audience (or segment) holds.
+    pub audience: u64,
+    /// `removals` as a share of `audience`, in percent.
+    #[serde(default)]
+    pub percent: f64,
+    /// The configured limit, in percent.
+    #[serde(default)]
+    pub limit_percent: f64,
+}
+
+/// Observed state of a sync.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// `Ready` (did the last run succeed, and if not why: Synced, CredentialsMissing, AuthFailed,
+    /// RateLimited, CapacityExceeded, SafetyStop, InvalidSpec, SourceError, TargetError, Suspended,
+    /// DryRun) and `Progressing` (a run is under way, with its phase).
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec the last run (or validation) looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the last run finished successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// When the next scheduled run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_time: Option<Time>,
+    /// The last finished run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// Up to 20 records of the last run that were refused (invalid emails, vendor rejections).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub rejected_sample: Vec<RejectedRecord>,
+    /// The last 5 runs, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub history: Vec<HistoryEntry>,
+    /// The plan of the last dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanReport>,
+    /// Set while a safety stop waits for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<PendingApproval>,
+    /// The source position reached by the last applied run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The last value of the `sync.audience-operator.io/sync-now` annotation that was acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_sync_now: Option<String>,
+}
