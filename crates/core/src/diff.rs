@@ -58,6 +58,20 @@ impl TargetIndex {
         }
     }
 
+    /// An empty index with room for `members` members (the target's reported size), so building it
+    /// never holds two copies of a growing table.
+    pub fn with_capacity(mapping: &FieldMapping, members: usize) -> TargetIndex {
+        let mut index = TargetIndex::new(mapping);
+        let n = index.fields.len();
+        index.by_email.reserve(members);
+        index.email_arena.reserve(members * 32);
+        index.email_ends.reserve(members);
+        index.status.reserve(members);
+        index.field_fps.reserve(members * n);
+        index.tag_ends.reserve(members);
+        index
+    }
+
     /// Builds an index from members in one go.
     pub fn from_members<'m>(
         mapping: &FieldMapping,
@@ -88,31 +102,25 @@ impl TargetIndex {
 
     /// Adds a member; a second member with the same email replaces the first's data.
     pub fn insert(&mut self, member: &TargetMember) {
-        let fields = self.fields.iter().map(|f| {
-            member
-                .fields
-                .get(f)
-                .map_or(self.blank_fp, fingerprint::of_field)
-        });
-        let mut field_fps: Vec<u64> = fields.collect();
-        let mut tags: Vec<u64> = member.tags.iter().map(|t| fingerprint::of_tag(t)).collect();
-        tags.sort_unstable();
-        tags.dedup();
         if let Some(slot) = self.lookup(&member.email) {
-            let slot = slot as usize;
-            self.status[slot] = member.status;
-            let n = self.fields.len();
-            self.field_fps[slot * n..(slot + 1) * n].swap_with_slice(&mut field_fps);
-            // Tags of a replaced member: appended afresh (rare path; the old run is abandoned).
-            self.replace_tags(slot, &tags);
+            self.replace(slot as usize, member);
             return;
         }
         let slot = self.status.len() as u32;
         self.email_arena.push_str(member.email.as_str());
         self.email_ends.push(self.email_arena.len() as u32);
         self.status.push(member.status);
-        self.field_fps.extend(field_fps);
-        self.tag_fps.extend(tags);
+        for field in &self.fields {
+            let fp = member
+                .fields
+                .get(field)
+                .map_or(self.blank_fp, fingerprint::of_field);
+            self.field_fps.push(fp);
+        }
+        let tags_start = self.tag_fps.len();
+        self.tag_fps
+            .extend(member.tags.iter().map(|t| fingerprint::of_tag(t)));
+        self.tag_fps[tags_start..].sort_unstable();
         self.tag_ends.push(self.tag_fps.len() as u32);
         let fp = fingerprint::of_email(member.email.as_str());
         match self.by_email.entry(fp) {
@@ -123,6 +131,21 @@ impl TargetIndex {
                 entry.insert(slot);
             }
         }
+    }
+
+    /// A target that lists one email twice (real ones never do): the later listing wins.
+    fn replace(&mut self, slot: usize, member: &TargetMember) {
+        self.status[slot] = member.status;
+        let n = self.fields.len();
+        for (i, field) in self.fields.iter().enumerate() {
+            self.field_fps[slot * n + i] = member
+                .fields
+                .get(field)
+                .map_or(self.blank_fp, fingerprint::of_field);
+        }
+        let mut tags: Vec<u64> = member.tags.iter().map(|t| fingerprint::of_tag(t)).collect();
+        tags.sort_unstable();
+        self.replace_tags(slot, &tags);
     }
 
     fn replace_tags(&mut self, slot: usize, tags: &[u64]) {
@@ -192,9 +215,12 @@ enum Recorded {
     Skip(u32),
 }
 
+/// The source record that currently holds an email (24 bytes: a million of them stay small).
 struct Seen {
-    updated_at: DateTime<Utc>,
-    source_id: Box<str>,
+    updated_at_micros: i64,
+    /// Offset and length of the record's source id in the planner's id arena.
+    id_start: u32,
+    id_len: u32,
     recorded: Recorded,
 }
 
@@ -218,6 +244,8 @@ pub struct AudiencePlanner {
     creates: Vec<Option<MemberWrite>>,
     updates: Vec<Option<MemberWrite>>,
     skipped: Vec<Option<Skip>>,
+    source_ids: String,
+    field_fps: Vec<u64>,
     source_count: u64,
 }
 
@@ -232,6 +260,8 @@ impl AudiencePlanner {
             creates: Vec::new(),
             updates: Vec::new(),
             skipped: Vec::new(),
+            source_ids: String::new(),
+            field_fps: Vec::new(),
             source_count: 0,
         }
     }
@@ -259,16 +289,20 @@ impl AudiencePlanner {
             None => self.seen_new.get(&email),
         };
         if let Some(previous) = previous {
+            let previous_id = &self.source_ids
+                [previous.id_start as usize..(previous.id_start + previous.id_len) as usize];
+            let previous_time = DateTime::<Utc>::from_timestamp_micros(previous.updated_at_micros)
+                .unwrap_or_default();
             let (winner_id, loser) = if newer_wins(
-                (&previous.updated_at, &previous.source_id),
+                (&previous_time, previous_id),
                 (&contact.updated_at, &contact.source_id),
             ) {
-                let loser_id = previous.source_id.to_string();
+                let loser_id = previous_id.to_string();
                 let recorded = previous.recorded;
                 self.retract(recorded);
                 (contact.source_id.clone(), loser_id)
             } else {
-                let winner = previous.source_id.to_string();
+                let winner = previous_id.to_string();
                 self.skipped.push(Some(Skip {
                     email: email.to_string(),
                     source_id: contact.source_id.clone(),
@@ -306,9 +340,12 @@ impl AudiencePlanner {
                 Recorded::Skip(self.skipped.len() as u32 - 1)
             }
         };
+        let id_start = self.source_ids.len() as u32;
+        self.source_ids.push_str(&contact.source_id);
         let seen = Seen {
-            updated_at: contact.updated_at,
-            source_id: contact.source_id.as_str().into(),
+            updated_at_micros: contact.updated_at.timestamp_micros(),
+            id_start,
+            id_len: contact.source_id.len() as u32,
             recorded,
         };
         match slot {
@@ -328,9 +365,8 @@ impl AudiencePlanner {
         }
     }
 
-    fn evaluate(&self, contact: &SourceContact, email: &Email, slot: Option<u32>) -> Outcome {
+    fn evaluate(&mut self, contact: &SourceContact, email: &Email, slot: Option<u32>) -> Outcome {
         let mapping = &self.options.mapping;
-        let fields = mapping.project(contact);
         let tags: BTreeSet<String> = if mapping.tags {
             contact
                 .tags
@@ -356,7 +392,11 @@ impl AudiencePlanner {
                 email: email.clone(),
                 source_id: contact.source_id.clone(),
                 status: Some(status),
-                fields: fields.into_iter().filter(|(_, v)| !v.is_blank()).collect(),
+                fields: mapping
+                    .project(contact)
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_blank())
+                    .collect(),
                 tags,
                 unarchive: false,
             });
@@ -368,12 +408,20 @@ impl AudiencePlanner {
         }
         let (status, refusal) = next_status(current, contact.consent, &self.options.consent);
         let unarchive = current == MemberStatus::Archived;
-        let changed_fields: BTreeMap<String, FieldValue> = fields
-            .into_iter()
-            .enumerate()
-            .filter(|(i, (_, value))| fingerprint::of_field(value) != self.index.field_fp(slot, *i))
-            .map(|(_, (name, value))| (name, value))
-            .collect();
+        mapping.project_fingerprints(contact, &mut self.field_fps);
+        let differs = |i: usize| self.field_fps[i] != self.index.field_fp(slot, i);
+        let changed_fields: BTreeMap<String, FieldValue> = if (0..self.field_fps.len()).any(differs)
+        {
+            mapping
+                .project(contact)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| differs(*i))
+                .map(|(_, field)| field)
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let present = self.index.tags_of(slot);
         let new_tags: BTreeSet<String> = tags
             .into_iter()

@@ -126,6 +126,39 @@ impl FieldMapping {
         values
     }
 
+    /// Fingerprints of the contact's values, in [`Self::target_fields`] order, without allocating
+    /// (the diff's hot path: most contacts are unchanged and never need their values copied).
+    pub fn project_fingerprints(&self, contact: &SourceContact, out: &mut Vec<u64>) {
+        use crate::fingerprint::{of_address, of_text};
+        out.clear();
+        if self.first_name.is_some() {
+            out.push(of_text(&contact.first_name));
+        }
+        if self.last_name.is_some() {
+            out.push(of_text(&contact.last_name));
+        }
+        if self.phone.is_some() {
+            out.push(of_text(&contact.phone));
+        }
+        if self.address.is_some() {
+            out.push(
+                contact
+                    .address
+                    .as_ref()
+                    .map_or_else(|| of_text(""), of_address),
+            );
+        }
+        for source_key in self.custom.keys() {
+            out.push(of_text(
+                contact
+                    .custom_fields
+                    .get(source_key)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            ));
+        }
+    }
+
     /// Checks the mapping names each target field once.
     pub fn validate(&self) -> Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
