@@ -43,7 +43,7 @@ fn target_member(i: usize) -> TargetMember {
 
 /// The source copy of member `i`; every tenth differs (a changed last name).
 fn source_contact(i: usize) -> SourceContact {
-    let changed = i % 10 == 0;
+    let changed = i.is_multiple_of(10);
     SourceContact {
         source_id: i.to_string(),
         email: email(i),
