@@ -1,12 +1,17 @@
-//! Running one sync end to end (being written by the lead; the API is stable).
+//! Running one sync end to end: read, plan, check, apply. The cursor a source hands back is
+//! returned only after its changes were applied, so callers that save it never skip an update.
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+
 use audience_core::plan::CapacityExceeded;
 use audience_core::{
-    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentPolicy, FieldMapping, Mode, Plan, PlanCounts,
-    SafetyLimit, SafetyStop, SegmentMode, SegmentPlan, Skip, Source, Target,
+    ApplyControl, ApplyReport, AudiencePlanner, Checkpoint, ConnectorError, ConsentPolicy, Email,
+    FieldMapping, Mode, Plan, PlanCounts, PlanOptions, ReadScope, SafetyLimit, SafetyStop,
+    SegmentMode, SegmentPlan, Source, Target, TargetIndex, plan_segment,
 };
+use futures::StreamExt;
 use serde::Serialize;
 
 /// The stage a run is in, for the `Progressing` condition.
@@ -119,14 +124,282 @@ impl RunError {
 
 /// Runs an AudienceSync: read target, read source, plan, check safety and capacity, apply.
 pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunError> {
-    let _ = (&job.source, &job.target, &job.mode, &job.mapping, &job.consent, &job.dry_run);
-    let _: Option<&Skip> = None;
-    let _: Option<SegmentMode> = None;
-    Err(RunError::InvalidMapping("runner not yet written".into()))
+    job.mapping.validate().map_err(RunError::InvalidMapping)?;
+    let options = PlanOptions {
+        mode: job.mode,
+        mapping: job.mapping.clone(),
+        consent: job.consent,
+        create_only: false,
+    };
+    let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
+    let mut planner = AudiencePlanner::new(index, options);
+    let checkpoint = read_source(job.source, ReadScope::Full, job.progress.as_ref(), |c| {
+        planner.observe(c)
+    })
+    .await?;
+    report(job.progress.as_ref(), Phase::Planning, 0, 0);
+    let plan = planner.finish();
+    check(
+        &plan,
+        job.safety.as_ref(),
+        job.approved_plan.as_deref(),
+        job.contact_limit,
+    )?;
+    let counts = plan.counts;
+    if job.dry_run {
+        return Ok(RunOutcome {
+            counts,
+            applied: None,
+            plan,
+            checkpoint,
+        });
+    }
+    let applied = apply_plan(
+        job.target,
+        &job.mapping,
+        &plan,
+        &job.control,
+        job.progress.as_ref(),
+    )
+    .await?;
+    Ok(RunOutcome {
+        counts,
+        applied: Some(applied),
+        plan,
+        checkpoint,
+    })
 }
 
 /// Runs a SegmentSync: add missing members to the audience, then shape the segment.
 pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, RunError> {
-    let _ = &job.source_segment;
-    Err(RunError::InvalidMapping("runner not yet written".into()))
+    job.mapping.validate().map_err(RunError::InvalidMapping)?;
+    let scope = match &job.source_segment {
+        SourceSegment::AllCustomers => ReadScope::Full,
+        SourceSegment::Segment(id) => ReadScope::Segment(id.clone()),
+    };
+    // Subtracting never adds anyone to the audience; the other modes create members the segment
+    // needs but leave existing members' fields to the AudienceSync that owns them.
+    let adds_members = job.mode != SegmentMode::Subtract;
+    let options = PlanOptions {
+        mode: Mode::Upsert,
+        mapping: job.mapping.clone(),
+        consent: job.consent,
+        create_only: true,
+    };
+    let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
+    let mut planner = AudiencePlanner::new(index, options);
+    let mut segment_emails: Vec<Email> = Vec::new();
+    let checkpoint = read_source(job.source, scope, job.progress.as_ref(), |contact| {
+        if let Ok(email) = Email::parse(&contact.email) {
+            segment_emails.push(email);
+        }
+        if adds_members {
+            planner.observe(contact);
+        }
+    })
+    .await?;
+    report(job.progress.as_ref(), Phase::Planning, 0, 0);
+    let mut audience_plan = planner.finish();
+    if !adds_members {
+        audience_plan = Plan::default();
+    }
+    // Emails the audience will not hold (skipped as undeliverable) cannot join the segment.
+    let unplaceable: HashSet<&str> = audience_plan
+        .skipped
+        .iter()
+        .filter(|s| matches!(s.reason, audience_core::SkipReason::Undeliverable))
+        .map(|s| s.email.as_str())
+        .collect();
+    segment_emails.retain(|e| !unplaceable.contains(e.as_str()));
+    segment_emails.sort();
+    segment_emails.dedup();
+
+    let existing = job
+        .target
+        .segment_members(&job.target_segment)
+        .await
+        .map_err(RunError::Target)?;
+    let segment_created = existing.is_none();
+    let target_emails = existing.unwrap_or_default();
+    let segment_plan = plan_segment(job.mode, &segment_emails, &target_emails);
+
+    check(&audience_plan, None, None, job.contact_limit)?;
+    if let Some(limit) = &job.safety {
+        check_segment_safety(&segment_plan, limit, job.approved_plan.as_deref())?;
+    }
+    let audience_counts = audience_plan.counts;
+    if job.dry_run {
+        return Ok(SegmentOutcome {
+            audience: RunOutcome {
+                counts: audience_counts,
+                applied: None,
+                plan: audience_plan,
+                checkpoint,
+            },
+            segment_plan,
+            applied: None,
+            segment_created,
+        });
+    }
+    let audience_applied = if audience_plan.is_empty() {
+        ApplyReport::default()
+    } else {
+        apply_plan(
+            job.target,
+            &job.mapping,
+            &audience_plan,
+            &job.control,
+            job.progress.as_ref(),
+        )
+        .await?
+    };
+    let segment_applied = if segment_plan.is_empty() && !segment_created {
+        ApplyReport::default()
+    } else {
+        let control = with_progress(&job.control, job.progress.as_ref());
+        job.target
+            .apply_segment(&job.target_segment, &segment_plan, &control)
+            .await
+            .map_err(RunError::Target)?
+    };
+    Ok(SegmentOutcome {
+        audience: RunOutcome {
+            counts: audience_counts,
+            applied: Some(audience_applied),
+            plan: audience_plan,
+            checkpoint,
+        },
+        segment_plan,
+        applied: Some(segment_applied),
+        segment_created,
+    })
+}
+
+fn report(progress: Option<&ProgressFn>, phase: Phase, done: u64, total: u64) {
+    if let Some(progress) = progress {
+        progress(phase, done, total);
+    }
+}
+
+/// Streams every target member into a fingerprint index.
+async fn read_target(
+    target: &dyn Target,
+    mapping: &FieldMapping,
+    progress: Option<&ProgressFn>,
+) -> Result<TargetIndex, RunError> {
+    let info = target.info().await.map_err(RunError::Target)?;
+    let mut index = TargetIndex::with_capacity(mapping, info.member_count as usize);
+    let mut pages = target.members();
+    let mut read = 0u64;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(RunError::Target)?;
+        for member in &page {
+            index.insert(member);
+        }
+        read += page.len() as u64;
+        report(progress, Phase::ReadingTarget, read, info.member_count);
+    }
+    Ok(index)
+}
+
+/// Streams a source scope through `observe`; returns the last checkpoint the source gave.
+async fn read_source(
+    source: &dyn Source,
+    scope: ReadScope,
+    progress: Option<&ProgressFn>,
+    mut observe: impl FnMut(&audience_core::SourceContact),
+) -> Result<Option<Checkpoint>, RunError> {
+    let mut pages = source.read(scope);
+    let mut checkpoint = None;
+    let mut read = 0u64;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(RunError::Source)?;
+        for contact in &page.contacts {
+            observe(contact);
+        }
+        read += page.contacts.len() as u64;
+        if page.checkpoint.is_some() {
+            checkpoint = page.checkpoint;
+        }
+        report(progress, Phase::ReadingSource, read, 0);
+    }
+    Ok(checkpoint)
+}
+
+fn check(
+    plan: &Plan,
+    safety: Option<&SafetyLimit>,
+    approved: Option<&str>,
+    contact_limit: Option<u64>,
+) -> Result<(), RunError> {
+    if let Some(limit) = safety {
+        plan.check_safety(limit, approved)
+            .map_err(RunError::Safety)?;
+    }
+    plan.check_capacity(contact_limit)
+        .map_err(RunError::Capacity)
+}
+
+/// A segment plan removing more than the allowed share of the segment waits for approval too.
+fn check_segment_safety(
+    plan: &SegmentPlan,
+    limit: &SafetyLimit,
+    approved: Option<&str>,
+) -> Result<(), RunError> {
+    let removals = plan.remove.len() as u64;
+    if removals <= limit.always_allowed {
+        return Ok(());
+    }
+    let share = if plan.target == 0 {
+        1.0
+    } else {
+        removals as f64 / plan.target as f64
+    };
+    if share <= limit.max_removal_share {
+        return Ok(());
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for email in &plan.remove {
+        hasher.update(email.as_str().as_bytes());
+        hasher.update(b"\n");
+    }
+    let plan_id = format!("{:016x}", hasher.digest());
+    if approved == Some(plan_id.as_str()) {
+        return Ok(());
+    }
+    Err(RunError::Safety(SafetyStop {
+        removals,
+        audience: plan.target,
+        share: share * 100.0,
+        limit: limit.max_removal_share * 100.0,
+        plan_id,
+    }))
+}
+
+fn with_progress(control: &ApplyControl, progress: Option<&ProgressFn>) -> ApplyControl {
+    let mut control = control.clone();
+    if let Some(progress) = progress.cloned() {
+        control.progress = Some(Arc::new(move |done, total| {
+            progress(Phase::Applying, done, total)
+        }));
+    }
+    control
+}
+
+async fn apply_plan(
+    target: &dyn Target,
+    mapping: &FieldMapping,
+    plan: &Plan,
+    control: &ApplyControl,
+    progress: Option<&ProgressFn>,
+) -> Result<ApplyReport, RunError> {
+    if plan.is_empty() {
+        return Ok(ApplyReport::default());
+    }
+    target
+        .ensure_fields(mapping)
+        .await
+        .map_err(RunError::Target)?;
+    let control = with_progress(control, progress);
+    target.apply(plan, &control).await.map_err(RunError::Target)
 }
