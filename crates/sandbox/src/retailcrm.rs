@@ -160,6 +160,8 @@ pub struct RetailCrmCounters {
     pub served: u64,
     /// The most requests accepted from one key within any one-second window.
     pub max_per_second: u32,
+    /// Requests that sent the key as the `apiKey` query parameter (where URLs, and so logs, hold it).
+    pub key_in_query: u64,
 }
 
 struct State {
@@ -619,12 +621,16 @@ fn admit<'a>(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<std::sync::MutexGuard<'a, State>, Response> {
-    let key = headers
+    let header = headers
         .get("X-API-KEY")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| params.get("apiKey").map(str::to_string));
+        .map(str::to_string);
+    let in_query = header.is_none() && params.get("apiKey").is_some();
+    let key = header.or_else(|| params.get("apiKey").map(str::to_string));
     let mut state = sim.lock();
+    if in_query {
+        state.counters.key_in_query += 1;
+    }
     if key.as_deref() != Some(state.api_key.as_str()) {
         return Err(failure(
             StatusCode::FORBIDDEN,

@@ -303,6 +303,7 @@ async fn more_than_the_limit_per_second_is_503() {
     let counters = crm.counters();
     assert!(counters.rate_limited >= 1);
     assert_eq!(counters.max_per_second, 3);
+    assert_eq!(counters.key_in_query, 0);
     let stats = &sandbox.sandbox.stats;
     assert_eq!(
         stats.count(Vendor::Retailcrm, Some("GET"), "/api/v5/customers"),
