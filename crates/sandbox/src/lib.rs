@@ -136,15 +136,23 @@ impl Sandbox {
     /// The axum router serving every vendor and the `/_sandbox` control endpoints.
     pub fn router(&self) -> Router {
         let mount = |vendor: Vendor, router: Router| {
-            let layered = router
-                .layer(axum::middleware::from_fn_with_state(
-                    (vendor, self.faults.clone()),
-                    faults::inject,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    (vendor, self.stats.clone()),
-                    stats::record,
-                ));
+            let layered = router.layer(axum::middleware::from_fn_with_state(
+                (vendor, self.faults.clone()),
+                faults::inject,
+            ));
+            // Mailchimp's limit of simultaneous connections per API key must hold a slot during
+            // injected latency too, so it sits outside fault injection (inside the counters).
+            let layered = match vendor {
+                Vendor::Mailchimp => layered.layer(axum::middleware::from_fn_with_state(
+                    self.mailchimp.clone(),
+                    mailchimp::limit_connections,
+                )),
+                _ => layered,
+            };
+            let layered = layered.layer(axum::middleware::from_fn_with_state(
+                (vendor, self.stats.clone()),
+                stats::record,
+            ));
             (format!("/{}", vendor.name()), layered)
         };
         let mut app = Router::new()
