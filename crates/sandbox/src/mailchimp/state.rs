@@ -470,7 +470,12 @@ impl State {
     ) -> Result<Outcome, ApiError> {
         let now = self.now();
         let limit = self.contact_limit;
-        let contacts = self.contact_count();
+        // Counting walks every member, so only when a limit applies.
+        let contacts = if limit.is_some() {
+            self.contact_count()
+        } else {
+            0
+        };
         let seq = self.next_seq;
         let State {
             lists,
