@@ -81,3 +81,45 @@ pub fn build_target(
         "target mailchimp (connectors not yet wired)".into(),
     ))
 }
+
+/// Builds connectors for the controller. The default calls [`build_source`] and [`build_target`];
+/// tests may inject scripted connectors.
+pub trait ConnectorFactory: Send + Sync {
+    fn source(
+        &self,
+        spec: &SourceSpec,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Source>, ConnectError>;
+
+    fn target(
+        &self,
+        spec: &AudienceTarget,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Target>, ConnectError>;
+}
+
+/// The real connectors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultConnectors;
+
+impl ConnectorFactory for DefaultConnectors {
+    fn source(
+        &self,
+        spec: &SourceSpec,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Source>, ConnectError> {
+        build_source(spec, creds, sandbox)
+    }
+
+    fn target(
+        &self,
+        spec: &AudienceTarget,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Target>, ConnectError> {
+        build_target(spec, creds, sandbox)
+    }
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use audience_operator::cli::{DemoArgs, SandboxArgs, SyncArgs};
+use audience_operator::operator::RunArgs;
 
 /// Keeps merchants' customers flowing from Shopify, Lightspeed and RetailCRM into Mailchimp.
 #[derive(Debug, Parser)]
@@ -17,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the operator (controllers, leader election, metrics and health endpoints).
-    Run,
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as multi-document YAML.
     Crd {
         /// Write one file per CRD into this directory instead (what `crds/` holds).
@@ -44,7 +45,7 @@ fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run => Err(anyhow::anyhow!("not yet")),
+        Command::Run(args) => audience_operator::operator::run(args).await,
         Command::Crd { out_dir: None } => {
             print!("{}", audience_operator::crd::crds_yaml());
             Ok(())

@@ -1,5 +1,8 @@
 //! `AudienceSync`: keeps a Mailchimp audience in step with a source's customers.
 
+// `printcolumn(...)` repeats `type_ = ...` by design; clippy reads that as a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

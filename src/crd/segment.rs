@@ -1,5 +1,8 @@
 //! `SegmentSync`: shapes a Mailchimp static segment (tag) from a source segment.
 
+// `printcolumn(...)` repeats `type_ = ...` by design; clippy reads that as a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

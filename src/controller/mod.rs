@@ -1,0 +1,317 @@
+//! The controllers: one kube-rs `Controller` per kind (and per watched namespace), each also
+//! watching the Secrets its objects reference.
+//!
+//! Every reconcile is a pipeline (after the Stackable operators): *validate* the spec (pure) →
+//! *decide* whether a run is due (pure, [`schedule`]) → *dereference* the Secrets → build the
+//! connectors → *run* (the engine) → write the *status* (server-side apply on the status
+//! subresource) and an Event. Error categories decide the next attempt ([`errors`]).
+
+pub mod errors;
+pub mod kind;
+pub mod reconcile;
+pub mod schedule;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::{Semaphore, watch};
+use url::Url;
+
+use crate::connect::{ConnectorFactory, DefaultConnectors};
+use crate::crd::{AudienceSync, SegmentSync};
+use crate::metrics::Metrics;
+pub use errors::{Retry, SyncError};
+pub use kind::SyncObject;
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "audience-operator";
+
+/// Tunables of the controllers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Reconciles (and so runs) at most this many at once, over both kinds.
+    pub concurrency: u16,
+    /// First delay of the per-object backoff after a transient failure.
+    pub backoff_base: Duration,
+    /// Longest backoff delay.
+    pub backoff_max: Duration,
+    /// Retry delay after credentials failures (a Secret change retries at once).
+    pub credentials_retry: Duration,
+    /// `Progressing` is patched at most this often during a run.
+    pub progress_interval: Duration,
+    /// `--sandbox`: send every vendor call to the simulators at this URL.
+    pub sandbox: Option<Url>,
+    /// This replica's name in Events.
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 4,
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(600),
+            credentials_retry: Duration::from_secs(300),
+            progress_interval: Duration::from_secs(3),
+            sandbox: None,
+            instance: "audience-operator".into(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub connectors: Arc<dyn ConnectorFactory>,
+    pub settings: Settings,
+    /// Set on shutdown or lost leadership: runs stop at the next safe point.
+    pub stop: Arc<AtomicBool>,
+    /// Consecutive failures per object (backoff), reset on success.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Objects whose Secrets changed since their last reconcile.
+    secret_changed: Mutex<HashSet<String>>,
+    /// Bounds runs across all controllers.
+    runs: Semaphore,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        connectors: Arc<dyn ConnectorFactory>,
+    ) -> Arc<Context> {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "audience-operator".into(),
+                instance: Some(settings.instance.clone()),
+            },
+        );
+        Arc::new(Context {
+            client,
+            recorder,
+            metrics: Metrics::global(),
+            connectors,
+            runs: Semaphore::new(usize::from(settings.concurrency.max(1))),
+            settings,
+            stop: Arc::new(AtomicBool::new(false)),
+            failures: Mutex::new(HashMap::new()),
+            secret_changed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// A context with the real connectors.
+    pub fn with_default_connectors(client: Client, settings: Settings) -> Arc<Context> {
+        Context::new(client, settings, Arc::new(DefaultConnectors))
+    }
+
+    fn failure(&self, key: &str) -> u32 {
+        let mut f = self.failures.lock().expect("failures lock");
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn reset_failures(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+
+    fn mark_secret_changed(&self, key: String) {
+        self.secret_changed.lock().expect("secret lock").insert(key);
+    }
+
+    fn take_secret_changed(&self, key: &str) -> bool {
+        self.secret_changed.lock().expect("secret lock").remove(key)
+    }
+}
+
+/// `Kind/namespace/name`.
+pub fn object_key<K: SyncObject>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// The objects of a store that reference a Secret.
+fn referencing<K: SyncObject>(
+    store: &Store<DeserializeGuard<K>>,
+    secret: &Secret,
+) -> Vec<(ObjectRef<DeserializeGuard<K>>, String)> {
+    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok())
+        .filter(|obj| {
+            obj.namespace().as_deref() == Some(ns.as_str()) && obj.secret_names().contains(&name)
+        })
+        .map(|obj| (ObjectRef::new(&obj.name_any()).within(&ns), object_key(obj)))
+        .collect()
+}
+
+fn error_policy<K: SyncObject>(
+    obj: Arc<DeserializeGuard<K>>,
+    error: &SyncError,
+    ctx: Arc<Context>,
+) -> Action {
+    let name = obj.name_any();
+    let key = format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        name
+    );
+    let n = ctx.failure(&key);
+    let delay = errors::backoff_delay(n, Duration::from_secs(2), Duration::from_secs(60));
+    tracing::warn!(kind = K::KIND, %name, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Where a controller watches: everywhere, or one namespace.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs one kind's controller in one scope until `shutdown` turns true.
+async fn run_kind<K: SyncObject>(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let api: Api<DeserializeGuard<K>> = scoped(&ctx.client, namespace.as_deref());
+    let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let mapper_ctx = ctx.clone();
+    controller
+        .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                referencing::<K>(&store, &secret)
+                    .into_iter()
+                    .map(|(r, key)| {
+                        mapper_ctx.mark_secret_changed(key);
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .run(reconcile::reconcile::<K>, error_policy::<K>, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::trace!(kind = K::KIND, object = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::debug!(kind = K::KIND, object = %obj, error = %e, "reconcile failed")
+                }
+                Err(e) => tracing::warn!(kind = K::KIND, error = %e, "controller"),
+            }
+        })
+        .await;
+    tracing::info!(
+        kind = K::KIND,
+        namespace = namespace.as_deref().unwrap_or("*"),
+        "controller stopped"
+    );
+}
+
+/// Waits until both CRDs are served (the controllers need them to watch).
+pub async fn wait_for_crds(client: &Client, mut shutdown: watch::Receiver<bool>) -> bool {
+    let params = kube::api::ListParams::default().limit(1);
+    let mut logged = false;
+    loop {
+        let a = Api::<AudienceSync>::all(client.clone())
+            .list_metadata(&params)
+            .await;
+        let s = Api::<SegmentSync>::all(client.clone())
+            .list_metadata(&params)
+            .await;
+        match (a, s) {
+            (Ok(_), Ok(_)) => return true,
+            (a, s) => {
+                if !logged {
+                    let e = a
+                        .err()
+                        .or(s.err())
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(error = %e, "waiting for the CRDs (install crds/)");
+                    logged = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|s| *s) => return false,
+        }
+    }
+}
+
+/// Runs the controllers of both kinds (in every namespace, or in each of `namespaces`) until
+/// `shutdown` turns true; runs under way stop at a safe point and record what they applied.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    namespaces: &[String],
+    shutdown: watch::Receiver<bool>,
+) {
+    {
+        let ctx = ctx.clone();
+        let mut rx = shutdown.clone();
+        tokio::spawn(async move {
+            if rx.wait_for(|s| *s).await.is_ok() {
+                ctx.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    if !wait_for_crds(&ctx.client, shutdown.clone()).await {
+        return;
+    }
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut tasks = Vec::new();
+    for ns in scopes {
+        tasks.push(tokio::spawn(run_kind::<AudienceSync>(
+            ctx.clone(),
+            ns.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(run_kind::<SegmentSync>(
+            ctx.clone(),
+            ns,
+            shutdown.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
