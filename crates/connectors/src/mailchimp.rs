@@ -1,1 +1,0 @@
-//! Connector (being written).

@@ -1,0 +1,312 @@
+//! Mailchimp Marketing API 3.0 as an audience [`Target`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), audience_core::ConnectorError> {
+//! use audience_connectors::mailchimp::{MailchimpConfig, MailchimpTarget};
+//! let target = MailchimpTarget::new(MailchimpConfig::new("0123456789abcdef-us6", "a1b2c3d4e5"))?;
+//! // Against the simulator: .with_base_url("http://127.0.0.1:8080/mailchimp/3.0")
+//! # Ok(()) }
+//! ```
+//!
+//! - Reads: members 1,000 to a page (the API's maximum), trimmed with `fields=`, the pages after
+//!   the first fetched concurrently; archived members come from a second pass (`status=archived`).
+//! - Writes: batch subscribe with 500 members to a call, up to 10 calls in flight; see the `write` module
+//!   for the call counts. Nothing to do, no call.
+//! - Every request goes through [`crate::http::send`] under the budget of its API key
+//!   ([`crate::http::budget_for`] with Mailchimp's 10 connections), shared by every sync in the
+//!   process using that key: 429s pause the whole key, 5xx and timeouts back off with jitter.
+//! - Errors name the endpoint's route template and never the key.
+
+mod client;
+mod read;
+mod wire;
+mod write;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use audience_core::{
+    ApplyControl, ApplyReport, ConnectorError, Email, ErrorKind, FieldMapping, Plan, SegmentPlan,
+    Target, TargetInfo, TargetMember,
+};
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use crate::http::{self, RetryPolicy};
+use client::{Client, VENDOR};
+
+pub use wire::subscriber_hash;
+
+/// Mailchimp allows 10 simultaneous connections per API key.
+pub const MAX_CONNECTIONS: usize = 10;
+/// Members per batch-subscribe call (the API's maximum).
+pub const BATCH_SIZE: usize = write::BATCH_SIZE;
+/// Members per page read (the API's maximum).
+pub const PAGE_SIZE: u64 = read::PAGE_SIZE;
+
+/// How to reach one Mailchimp audience.
+#[derive(Clone)]
+pub struct MailchimpConfig {
+    /// `<key>-<dc>`; the data-centre suffix picks the host. A secret: never logged or echoed.
+    pub api_key: String,
+    /// The audience (list) id.
+    pub list_id: String,
+    /// Replaces `https://{dc}.api.mailchimp.com/3.0` (e.g. the simulator's
+    /// `http://HOST/mailchimp/3.0`).
+    pub base_url: Option<String>,
+    /// Retries of rate limits, 5xx and timeouts.
+    pub retry: RetryPolicy,
+    /// Write calls in flight at once (batches, archives, tag and segment calls); the key budget
+    /// caps all calls on the key at [`MAX_CONNECTIONS`] whatever this says.
+    pub write_concurrency: usize,
+    /// Pages read ahead concurrently when reading members.
+    pub read_ahead: usize,
+}
+
+impl MailchimpConfig {
+    pub fn new(api_key: impl Into<String>, list_id: impl Into<String>) -> Self {
+        MailchimpConfig {
+            api_key: api_key.into(),
+            list_id: list_id.into(),
+            base_url: None,
+            retry: RetryPolicy {
+                // Mailchimp answers within 120 s; a 500-member batch can take a while.
+                timeout: std::time::Duration::from_secs(120),
+                ..RetryPolicy::default()
+            },
+            write_concurrency: MAX_CONNECTIONS,
+            read_ahead: 4,
+        }
+    }
+
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
+impl fmt::Debug for MailchimpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailchimpConfig")
+            .field("api_key", &"***")
+            .field("list_id", &self.list_id)
+            .field("base_url", &self.base_url)
+            .field("retry", &self.retry)
+            .field("write_concurrency", &self.write_concurrency)
+            .field("read_ahead", &self.read_ahead)
+            .finish()
+    }
+}
+
+/// The data centre of an API key (`…-us6` → `us6`), or why the key is unusable. The message never
+/// contains the key.
+pub fn data_center(api_key: &str) -> Result<&str, ConnectorError> {
+    let invalid = |why: &str| {
+        ConnectorError::new(
+            VENDOR,
+            "API key",
+            ErrorKind::InvalidConfig,
+            format!("the API key {why}; expected the form <key>-<dc>, e.g. …-us6"),
+        )
+    };
+    let key = api_key.trim();
+    if key.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    if key.len() != api_key.len() {
+        return Err(invalid("has leading or trailing whitespace"));
+    }
+    let Some((secret, dc)) = key.rsplit_once('-') else {
+        return Err(invalid("has no data-centre suffix"));
+    };
+    if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(invalid("has a malformed key part"));
+    }
+    let mut chars = dc.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    if !starts_with_letter
+        || !dc
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        || dc.len() > 10
+    {
+        return Err(invalid("has a malformed data-centre suffix"));
+    }
+    Ok(dc)
+}
+
+/// A Mailchimp audience.
+pub struct MailchimpTarget {
+    inner: Inner,
+}
+
+pub(crate) struct Inner {
+    client: Client,
+    api_key: String,
+    list_id: String,
+    write_concurrency: usize,
+    read_ahead: usize,
+    /// Static segment (tag) name → id, learnt from listings and creations.
+    segments: Mutex<HashMap<String, u64>>,
+}
+
+impl MailchimpTarget {
+    /// Checks the configuration (key format, list id, base URL) without calling the API.
+    pub fn new(config: MailchimpConfig) -> Result<Self, ConnectorError> {
+        let dc = data_center(&config.api_key)?;
+        let list_id = config.list_id.trim().to_string();
+        if list_id.is_empty()
+            || !list_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConnectorError::new(
+                VENDOR,
+                "list id",
+                ErrorKind::InvalidConfig,
+                format!(
+                    "the audience (list) id {:?} is not an id (letters and digits)",
+                    client::truncate(&list_id, 40)
+                ),
+            ));
+        }
+        let base = match &config.base_url {
+            Some(url) => {
+                let parsed = url::Url::parse(url.trim()).map_err(|e| {
+                    ConnectorError::new(
+                        VENDOR,
+                        "base URL",
+                        ErrorKind::InvalidConfig,
+                        format!("the base URL is not a URL: {e}"),
+                    )
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConnectorError::new(
+                        VENDOR,
+                        "base URL",
+                        ErrorKind::InvalidConfig,
+                        "the base URL must be http or https",
+                    ));
+                }
+                url.trim().trim_end_matches('/').to_string()
+            }
+            None => format!("https://{dc}.api.mailchimp.com/3.0"),
+        };
+        let budget = http::budget_for(VENDOR, &config.api_key, MAX_CONNECTIONS);
+        Ok(MailchimpTarget {
+            inner: Inner {
+                client: Client::new(base, &config.api_key, budget, config.retry),
+                api_key: config.api_key,
+                list_id,
+                write_concurrency: config.write_concurrency.clamp(1, MAX_CONNECTIONS),
+                read_ahead: config.read_ahead.clamp(1, MAX_CONNECTIONS),
+                segments: Mutex::new(HashMap::new()),
+            },
+        })
+    }
+
+    /// The audience (list) id.
+    pub fn list_id(&self) -> &str {
+        &self.inner.list_id
+    }
+
+    /// Members changed after `since` (`since_last_changed`), archived ones included.
+    pub fn members_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>> {
+        self.inner.members(Some(since))
+    }
+}
+
+impl fmt::Debug for MailchimpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailchimpTarget")
+            .field("list_id", &self.inner.list_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Target for MailchimpTarget {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    async fn info(&self) -> Result<TargetInfo, ConnectorError> {
+        self.inner.info().await
+    }
+
+    fn members(&self) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>> {
+        self.inner.members(None)
+    }
+
+    async fn ensure_fields(&self, mapping: &FieldMapping) -> Result<(), ConnectorError> {
+        self.inner.ensure_fields(mapping).await
+    }
+
+    async fn apply(
+        &self,
+        plan: &Plan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError> {
+        self.inner.apply(plan, control).await
+    }
+
+    async fn segment_members(&self, segment: &str) -> Result<Option<Vec<Email>>, ConnectorError> {
+        self.inner.segment_members(segment).await
+    }
+
+    async fn apply_segment(
+        &self,
+        segment: &str,
+        plan: &SegmentPlan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError> {
+        self.inner.apply_segment(segment, plan, control).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_center_from_key() {
+        assert_eq!(
+            data_center("0123456789abcdef0123456789abcdef-us6").unwrap(),
+            "us6"
+        );
+        for bad in [
+            "", "nodash", "abc-", "-us6", "abc-US6", "abc-us 6", "a b-us6", " abc-us6",
+        ] {
+            let err = data_center(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidConfig);
+            if bad.len() > 5 {
+                assert!(!err.to_string().contains(bad.trim()), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_key_is_not_echoed() {
+        let key = "supersecretvalue0123456789-u!s6";
+        let err = MailchimpTarget::new(MailchimpConfig::new(key, "list1")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert!(!err.to_string().contains("supersecretvalue"));
+        let config = MailchimpConfig::new("supersecretvalue0123456789-us6", "list1");
+        assert!(!format!("{config:?}").contains("supersecretvalue"));
+    }
+
+    #[test]
+    fn host_follows_the_data_center() {
+        let target =
+            MailchimpTarget::new(MailchimpConfig::new("0123456789abcdef-us19", "abc123")).unwrap();
+        assert_eq!(target.list_id(), "abc123");
+        let err =
+            MailchimpTarget::new(MailchimpConfig::new("0123456789abcdef-us19", "a/b")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+    }
+}
