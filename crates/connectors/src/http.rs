@@ -71,7 +71,8 @@ impl KeyBudget {
 
 /// Process-wide registry of key budgets. Keys are stored as fingerprints, never in clear.
 pub fn budget_for(vendor: &'static str, api_key: &str, max_concurrent: usize) -> Arc<KeyBudget> {
-    static BUDGETS: OnceLock<Mutex<HashMap<(&'static str, u64), Arc<KeyBudget>>>> = OnceLock::new();
+    type Budgets = Mutex<HashMap<(&'static str, u64), Arc<KeyBudget>>>;
+    static BUDGETS: OnceLock<Budgets> = OnceLock::new();
     let budgets = BUDGETS.get_or_init(Default::default);
     let id = (vendor, xxh3_64(api_key.as_bytes()));
     budgets
