@@ -21,7 +21,7 @@ def contacts(prefix, count):
     # Same shape as the Rust bench's contacts: email, FNAME, LNAME, subscribed.
     for i in range(count):
         yield {
-            "email_address": f"{prefix}{i}@example.com",
+            "email_address": f"{prefix}{i}@customers.shop-bench.io",
             "status": "subscribed",
             "merge_fields": {"FNAME": f"First{i}", "LNAME": f"Last{i}"},
         }

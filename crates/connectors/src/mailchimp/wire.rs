@@ -263,13 +263,32 @@ impl BatchError {
             });
         if let Some(field) = self.field.as_deref().filter(|f| !f.is_empty()) {
             reason.push_str(&format!(" (field {field}"));
-            if let Some(message) = self.field_message.as_deref().filter(|m| !m.is_empty()) {
+            if let Some(message) = self
+                .field_message
+                .as_deref()
+                .filter(|m| !m.is_empty() && !says_the_same(m, &reason))
+            {
                 reason.push_str(&format!(": {message}"));
             }
             reason.push(')');
         }
         reason
     }
+}
+
+/// Whether most words of `message` are already in `text` (Mailchimp often repeats the error in
+/// `field_message` with other punctuation).
+fn says_the_same(message: &str, text: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let known = words(text);
+    let said = words(message);
+    let repeated = said.iter().filter(|w| known.contains(w)).count();
+    !said.is_empty() && repeated * 5 >= said.len() * 4
 }
 
 /// `POST /lists/{list_id}/members/{subscriber_hash}/tags`.
