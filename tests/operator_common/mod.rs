@@ -1,0 +1,465 @@
+//! Shared harness of the operator integration tests: a real kube-apiserver (audience-testenv), the
+//! vendor simulators (audience-sandbox) and the operator running in-process, watching only the
+//! test's own namespace so tests run in parallel without seeing each other.
+//!
+//! Connectors: the tests use the real connectors pointed at the sandbox (what `--sandbox URL` does),
+//! through a [`ConnectorFactory`] defined here with short retry delays so fault tests stay quick.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use audience_connectors::http::RetryPolicy;
+use audience_connectors::mailchimp::{MailchimpConfig, MailchimpTarget as McTarget};
+use audience_connectors::retailcrm::{RetailCrmConfig, RetailCrmSource};
+use audience_connectors::shopify::{ShopifyConfig, ShopifySource};
+use audience_core::{ConnectorError, ErrorKind, Source, Target};
+use audience_operator::connect::{ConnectError, ConnectorFactory, Credentials};
+use audience_operator::controller::Settings;
+use audience_operator::crd::{AudienceTarget, SourceSpec, SyncStatus};
+use audience_operator::operator::{Operator, OperatorOptions};
+use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
+use audience_testenv::TestEnv;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use url::Url;
+
+pub const AUDIENCE: &str = "aud1";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Real connectors aimed at a sandbox (the `--sandbox URL` mapping: `{url}/{vendor}`).
+pub struct SandboxConnectors;
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn base(sandbox: Option<&Url>, vendor: &str) -> Result<String, ConnectError> {
+    let url = sandbox.ok_or_else(|| ConnectError::Invalid("tests need a sandbox URL".into()))?;
+    Ok(format!("{}/{vendor}", url.as_str().trim_end_matches('/')))
+}
+
+fn connector(e: ConnectorError) -> ConnectError {
+    match e.kind {
+        ErrorKind::InvalidConfig => ConnectError::BadCredentials(e.to_string()),
+        _ => ConnectError::Invalid(e.to_string()),
+    }
+}
+
+impl ConnectorFactory for SandboxConnectors {
+    fn source(
+        &self,
+        spec: &SourceSpec,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Source>, ConnectError> {
+        if spec.shopify.is_some() {
+            let mut config = ShopifyConfig::with_base_url(base(sandbox, "shopify")?, &creds.value);
+            config.retry = quick_retries();
+            return Ok(Box::new(ShopifySource::new(config).map_err(connector)?));
+        }
+        if let Some(crm) = &spec.retailcrm {
+            let mut config =
+                RetailCrmConfig::with_base_url(base(sandbox, "retailcrm")?, &creds.value);
+            config.site = crm.site.clone();
+            config.retry = quick_retries();
+            return Ok(Box::new(RetailCrmSource::new(config).map_err(connector)?));
+        }
+        Err(ConnectError::Unsupported(
+            "tests wire shopify and retailcrm".into(),
+        ))
+    }
+
+    fn target(
+        &self,
+        spec: &AudienceTarget,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Target>, ConnectError> {
+        let mc = spec
+            .mailchimp
+            .as_ref()
+            .ok_or_else(|| ConnectError::Invalid("no mailchimp".into()))?;
+        let mut config = MailchimpConfig::new(&creds.value, &mc.audience_id)
+            .with_base_url(format!("{}/3.0", base(sandbox, "mailchimp")?));
+        config.retry = quick_retries();
+        Ok(Box::new(McTarget::new(config).map_err(connector)?))
+    }
+}
+
+/// One test's world.
+pub struct Harness {
+    pub client: Client,
+    pub ns: String,
+    pub sandbox: RunningSandbox,
+    pub operator: Option<Operator>,
+}
+
+pub fn test_settings(sandbox: &RunningSandbox) -> Settings {
+    Settings {
+        concurrency: 4,
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(3),
+        credentials_retry: Duration::from_secs(120),
+        progress_interval: Duration::from_millis(500),
+        sandbox: Some(Url::parse(&sandbox.url()).unwrap()),
+        instance: "test".into(),
+    }
+}
+
+/// Logs (`RUST_LOG`, default warn) through the test writer, so they show only for failing tests.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,audience_operator=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Starts the control plane (once per binary), a namespace, a sandbox with an empty audience
+/// [`AUDIENCE`], and (when `start` is true) an operator watching only that namespace.
+pub async fn harness(prefix: &str, start: bool) -> Harness {
+    init_logging();
+    let env = TestEnv::shared().await;
+    let client = env.client();
+    env.apply_crds_from_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await
+        .expect("applying crds/");
+    let ns = env.namespace(prefix).await;
+    let sandbox = Sandbox::new(SandboxOptions {
+        customers: 0,
+        ..Default::default()
+    })
+    .serve("127.0.0.1:0".parse().unwrap())
+    .await
+    .expect("serving the sandbox");
+    sandbox
+        .sandbox
+        .mailchimp
+        .create_list(AUDIENCE, "Test audience");
+    let mut h = Harness {
+        client,
+        ns,
+        sandbox,
+        operator: None,
+    };
+    if start {
+        h.start_operator().await;
+    }
+    h
+}
+
+impl Harness {
+    pub fn options(&self) -> OperatorOptions {
+        let mut options = OperatorOptions::new(test_settings(&self.sandbox));
+        options.namespaces = vec![self.ns.clone()];
+        options.connectors = Arc::new(SandboxConnectors);
+        options
+    }
+
+    pub async fn start_operator(&mut self) {
+        let op = Operator::start(self.client.clone(), self.options())
+            .await
+            .expect("starting the operator");
+        self.operator = Some(op);
+    }
+
+    pub async fn stop_operator(&mut self) {
+        if let Some(op) = self.operator.take() {
+            op.shutdown().await.expect("operator shutdown");
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A well-formed Mailchimp key of this test alone (keys share a process-wide budget).
+    pub fn mailchimp_key(&self) -> String {
+        format!(
+            "{:032x}-us6",
+            xxhash_rust::xxh3::xxh3_128(self.ns.as_bytes())
+        )
+    }
+
+    pub fn shopify(&self) -> &audience_sandbox::shopify::Shopify {
+        &self.sandbox.sandbox.shopify
+    }
+
+    pub fn retailcrm(&self) -> &audience_sandbox::retailcrm::RetailCrm {
+        &self.sandbox.sandbox.retailcrm
+    }
+
+    pub fn mailchimp(&self) -> &audience_sandbox::mailchimp::Mailchimp {
+        &self.sandbox.sandbox.mailchimp
+    }
+
+    /// Emails in the audience with their status, sorted.
+    pub fn members(&self) -> Vec<(String, String)> {
+        let mut m: Vec<(String, String)> = self
+            .mailchimp()
+            .members(AUDIENCE)
+            .into_iter()
+            .map(|m| {
+                (
+                    m.email_address.to_lowercase(),
+                    m.status.as_str().to_string(),
+                )
+            })
+            .collect();
+        m.sort();
+        m
+    }
+
+    pub async fn secret(&self, name: &str, data: &[(&str, &str)]) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        };
+        let api: Api<Secret> = self.api();
+        api.patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&serde_json::to_value(&secret).unwrap()),
+        )
+        .await
+        .expect("applying a Secret");
+    }
+
+    /// The usual Secrets: shopify (sandbox token) and mailchimp (a well-formed key).
+    pub async fn default_secrets(&self) {
+        let token = self.shopify().access_token();
+        self.secret("shopify", &[("accessToken", &token)]).await;
+        self.secret("mailchimp", &[("apiKey", &self.mailchimp_key())])
+            .await;
+        let key = self.retailcrm().api_key();
+        self.secret("retailcrm", &[("apiKey", &key)]).await;
+    }
+
+    /// Adds a subscribed Shopify customer; returns its id.
+    pub fn add_shopify(&self, email: &str, first: &str, last: &str) -> u64 {
+        self.shopify()
+            .add_customer(audience_sandbox::shopify::Customer {
+                email: Some(email.into()),
+                first_name: Some(first.into()),
+                last_name: Some(last.into()),
+                marketing_state: "SUBSCRIBED".into(),
+                ..Default::default()
+            })
+    }
+
+    pub async fn create<K>(&self, object: serde_json::Value) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Debug
+            + DeserializeOwned
+            + serde::Serialize,
+    {
+        let obj: K = serde_json::from_value(object).expect("a typed object");
+        self.api::<K>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("creating the object")
+    }
+
+    pub async fn annotate<K>(&self, name: &str, key: &str, value: &str)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.api::<K>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotating");
+    }
+
+    pub async fn patch_spec<K>(&self, name: &str, spec: serde_json::Value)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        let patch = json!({ "spec": spec });
+        self.api::<K>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patching the spec");
+    }
+
+    /// Events about an object, oldest first.
+    pub async fn events(&self, name: &str) -> Vec<Event> {
+        let api: Api<Event> = self.api();
+        let mut events: Vec<Event> = api
+            .list(&Default::default())
+            .await
+            .expect("listing events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect();
+        events.sort_by_key(|e| e.metadata.creation_timestamp.clone());
+        events
+    }
+
+    /// Waits (with a deadline) until an Event with this reason about `name` exists.
+    pub async fn wait_event(&self, name: &str, reason: &str, type_: &str) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) =
+                self.events(name).await.into_iter().find(|e| {
+                    e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some(type_)
+                })
+            {
+                return e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {type_} event {reason} for {name}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The status and `Ready` condition of an object, if set.
+pub trait HasStatus {
+    fn sync_status(&self) -> Option<&SyncStatus>;
+}
+
+impl HasStatus for audience_operator::crd::AudienceSync {
+    fn sync_status(&self) -> Option<&SyncStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl HasStatus for audience_operator::crd::SegmentSync {
+    fn sync_status(&self) -> Option<&SyncStatus> {
+        self.status.as_ref()
+    }
+}
+
+pub fn ready<K: HasStatus>(obj: &K) -> Option<&Condition> {
+    obj.sync_status()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+pub fn reason<K: HasStatus>(obj: &K) -> Option<String> {
+    ready(obj).map(|c| c.reason.clone())
+}
+
+/// Waits through a watch until `cond` holds for the object (panics after [`WAIT`] with the last
+/// state seen).
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&K) -> bool + Send + 'static,
+) -> K
+where
+    K: Resource + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+{
+    let got = tokio::time::timeout(
+        WAIT,
+        await_condition(api.clone(), name, move |o: Option<&K>| o.is_some_and(&cond)),
+    )
+    .await;
+    match got {
+        Ok(Ok(Some(obj))) => obj,
+        Ok(Ok(None)) => panic!("{name} was deleted while waiting for {what}"),
+        Ok(Err(e)) => panic!("watching {name}: {e}"),
+        Err(_) => {
+            let last = api.get_opt(name).await.ok().flatten();
+            panic!("timed out waiting for {what} on {name}; last seen: {last:#?}")
+        }
+    }
+}
+
+/// Waits until `Ready` has this reason (and the observed generation is current).
+pub async fn wait_reason<K>(api: &Api<K>, name: &str, want: &'static str) -> K
+where
+    K: Resource + HasStatus + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+{
+    wait_for(api, name, want, move |o: &K| {
+        let generation = o.meta().generation;
+        ready(o).is_some_and(|c| c.reason == want && c.observed_generation == generation)
+            && o.sync_status().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Progressing" && c.status == "False")
+            })
+    })
+    .await
+}
+
+/// The number of runs recorded in the history (bounded at 5).
+pub fn runs<K: HasStatus>(obj: &K) -> usize {
+    obj.sync_status().map(|s| s.history.len()).unwrap_or(0)
+}
+
+/// An AudienceSync manifest from Shopify into [`AUDIENCE`].
+pub fn audience_sync(name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({
+        "source": {"shopify": {"shopDomain": "test.myshopify.com", "credentialsSecretRef": {"name": "shopify"}}},
+        "target": {"mailchimp": {"audienceId": AUDIENCE, "credentialsSecretRef": {"name": "mailchimp"}}},
+        "schedule": {"interval": "1h"}
+    });
+    merge(&mut spec, extra);
+    json!({
+        "apiVersion": "sync.audience-operator.io/v1alpha1",
+        "kind": "AudienceSync",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// JSON merge (objects merge recursively, everything else replaces).
+pub fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Write calls made to a vendor so far.
+pub fn vendor_writes(h: &Harness, vendor: Vendor) -> u64 {
+    h.sandbox.sandbox.stats.writes(vendor)
+}
