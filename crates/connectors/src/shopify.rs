@@ -126,6 +126,8 @@ impl fmt::Debug for ShopifyConfig {
 #[derive(Debug)]
 struct BucketEstimate {
     known: bool,
+    /// Points reserved by queries sent but not answered yet (of every source sharing the estimate).
+    in_flight: f64,
     available: f64,
     maximum: f64,
     restore_rate: f64,
@@ -136,6 +138,20 @@ impl BucketEstimate {
     fn available_now(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         (self.available + elapsed * self.restore_rate).min(self.maximum)
+    }
+}
+
+/// Points a query holds in the estimate until its answer is read (released on drop, whatever happened).
+struct Reservation<'a> {
+    bucket: &'a Mutex<BucketEstimate>,
+    cost: f64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut bucket) = self.bucket.lock() {
+            bucket.in_flight = (bucket.in_flight - self.cost).max(0.0);
+        }
     }
 }
 
@@ -152,6 +168,7 @@ fn bucket_for(url: &str, token: &str) -> Arc<Mutex<BucketEstimate>> {
         .or_insert_with(|| {
             Arc::new(Mutex::new(BucketEstimate {
                 known: false,
+                in_flight: 0.0,
                 available: 0.0,
                 maximum: 0.0,
                 restore_rate: 0.0,
@@ -238,13 +255,24 @@ impl ShopifySource {
         format!("POST /admin/api/{API_VERSION}/graphql.json ({op})")
     }
 
-    /// Waits until the estimated bucket holds `cost`, then reserves it.
-    async fn wait_for_points(&self, op: &'static str, cost: f64) -> Result<(), ConnectorError> {
+    /// Waits until the estimated bucket holds `cost`, then reserves it until the answer comes.
+    async fn wait_for_points(
+        &self,
+        op: &'static str,
+        cost: f64,
+    ) -> Result<Reservation<'_>, ConnectorError> {
+        let reserve = |bucket: &mut BucketEstimate| {
+            bucket.in_flight += cost;
+            Reservation {
+                bucket: &self.bucket,
+                cost,
+            }
+        };
         loop {
             let wait = {
                 let mut bucket = self.bucket.lock().expect("bucket lock");
                 if !bucket.known {
-                    return Ok(());
+                    return Ok(reserve(&mut bucket));
                 }
                 if cost > bucket.maximum {
                     return Err(ConnectorError::new(
@@ -262,7 +290,7 @@ impl ShopifySource {
                 if available >= cost {
                     bucket.available = available - cost;
                     bucket.at = now;
-                    return Ok(());
+                    return Ok(reserve(&mut bucket));
                 }
                 if bucket.restore_rate <= 0.0 {
                     return Err(ConnectorError::new(
@@ -278,14 +306,18 @@ impl ShopifySource {
         }
     }
 
-    fn learn(&self, op: &'static str, cost: &Cost) {
+    /// Takes the shop's figures after an answer. Queries of other reads still in flight may not be
+    /// counted in them yet, so their reservations are subtracted: the estimate errs on the side of
+    /// waiting, never of being throttled.
+    fn learn(&self, op: &'static str, cost: &Cost, own: &Reservation<'_>) {
         if let Some(requested) = cost.requested_query_cost {
             self.costs.lock().expect("costs lock").insert(op, requested);
         }
         if let Some(status) = &cost.throttle_status {
             let mut bucket = self.bucket.lock().expect("bucket lock");
             bucket.known = true;
-            bucket.available = status.currently_available;
+            let others = (bucket.in_flight - own.cost).max(0.0);
+            bucket.available = status.currently_available - others;
             bucket.maximum = status.maximum_available;
             bucket.restore_rate = status.restore_rate;
             bucket.at = Instant::now();
@@ -311,7 +343,7 @@ impl ShopifySource {
                 .get(op)
                 .copied()
                 .unwrap_or(2.0 + f64::from(first));
-            self.wait_for_points(op, cost).await?;
+            let reservation = self.wait_for_points(op, cost).await?;
             let response = http::send(
                 VENDOR,
                 &endpoint,
@@ -338,7 +370,7 @@ impl ShopifySource {
             }
             let envelope: Envelope<T> = http::json_body(VENDOR, &endpoint, response).await?;
             if let Some(cost) = envelope.extensions.as_ref().and_then(|e| e.cost.as_ref()) {
-                self.learn(op, cost);
+                self.learn(op, cost, &reservation);
             }
             if let Some(errors) = envelope.errors.filter(|e| !e.is_empty()) {
                 if errors.iter().any(|e| e.code() == Some("THROTTLED")) {
