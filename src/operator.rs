@@ -149,13 +149,18 @@ async fn supervise(
         health.leader.store(true, Ordering::SeqCst);
         metrics.set_leader(true);
         let ctx = Context::new(client, options.settings.clone(), options.connectors.clone());
-        health.ready.store(true, Ordering::SeqCst);
-        run_controllers(ctx, &options.namespaces, shutdown).await;
+        let ready = health.clone();
+        run_controllers(ctx, &options.namespaces, shutdown, move || {
+            ready.ready.store(true, Ordering::SeqCst)
+        })
+        .await;
+        health.ready.store(false, Ordering::SeqCst);
         health.leader.store(false, Ordering::SeqCst);
         metrics.set_leader(false);
         return Ok(());
     };
     let mut leader = leadership.subscribe();
+    // A standby is ready as soon as it competes for the lease; a leader once its watches start.
     health.ready.store(true, Ordering::SeqCst);
     loop {
         tokio::select! {
@@ -163,6 +168,7 @@ async fn supervise(
             _ = shutdown.wait_for(|s| *s) => break,
         }
         tracing::info!("became leader; starting controllers");
+        health.ready.store(false, Ordering::SeqCst);
         health.leader.store(true, Ordering::SeqCst);
         metrics.set_leader(true);
         // One term: controllers run until leadership is lost or shutdown is asked for.
@@ -183,9 +189,14 @@ async fn supervise(
             options.settings.clone(),
             options.connectors.clone(),
         );
-        run_controllers(ctx, &options.namespaces, term_rx).await;
+        let ready = health.clone();
+        run_controllers(ctx, &options.namespaces, term_rx, move || {
+            ready.ready.store(true, Ordering::SeqCst)
+        })
+        .await;
         watcher.abort();
         health.leader.store(false, Ordering::SeqCst);
+        health.ready.store(true, Ordering::SeqCst);
         metrics.set_leader(false);
         if *shutdown.borrow() {
             break;

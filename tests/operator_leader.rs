@@ -73,8 +73,13 @@ async fn only_the_leader_syncs_and_the_standby_takes_over() {
         (b, a, "replica-b", "replica-a")
     };
 
-    // Both serve health; both are ready (leader and standby).
+    // Both serve health; both become ready (the leader once its watches start).
     for op in [&leader_op, &standby_op] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !op.health.is_ready() {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let addr = op.http_addr.unwrap();
         assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
         let (code, body) = get(addr, "/readyz").await;

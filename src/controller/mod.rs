@@ -276,10 +276,12 @@ pub async fn wait_for_crds(client: &Client, mut shutdown: watch::Receiver<bool>)
 
 /// Runs the controllers of both kinds (in every namespace, or in each of `namespaces`) until
 /// `shutdown` turns true; runs under way stop at a safe point and record what they applied.
+/// `started` is called once the CRDs are served and the watches start.
 pub async fn run_controllers(
     ctx: Arc<Context>,
     namespaces: &[String],
     shutdown: watch::Receiver<bool>,
+    started: impl FnOnce() + Send,
 ) {
     {
         let ctx = ctx.clone();
@@ -293,6 +295,7 @@ pub async fn run_controllers(
     if !wait_for_crds(&ctx.client, shutdown.clone()).await {
         return;
     }
+    started();
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
