@@ -109,6 +109,16 @@ impl RetailCrmConfig {
         }
     }
 
+    /// Sets the account's time zone from its IANA name (e.g. `Europe/Moscow`, `Asia/Almaty`).
+    pub fn with_time_zone(mut self, name: &str) -> Result<Self, ConnectorError> {
+        self.time_zone = name.trim().parse::<Tz>().map_err(|_| {
+            config_error(format!(
+                "unknown time zone {name:?} (expected an IANA name such as Europe/Moscow)"
+            ))
+        })?;
+        Ok(self)
+    }
+
     /// A config pointing at `base_url` (e.g. the sandbox).
     pub fn with_base_url(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         let mut config = RetailCrmConfig::new("sandbox", api_key);
@@ -247,7 +257,12 @@ impl RetailCrmSource {
         let base = match &config.base_url {
             Some(base) => base.trim_end_matches('/').to_string(),
             None => {
-                let account = config.account.trim().trim_end_matches(".retailcrm.ru");
+                let account = config
+                    .account
+                    .trim()
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .trim_end_matches(".retailcrm.ru");
                 let valid = !account.is_empty()
                     && account
                         .chars()
@@ -566,8 +581,9 @@ fn verdict(response: &Response, pace: &RateWindow) -> Verdict {
             pause_key: true,
         }
     } else if status.is_server_error() {
+        let free = pace.until_free();
         Verdict::Retry {
-            retry_after: None,
+            retry_after: (!free.is_zero()).then_some(free),
             pause_key: false,
         }
     } else {
@@ -955,6 +971,25 @@ mod tests {
             "2025-07-01T10:00:00+00:00"
         );
         assert!(moscow.parse_time("2025-01-01T12:00:00Z").is_none());
+    }
+
+    #[test]
+    fn config_reads_time_zones_and_account_urls() {
+        let config = RetailCrmConfig::new("shop", "k")
+            .with_time_zone("Asia/Almaty")
+            .unwrap();
+        assert_eq!(config.time_zone, chrono_tz::Asia::Almaty);
+        assert!(
+            RetailCrmConfig::new("shop", "k")
+                .with_time_zone("Mars/Olympus")
+                .is_err()
+        );
+        for account in ["shop", "shop.retailcrm.ru", "https://shop.retailcrm.ru/"] {
+            let source = RetailCrmSource::new(RetailCrmConfig::new(account, "k")).unwrap();
+            assert_eq!(source.base, "https://shop.retailcrm.ru");
+        }
+        assert!(RetailCrmSource::new(RetailCrmConfig::new("a/b", "k")).is_err());
+        assert!(RetailCrmSource::new(RetailCrmConfig::new("shop", " ")).is_err());
     }
 
     #[test]

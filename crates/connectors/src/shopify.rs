@@ -224,7 +224,12 @@ impl ShopifySource {
         let base = match &config.base_url {
             Some(base) => base.trim_end_matches('/').to_string(),
             None => {
-                let shop = config.shop.trim().trim_end_matches(".myshopify.com");
+                let shop = config
+                    .shop
+                    .trim()
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .trim_end_matches(".myshopify.com");
                 let valid =
                     !shop.is_empty() && shop.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
                 if !valid {
@@ -1026,6 +1031,28 @@ mod tests {
                 .with_timezone(&Utc),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn shop_names_and_domains_give_the_admin_url() {
+        for shop in [
+            "my-shop",
+            "my-shop.myshopify.com",
+            "https://my-shop.myshopify.com/",
+        ] {
+            let source = ShopifySource::new(ShopifyConfig::new(shop, "shpat_x")).unwrap();
+            assert_eq!(
+                source.url,
+                "https://my-shop.myshopify.com/admin/api/2025-01/graphql.json"
+            );
+        }
+        assert!(ShopifySource::new(ShopifyConfig::new("my shop", "shpat_x")).is_err());
+        assert!(ShopifySource::new(ShopifyConfig::new("my-shop", "")).is_err());
+        let mut config = ShopifyConfig::new("my-shop", "shpat_x");
+        config.page_size = 251;
+        assert!(ShopifySource::new(config).is_err());
+        let shown = format!("{:?}", ShopifyConfig::new("my-shop", "shpat_secret"));
+        assert!(!shown.contains("shpat_secret"));
     }
 
     #[test]
