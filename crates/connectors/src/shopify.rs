@@ -20,8 +20,9 @@
 //! Every answer carries `extensions.cost` (`requestedQueryCost`, `throttleStatus{maximumAvailable,
 //! currentlyAvailable, restoreRate}`); the connector keeps that estimate per shop and token (shared
 //! by every sync in the process) and, before each query, waits until the bucket has restored enough
-//! for the query's cost. The cost used is the `requestedQueryCost` the shop reported for the same
-//! query before (Shopify also counts nested objects, so `2 + first` is only the first guess). A
+//! for the query's cost, reserving it until the answer comes (so two reads sharing a token never
+//! spend the same points twice). The cost used is the `requestedQueryCost` the shop reported for
+//! the same query before (Shopify also counts nested objects, so `2 + first` is only a first guess). A
 //! `THROTTLED` answer (HTTP 200) pauses every request on the key for
 //! `(requested − currentlyAvailable) / restoreRate` seconds and the query is retried, at most
 //! [`ShopifyConfig::max_throttle_retries`] times; then the read fails with `ErrorKind::RateLimited`.
@@ -33,6 +34,12 @@
 //! mail) both map to Cleaned: neither may ever be mailed again and neither may be resubscribed by a
 //! sync, which is exactly what Cleaned means downstream. A customer without an email has no consent
 //! object and is NotSubscribed.
+//!
+//! **Segments** are read with `customerSegmentMembers(segmentId:)`, one call per 250 members, mapping
+//! each member's `defaultEmailAddress.marketingState` like the customer's consent. Not handled [U]:
+//! Shopify may answer a complex segment asynchronously (since 2023-01, via
+//! `customerSegmentMembersQueryCreate` and polling); such an answer is a GraphQL error here, reported
+//! as `ErrorKind::Rejected` with Shopify's message.
 //!
 //! `Customer.email` and `Customer.emailMarketingConsent` are deprecated in 2025-01's schema in
 //! favour of `defaultEmailAddress`, which that version's `Customer` does not have yet (it exists only
