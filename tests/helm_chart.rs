@@ -1,0 +1,461 @@
+//! The Helm chart without a cluster: `helm lint` and `helm template` are clean in both RBAC modes,
+//! the rendered RBAC is exactly what the operator needs, the Deployment is locked down, the CRD
+//! templates are exactly `crds/`, and the schema refuses bad values with a clear message.
+
+mod helm_support;
+
+use std::collections::BTreeSet;
+
+use helm_support::*;
+use serde_yaml::Value;
+
+const RELEASE: &str = "audience-operator";
+const NS: &str = "audience-system";
+
+#[test]
+fn chart_crd_files_are_an_exact_copy_of_crds_dir() {
+    let names = |dir: &std::path::Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let crds = repo_root().join("crds");
+    let copy = chart_dir().join("files/crds");
+    assert_eq!(
+        names(&crds),
+        names(&copy),
+        "charts/audience-operator/files/crds/ must hold the same files as crds/ \
+         (refresh with: cp crds/*.yaml charts/audience-operator/files/crds/)"
+    );
+    for name in names(&crds) {
+        let a = std::fs::read(crds.join(&name)).unwrap();
+        let b = std::fs::read(copy.join(&name)).unwrap();
+        assert!(
+            a == b,
+            "charts/audience-operator/files/crds/{name} differs from crds/{name} \
+             (refresh with: cp crds/*.yaml charts/audience-operator/files/crds/)"
+        );
+    }
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let chart: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(chart["apiVersion"].as_str(), Some("v2"));
+    assert_eq!(chart["name"].as_str(), Some("audience-operator"));
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml appVersion must equal the audience-operator crate version"
+    );
+}
+
+#[tokio::test]
+async fn lint_is_clean_with_default_and_namespaced_values() {
+    for extra in [
+        &[][..],
+        &["--set", "watchNamespaces={team-a,team-b}"][..],
+        &[
+            "--set",
+            "serviceMonitor.enabled=true,installCRDs=false,logFormat=json",
+        ][..],
+    ] {
+        let mut cmd = offline_helm();
+        cmd.args(["lint", "--strict"]).arg(chart_dir()).args(extra);
+        let out = run_ok(cmd).await;
+        assert!(
+            out.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "helm lint {extra:?}:\n{out}"
+        );
+        assert!(
+            !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+            "helm lint {extra:?}:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn default_values_render_cluster_wide_rbac_and_a_locked_down_deployment() {
+    let docs = render(RELEASE, NS, &[]).await;
+    let lease_role = format!("{RELEASE}-leader-election");
+    let metrics_svc = format!("{RELEASE}-metrics");
+    let mut expected = vec![
+        ("ClusterRole", "", RELEASE),
+        ("ClusterRoleBinding", "", RELEASE),
+        ("CustomResourceDefinition", "", CRD_NAMES[0]),
+        ("CustomResourceDefinition", "", CRD_NAMES[1]),
+        ("Deployment", NS, RELEASE),
+        ("Role", NS, lease_role.as_str()),
+        ("RoleBinding", NS, lease_role.as_str()),
+        ("Service", NS, metrics_svc.as_str()),
+        ("ServiceAccount", NS, RELEASE),
+    ]
+    .into_iter()
+    .map(|(k, n, m)| (k.to_string(), n.to_string(), m.to_string()))
+    .collect::<Vec<_>>();
+    expected.sort();
+    assert_eq!(inventory(&docs), expected);
+
+    // RBAC: exactly the operator's needs, cluster-wide; the Lease only in the release namespace.
+    assert_eq!(
+        rules(find(&docs, "ClusterRole", RELEASE)),
+        expected_watch_rules()
+    );
+    let crb = find(&docs, "ClusterRoleBinding", RELEASE);
+    assert_eq!(crb["roleRef"]["kind"].as_str(), Some("ClusterRole"));
+    assert_eq!(crb["roleRef"]["name"].as_str(), Some(RELEASE));
+    assert_eq!(crb["subjects"][0]["kind"].as_str(), Some("ServiceAccount"));
+    assert_eq!(crb["subjects"][0]["name"].as_str(), Some(RELEASE));
+    assert_eq!(crb["subjects"][0]["namespace"].as_str(), Some(NS));
+    assert_eq!(
+        rules(find(&docs, "Role", &lease_role)),
+        expected_lease_rules(RELEASE)
+    );
+    let rb = find(&docs, "RoleBinding", &lease_role);
+    assert_eq!(rb["roleRef"]["name"].as_str(), Some(lease_role.as_str()));
+    assert_eq!(rb["subjects"][0]["name"].as_str(), Some(RELEASE));
+
+    // Deployment: defaults, flags, probes, resources and security context.
+    let deploy = find(&docs, "Deployment", RELEASE);
+    assert_eq!(deploy["spec"]["replicas"].as_u64(), Some(2));
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"].as_str(), Some(RELEASE));
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["image"].as_str(),
+        Some(
+            format!(
+                "ghcr.io/audience-operator/audience-operator:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(c["imagePullPolicy"].as_str(), Some("IfNotPresent"));
+    assert_eq!(
+        container_args(deploy),
+        [
+            "run",
+            "--metrics-addr=0.0.0.0:8080",
+            "--concurrency=4",
+            &format!("--lease-name={RELEASE}"),
+            &format!("--lease-namespace={NS}"),
+        ]
+    );
+    let env: Vec<(&str, &Value)> = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+        .collect();
+    let rust_log = env
+        .iter()
+        .find(|(n, _)| *n == "RUST_LOG")
+        .expect("RUST_LOG");
+    assert_eq!(rust_log.1["value"].as_str(), Some("info"));
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let e = env.iter().find(|(n, _)| *n == var).expect(var);
+        assert_eq!(
+            e.1["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+            Some(field)
+        );
+    }
+    assert_eq!(c["ports"][0]["name"].as_str(), Some("metrics"));
+    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(8080));
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["port"].as_str(),
+        Some("metrics")
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["port"].as_str(),
+        Some("metrics")
+    );
+    for kind in ["requests", "limits"] {
+        for res in ["cpu", "memory"] {
+            assert!(
+                !c["resources"][kind][res].is_null(),
+                "resources.{kind}.{res} missing"
+            );
+        }
+    }
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["capabilities"]["drop"][0].as_str(), Some("ALL"));
+    assert_eq!(
+        sc["seccompProfile"]["type"].as_str(),
+        Some("RuntimeDefault")
+    );
+    let psc = &pod["securityContext"];
+    assert_eq!(psc["runAsNonRoot"].as_bool(), Some(true));
+    assert!(psc["runAsUser"].as_u64().is_some_and(|u| u > 0));
+    assert_eq!(
+        psc["seccompProfile"]["type"].as_str(),
+        Some("RuntimeDefault")
+    );
+
+    // The metrics Service selects the operator pods on the metrics port.
+    let svc = find(&docs, "Service", &metrics_svc);
+    assert_eq!(
+        svc["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        svc["spec"]["ports"][0]["targetPort"].as_str(),
+        Some("metrics")
+    );
+}
+
+#[tokio::test]
+async fn watch_namespaces_render_a_role_per_namespace_and_namespace_flags() {
+    let docs = render(RELEASE, NS, &["--set", "watchNamespaces={team-a,team-b}"]).await;
+    let inv = inventory(&docs);
+    assert!(
+        !inv.iter()
+            .any(|(k, _, _)| k == "ClusterRole" || k == "ClusterRoleBinding"),
+        "namespaced mode must not grant anything cluster-wide: {inv:?}"
+    );
+    let roles: Vec<(String, String)> = inv
+        .iter()
+        .filter(|(k, _, _)| k == "Role")
+        .map(|(_, ns, n)| (ns.clone(), n.clone()))
+        .collect();
+    let lease_role = format!("{RELEASE}-leader-election");
+    assert_eq!(
+        roles,
+        [
+            (NS.to_string(), lease_role.clone()),
+            ("team-a".to_string(), RELEASE.to_string()),
+            ("team-b".to_string(), RELEASE.to_string()),
+        ]
+    );
+    for ns in ["team-a", "team-b"] {
+        let role = docs
+            .iter()
+            .find(|d| kind(d) == "Role" && namespace(d) == Some(ns))
+            .unwrap();
+        assert_eq!(rules(role), expected_watch_rules(), "Role in {ns}");
+        let rb = docs
+            .iter()
+            .find(|d| kind(d) == "RoleBinding" && namespace(d) == Some(ns))
+            .unwrap_or_else(|| panic!("no RoleBinding in {ns}"));
+        assert_eq!(rb["roleRef"]["kind"].as_str(), Some("Role"));
+        assert_eq!(rb["roleRef"]["name"].as_str(), Some(RELEASE));
+        assert_eq!(rb["subjects"][0]["name"].as_str(), Some(RELEASE));
+        assert_eq!(rb["subjects"][0]["namespace"].as_str(), Some(NS));
+    }
+    let args = container_args(find(&docs, "Deployment", RELEASE));
+    let ns_flags: Vec<&String> = args
+        .iter()
+        .filter(|a| a.starts_with("--namespace"))
+        .collect();
+    assert_eq!(ns_flags, ["--namespace=team-a", "--namespace=team-b"]);
+}
+
+#[tokio::test]
+async fn values_switch_flags_and_optional_resources() {
+    let docs = render(
+        "prod",
+        NS,
+        &[
+            "--set",
+            "concurrency=9,logLevel=debug,logFormat=json,replicaCount=3,installCRDs=false",
+            "--set",
+            "serviceMonitor.enabled=true,serviceMonitor.labels.release=kube-prometheus",
+            "--set",
+            "image.tag=1.2.3,image.pullPolicy=Always,podAnnotations.team=growth",
+            "--set",
+            "nodeSelector.pool=ops,tolerations[0].key=dedicated,tolerations[0].operator=Exists",
+        ],
+    )
+    .await;
+    let full = "prod-audience-operator";
+    let inv = inventory(&docs);
+    assert!(
+        !inv.iter().any(|(k, _, _)| k == "CustomResourceDefinition"),
+        "installCRDs=false must render no CRD: {inv:?}"
+    );
+    let deploy = find(&docs, "Deployment", full);
+    assert_eq!(deploy["spec"]["replicas"].as_u64(), Some(3));
+    let args = container_args(deploy);
+    for want in [
+        "--concurrency=9",
+        "--log-json",
+        "--lease-name=prod-audience-operator",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    let pod = &deploy["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["team"].as_str(),
+        Some("growth")
+    );
+    assert_eq!(pod["spec"]["nodeSelector"]["pool"].as_str(), Some("ops"));
+    assert_eq!(
+        pod["spec"]["tolerations"][0]["key"].as_str(),
+        Some("dedicated")
+    );
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(
+        c["image"].as_str(),
+        Some("ghcr.io/audience-operator/audience-operator:1.2.3")
+    );
+    assert_eq!(c["imagePullPolicy"].as_str(), Some("Always"));
+    let log = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "RUST_LOG")
+        .unwrap();
+    assert_eq!(log["value"].as_str(), Some("debug"));
+
+    let sm = find(&docs, "ServiceMonitor", full);
+    assert_eq!(
+        sm["metadata"]["labels"]["release"].as_str(),
+        Some("kube-prometheus")
+    );
+    assert_eq!(sm["spec"]["endpoints"][0]["port"].as_str(), Some("metrics"));
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["path"].as_str(),
+        Some("/metrics")
+    );
+    let svc = find(&docs, "Service", &format!("{full}-metrics"));
+    let svc_labels = svc["metadata"]["labels"].as_mapping().unwrap();
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
+        assert_eq!(
+            svc_labels.get(k),
+            Some(v),
+            "ServiceMonitor selects {k:?}={v:?}"
+        );
+    }
+
+    // Without leader election: a single replica and no Lease rights.
+    let docs = render(
+        "solo",
+        NS,
+        &["--set", "leaderElection.enabled=false,replicaCount=1"],
+    )
+    .await;
+    let args = container_args(find(&docs, "Deployment", "solo-audience-operator"));
+    assert!(args.iter().any(|a| a == "--no-leader-election"), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--lease-")), "{args:?}");
+    assert!(
+        !inventory(&docs).iter().any(|(k, _, _)| k == "Role"),
+        "no Lease Role without leader election"
+    );
+}
+
+#[tokio::test]
+async fn crd_templates_render_exactly_crds_dir_with_keep_policy() {
+    let docs = render(RELEASE, NS, &[]).await;
+    let rendered: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind(d) == "CustomResourceDefinition")
+        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut expected = Vec::new();
+    for f in &files {
+        expected.extend(documents(&std::fs::read_to_string(f).unwrap()));
+    }
+    assert_eq!(
+        rendered.len(),
+        expected.len(),
+        "one rendered CRD per crds/ document"
+    );
+    for want in &expected {
+        let got = rendered
+            .iter()
+            .find(|d| name(d) == name(want))
+            .unwrap_or_else(|| panic!("CRD {} not rendered", name(want)));
+        let mut got = (*got).clone();
+        let meta = got["metadata"].as_mapping_mut().unwrap();
+        let annotations = meta.remove("annotations").expect("annotations");
+        let labels = meta.remove("labels").expect("labels");
+        assert_eq!(
+            annotations,
+            serde_yaml::from_str::<Value>("helm.sh/resource-policy: keep").unwrap(),
+            "CRD {} must carry exactly the keep policy",
+            name(want)
+        );
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"].as_str(),
+            Some("Helm")
+        );
+        assert!(
+            &got == want,
+            "CRD {} rendered by the chart differs from crds/ (beyond the keep annotation and labels)",
+            name(want)
+        );
+    }
+    let none = render(RELEASE, NS, &["--set", "installCRDs=false"]).await;
+    assert!(
+        !none.iter().any(|d| kind(d) == "CustomResourceDefinition"),
+        "installCRDs=false still renders CRDs"
+    );
+}
+
+#[tokio::test]
+async fn schema_refuses_bad_values_with_a_clear_message() {
+    let cases: &[(&str, &[&str])] = &[
+        ("replicaCount=0", &["/replicaCount", "minimum"]),
+        ("replicaCount=two", &["/replicaCount", "want integer"]),
+        (
+            "watchNamespaces={Team_A}",
+            &["/watchNamespaces/0", "does not match pattern"],
+        ),
+        (
+            "watchNamespaces=team-a",
+            &["/watchNamespaces", "want array"],
+        ),
+        ("watchNamespaces={a,a}", &["/watchNamespaces", "equal"]),
+        ("logLevel=verbose", &["/logLevel", "'info'"]),
+        ("logFormat=xml", &["/logFormat", "'json'"]),
+        ("concurrency=0", &["/concurrency", "minimum"]),
+        (
+            "image.pullPolicy=Sometimes",
+            &["/image/pullPolicy", "IfNotPresent"],
+        ),
+        ("installCRDs=maybe", &["/installCRDs", "want boolean"]),
+        (
+            "replicas=3",
+            &["additional properties 'replicas' not allowed"],
+        ),
+        (
+            "leaderElection.enabled=false",
+            &["/replicaCount", "maximum"],
+        ),
+        ("sandboxURL=ftp://sim", &["/sandboxURL"]),
+        ("metrics.port=70000", &["/metrics/port", "maximum"]),
+    ];
+    for (set, wants) in cases {
+        let (what, out) = run(template_cmd(RELEASE, NS, &["--set", set])).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what} was accepted");
+        assert!(
+            stderr.contains("values don't meet the specifications of the schema"),
+            "{what}: not a schema refusal:\n{stderr}"
+        );
+        for want in *wants {
+            assert!(stderr.contains(want), "{what}: {want:?} not in\n{stderr}");
+        }
+    }
+}
