@@ -243,25 +243,46 @@ async fn run_kind<K: SyncObject>(
 }
 
 /// Waits until both CRDs are served (the controllers need them to watch).
-pub async fn wait_for_crds(client: &Client, mut shutdown: watch::Receiver<bool>) -> bool {
+/// Lists only in the watched namespaces (`namespaces`; empty means the whole cluster), so an
+/// operator confined by namespaced Roles can tell that the CRDs are served.
+pub async fn wait_for_crds(
+    client: &Client,
+    namespaces: &[String],
+    mut shutdown: watch::Receiver<bool>,
+) -> bool {
     let params = kube::api::ListParams::default().limit(1);
     let mut logged = false;
     loop {
-        let a = Api::<AudienceSync>::all(client.clone())
-            .list_metadata(&params)
-            .await;
-        let s = Api::<SegmentSync>::all(client.clone())
-            .list_metadata(&params)
-            .await;
-        match (a, s) {
-            (Ok(_), Ok(_)) => return true,
-            (a, s) => {
+        let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.iter().map(|n| Some(n.as_str())).collect()
+        };
+        let mut outcome = Ok(());
+        for scope in scopes {
+            let (audiences, segments) = match scope {
+                None => (
+                    Api::<AudienceSync>::all(client.clone()),
+                    Api::<SegmentSync>::all(client.clone()),
+                ),
+                Some(ns) => (
+                    Api::<AudienceSync>::namespaced(client.clone(), ns),
+                    Api::<SegmentSync>::namespaced(client.clone(), ns),
+                ),
+            };
+            if let Err(e) = audiences.list_metadata(&params).await {
+                outcome = Err(e);
+                break;
+            }
+            if let Err(e) = segments.list_metadata(&params).await {
+                outcome = Err(e);
+                break;
+            }
+        }
+        match outcome {
+            Ok(()) => return true,
+            Err(e) => {
                 if !logged {
-                    let e = a
-                        .err()
-                        .or(s.err())
-                        .map(|e| e.to_string())
-                        .unwrap_or_default();
                     tracing::warn!(error = %e, "waiting for the CRDs (install crds/)");
                     logged = true;
                 }
@@ -292,7 +313,7 @@ pub async fn run_controllers(
             }
         });
     }
-    if !wait_for_crds(&ctx.client, shutdown.clone()).await {
+    if !wait_for_crds(&ctx.client, namespaces, shutdown.clone()).await {
         return;
     }
     started();

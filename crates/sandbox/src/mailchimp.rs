@@ -57,7 +57,7 @@ use error::ApiError;
 use state::State;
 
 /// The id of the audience [`Mailchimp::seed_demo`] creates.
-pub const DEMO_LIST_ID: &str = "demo-audience";
+pub const DEMO_LIST_ID: &str = "a1b2c3d4e5";
 
 /// A well-formed API key the simulator accepts by default (`<32 hex>-<datacenter>`).
 pub const EXAMPLE_API_KEY: &str = "0123456789abcdef0123456789abcdef-us6";

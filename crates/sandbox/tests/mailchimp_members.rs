@@ -814,7 +814,8 @@ async fn the_demo_audience_holds_two_hand_changed_contacts() {
     let refused = mc
         .put(
             &format!(
-                "/lists/demo-audience/members/{}",
+                "/lists/{}/members/{}",
+                audience_sandbox::mailchimp::DEMO_LIST_ID,
                 subscriber_hash(&members[0].email_address)
             ),
             json!({"email_address": members[0].email_address, "status_if_new": "subscribed", "status": "subscribed"}),
