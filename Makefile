@@ -13,7 +13,6 @@ SHELL := bash
 
 CARGO ?= cargo
 CRDS_DIR ?= crds
-CRDS_FILE ?= $(CRDS_DIR)/audience-operator.crds.yaml
 
 .PHONY: test testbins toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
@@ -53,12 +52,11 @@ fmt-check: toolchain
 lint: toolchain
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The operator prints its CustomResourceDefinitions (`audience-operator crd`).
+# The operator prints its CustomResourceDefinitions (`audience-operator crd`); the chart keeps a copy.
 crds:
-	@mkdir -p $(CRDS_DIR)
-	$(CARGO) run -q --bin audience-operator -- crd > $(CRDS_FILE).tmp
-	@mv $(CRDS_FILE).tmp $(CRDS_FILE)
-	@echo "wrote $(CRDS_FILE)"
+	$(CARGO) run -q --bin audience-operator -- crd --out-dir $(CRDS_DIR)
+	cp $(CRDS_DIR)/*.yaml charts/audience-operator/files/crds/
+	@echo "wrote $(CRDS_DIR)/ and charts/audience-operator/files/crds/"
 
 cluster:
 	@$(CARGO) run -q -p audience-testenv --bin testcluster -- up
