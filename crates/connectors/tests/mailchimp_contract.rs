@@ -578,3 +578,30 @@ fn subscriber_hash_is_md5_of_the_lowercased_address() {
         audience_sandbox::mailchimp::subscriber_hash("ana.berg@mail.com")
     );
 }
+
+#[tokio::test]
+async fn member_pages_after_the_first_are_read_ahead_concurrently() {
+    let env = Env::start().await;
+    let target = env.target();
+    for i in 0..5500 {
+        env.sim()
+            .insert_member(LIST, email(i).as_str(), SimStatus::Subscribed);
+    }
+    env.sandbox.sandbox.faults.set_latency(
+        audience_sandbox::Vendor::Mailchimp,
+        std::time::Duration::from_millis(30),
+    );
+    let pages: Vec<Vec<_>> = target.members().try_collect().await.unwrap();
+    // In offset order, 1,000 to a page, the last one partial.
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![1000, 1000, 1000, 1000, 1000, 500]);
+    assert_eq!(pages[0][0].email, email(0));
+    assert_eq!(pages[5][499].email, email(5499));
+    // 6 live pages + 1 archived pass.
+    assert_eq!(env.calls("GET", MEMBERS_ROUTE), 7);
+    let seen = env.sim().max_concurrent_seen(&env.key);
+    assert!(
+        (2..=4).contains(&seen),
+        "pages 2-6 are read 4 at a time once the first told the total: {seen}"
+    );
+}

@@ -205,7 +205,11 @@ impl Inner {
             update_existing: true,
         };
         let not_found = self.list_not_found();
+        // `fields=` trims the answer to the counts and errors: without it, Mailchimp echoes every
+        // created and updated member in full (about 1 KB each). A server that ignores the
+        // parameter sends the full answer, which reads the same.
         let call = Call::new(Method::POST, BATCH, self.list_path())
+            .query("fields", "total_created,total_updated,error_count,errors")
             .json(&body)?
             .not_found(&not_found);
         drop(body);
@@ -434,6 +438,7 @@ impl Inner {
             SEGMENT_BATCH,
             format!("{}/segments/{id}", self.list_path()),
         )
+        .query("fields", "total_added,total_removed,error_count,errors")
         .json(&SegmentBatch {
             members_to_add: add,
             members_to_remove: remove,
