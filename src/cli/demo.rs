@@ -1,7 +1,483 @@
-//! `audience-operator demo` (stub; the CLI engineer replaces it).
+//! `audience-operator demo`: every vendor simulator in-process on a free loopback port, the
+//! manifests in `examples/` run against it through the code path of `sync --sandbox`, what each
+//! changed, then all of them again to show that a second run writes nothing (counted by the
+//! sandbox's request stats). Needs no cluster, no account and no network.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use audience_sandbox::mailchimp::MemberStatus;
+use audience_sandbox::{Sandbox, SandboxOptions, Vendor};
+use url::Url;
 
 use super::DemoArgs;
+use super::manifest::{self, Manifests, SyncManifest};
+use super::report::SyncReport;
+use super::sync::{SyncOptions, run_manifests};
+use crate::crd::SegmentSyncMode;
+
+/// Where the examples live in the source tree this binary was built from.
+pub const EXAMPLES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+
+/// The examples built into the binary, in the order the demo runs them: the audiences first (every
+/// source pushes the same demo people, each adding what it knows), then the segments.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "lightspeed-x-to-mailchimp.yaml",
+        include_str!("../../examples/lightspeed-x-to-mailchimp.yaml"),
+    ),
+    (
+        "shopify-to-mailchimp.yaml",
+        include_str!("../../examples/shopify-to-mailchimp.yaml"),
+    ),
+    (
+        "lightspeed-r-to-mailchimp.yaml",
+        include_str!("../../examples/lightspeed-r-to-mailchimp.yaml"),
+    ),
+    (
+        "retailcrm-segment-exact.yaml",
+        include_str!("../../examples/retailcrm-segment-exact.yaml"),
+    ),
+    (
+        "retailcrm-segment-union.yaml",
+        include_str!("../../examples/retailcrm-segment-union.yaml"),
+    ),
+    (
+        "retailcrm-segment-subtract.yaml",
+        include_str!("../../examples/retailcrm-segment-subtract.yaml"),
+    ),
+];
+
+/// One example manifest.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub file: String,
+    pub text: String,
+}
+
+/// The examples: read from [`EXAMPLES_DIR`] when it exists (so edits show at once; extra `*.yaml`
+/// files there run after the built-in ones, by name), else the copies built into the binary.
+/// Also says where they came from.
+pub fn examples() -> (Vec<Example>, String) {
+    examples_from(Path::new(EXAMPLES_DIR))
+}
+
+fn examples_from(dir: &Path) -> (Vec<Example>, String) {
+    if !dir.is_dir() {
+        let embedded = EMBEDDED
+            .iter()
+            .map(|(file, text)| Example {
+                file: file.to_string(),
+                text: text.to_string(),
+            })
+            .collect();
+        return (embedded, "the copies built into this binary".to_string());
+    }
+    let mut examples: Vec<Example> = EMBEDDED
+        .iter()
+        .map(|(file, text)| Example {
+            file: file.to_string(),
+            text: std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| text.to_string()),
+        })
+        .collect();
+    let mut extra: Vec<(String, String)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let known = EMBEDDED.iter().any(|(f, _)| *f == file);
+            (!known && (file.ends_with(".yaml") || file.ends_with(".yml")))
+                .then(|| {
+                    std::fs::read_to_string(entry.path())
+                        .ok()
+                        .map(|t| (file, t))
+                })
+                .flatten()
+        })
+        .collect();
+    extra.sort();
+    examples.extend(extra.into_iter().map(|(file, text)| Example { file, text }));
+    (examples, dir.display().to_string())
+}
+
+/// What one pass over one example did.
+struct PassResult {
+    reports: Vec<SyncReport>,
+    /// Write calls (POST, PUT, PATCH, DELETE) the Mailchimp simulator served.
+    mailchimp_writes: u64,
+    /// Calls each vendor served.
+    requests: BTreeMap<&'static str, u64>,
+}
 
 pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`demo` is not implemented yet ({args:?})")
+    super::sync::init_logging();
+    let (examples, origin) = examples();
+    let parsed: Vec<(Example, Manifests)> = examples
+        .into_iter()
+        .map(|example| {
+            let manifests = manifest::parse(&example.text)
+                .with_context(|| format!("reading example {}", example.file))?;
+            Ok((example, manifests))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let sandbox = Sandbox::new(SandboxOptions {
+        customers: args.customers,
+        ..SandboxOptions::default()
+    });
+    let running = sandbox
+        .serve("127.0.0.1:0".parse().expect("a socket address"))
+        .await
+        .context("starting the sandbox on a loopback port")?;
+    let shown = running.url();
+    let url = Url::parse(&shown)?;
+    println!("audience-operator demo");
+    println!(
+        "  sandbox: every vendor simulator on {shown}, {} demo customers in each source (the same people in every one)",
+        args.customers
+    );
+    println!("  examples: {origin}");
+    println!(
+        "  each runs as `audience-operator sync -f examples/<file> --sandbox {shown}` would\n"
+    );
+
+    let options = SyncOptions {
+        sandbox: Some(url.clone()),
+        ..SyncOptions::default()
+    };
+    let no_env = |_: &str| None;
+
+    println!("First pass: what each example changed");
+    let mut first = Vec::new();
+    for (i, (example, manifests)) in parsed.iter().enumerate() {
+        println!("\n[{}/{}] {}", i + 1, parsed.len(), example.file);
+        prepare(&sandbox, manifests);
+        let pass = run_pass(&sandbox, manifests, &options, &no_env).await;
+        for report in &pass.reports {
+            print!(
+                "{}",
+                indent(&report.render_text(&format!("examples/{}", example.file)))
+            );
+        }
+        println!(
+            "      sandbox: {}; requests served: {}",
+            plural(pass.mailchimp_writes, "Mailchimp write call"),
+            requests_line(&pass.requests)
+        );
+        first.push(pass);
+    }
+
+    println!("\nSecond pass: the same examples again (nothing changed at the sources)");
+    let mut second = Vec::new();
+    for (example, manifests) in &parsed {
+        let pass = run_pass(&sandbox, manifests, &options, &no_env).await;
+        let changes: u64 = pass.reports.iter().map(SyncReport::changes).sum();
+        let failed = pass.reports.iter().filter(|r| !r.ok).count();
+        println!(
+            "  {:<34} {}, {}{}",
+            example.file,
+            plural(changes, "change"),
+            plural(pass.mailchimp_writes, "Mailchimp write"),
+            if failed > 0 { " (FAILED)" } else { "" }
+        );
+        second.push(pass);
+    }
+
+    println!("\nSummary");
+    println!("  {:<34} {:<62} second pass", "example", "first pass");
+    let mut failures = Vec::new();
+    for (((example, _), one), two) in parsed.iter().zip(&first).zip(&second) {
+        for (a, b) in one.reports.iter().zip(&two.reports) {
+            if !a.ok {
+                failures.push(format!("{} ({}, first pass)", a.name, a.outcome));
+            }
+            if !b.ok {
+                failures.push(format!("{} ({}, second pass)", b.name, b.outcome));
+            }
+        }
+        let summary = one
+            .reports
+            .iter()
+            .map(short_counts)
+            .collect::<Vec<_>>()
+            .join("; ");
+        println!(
+            "  {:<34} {:<62} {} writes",
+            example.file,
+            format!("{summary}, {} writes", one.mailchimp_writes),
+            two.mailchimp_writes
+        );
+    }
+    let list = parsed
+        .iter()
+        .flat_map(|(_, m)| m.syncs.iter())
+        .find_map(|s| match s {
+            SyncManifest::Audience(a) => a
+                .spec
+                .target
+                .mailchimp
+                .as_ref()
+                .map(|m| m.audience_id.clone()),
+            SyncManifest::Segment(s) => s
+                .spec
+                .target
+                .mailchimp
+                .as_ref()
+                .map(|m| m.audience_id.clone()),
+        });
+    if let Some(list) = list {
+        println!("\n{}", audience_line(&sandbox, &list, &parsed));
+    }
+    let second_writes: u64 = second.iter().map(|p| p.mailchimp_writes).sum();
+    println!(
+        "\nNext: `audience-operator sandbox` serves the same simulators until ctrl-c, and\n`audience-operator sync -f examples/<file> --sandbox http://127.0.0.1:8089` runs one example against it."
+    );
+    drop(running);
+    if !failures.is_empty() {
+        anyhow::bail!("the demo failed: {}", failures.join(", "));
+    }
+    if second_writes > 0 {
+        anyhow::bail!("the second pass wrote {second_writes} times; it should write nothing");
+    }
+    Ok(())
+}
+
+/// Runs one example's syncs and counts what the simulators served meanwhile.
+async fn run_pass(
+    sandbox: &Sandbox,
+    manifests: &Manifests,
+    options: &SyncOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PassResult {
+    let writes_before = sandbox.stats.writes(Vendor::Mailchimp);
+    let requests_before: Vec<u64> = Vendor::ALL
+        .iter()
+        .map(|v| sandbox.stats.total(*v))
+        .collect();
+    let reports = run_manifests(manifests, options, env).await;
+    let requests = Vendor::ALL
+        .iter()
+        .zip(requests_before)
+        .map(|(v, before)| (v.name(), sandbox.stats.total(*v) - before))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    PassResult {
+        reports,
+        mailchimp_writes: sandbox.stats.writes(Vendor::Mailchimp) - writes_before,
+        requests,
+    }
+}
+
+/// The demo's stand-in for a marketer: a `subtract` example removes people from a segment someone
+/// builds in Mailchimp, so before its first run every subscribed member is tagged with it by hand.
+fn prepare(sandbox: &Sandbox, manifests: &Manifests) {
+    for sync in &manifests.syncs {
+        let SyncManifest::Segment(segment) = sync else {
+            continue;
+        };
+        let Some(target) = &segment.spec.target.mailchimp else {
+            continue;
+        };
+        if segment.spec.mode != SegmentSyncMode::Subtract
+            || sandbox
+                .mailchimp
+                .segment_id(&target.audience_id, target.segment.trim())
+                .is_some()
+        {
+            continue;
+        }
+        let mut tagged = 0;
+        for member in sandbox.mailchimp.members(&target.audience_id) {
+            if member.status == MemberStatus::Subscribed
+                && sandbox.mailchimp.tag_member(
+                    &target.audience_id,
+                    &member.email_address,
+                    target.segment.trim(),
+                )
+            {
+                tagged += 1;
+            }
+        }
+        println!(
+            "    (demo) tagged {tagged} subscribed members {:?} by hand in the Mailchimp simulator, as a marketer would",
+            target.segment.trim()
+        );
+    }
+}
+
+fn short_counts(report: &SyncReport) -> String {
+    if !report.ok {
+        return format!("FAILED ({})", report.outcome);
+    }
+    let Some(c) = report.counts else {
+        return "no counts".into();
+    };
+    let mut s = format!(
+        "+{} created, ~{} updated, -{} archived",
+        c.created, c.updated, c.archived
+    );
+    if report.segment.is_some() {
+        s = format!(
+            "+{} created, segment +{} -{}",
+            c.created, c.segment_added, c.segment_removed
+        );
+    }
+    s
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn requests_line(requests: &BTreeMap<&'static str, u64>) -> String {
+    if requests.is_empty() {
+        return "none".into();
+    }
+    requests
+        .iter()
+        .map(|(vendor, n)| format!("{vendor} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// What the demo audience holds at the end.
+fn audience_line(sandbox: &Sandbox, list: &str, parsed: &[(Example, Manifests)]) -> String {
+    let mc = &sandbox.mailchimp;
+    let mut line = format!(
+        "Mailchimp audience {list} now: {} members ({} subscribed, {} unsubscribed, {} transactional, {} cleaned, {} archived)",
+        mc.member_count(list),
+        mc.count_by_status(list, MemberStatus::Subscribed),
+        mc.count_by_status(list, MemberStatus::Unsubscribed),
+        mc.count_by_status(list, MemberStatus::Transactional),
+        mc.count_by_status(list, MemberStatus::Cleaned),
+        mc.count_by_status(list, MemberStatus::Archived),
+    );
+    let mut segments: Vec<String> = parsed
+        .iter()
+        .flat_map(|(_, m)| m.syncs.iter())
+        .filter_map(|s| match s {
+            SyncManifest::Segment(s) => s
+                .spec
+                .target
+                .mailchimp
+                .as_ref()
+                .map(|m| m.segment.trim().to_string()),
+            SyncManifest::Audience(_) => None,
+        })
+        .collect();
+    segments.dedup();
+    let sizes: Vec<String> = segments
+        .iter()
+        .map(|s| format!("{s:?} {}", mc.tag_members(list, s).len()))
+        .collect();
+    if !sizes.is_empty() {
+        line.push_str(&format!("; segments: {}", sizes.join(", ")));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_examples_parse_and_match_the_directory() {
+        for (file, text) in EMBEDDED {
+            let m = manifest::parse(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(m.syncs.len(), 1, "{file}: one sync per example");
+        }
+        let (from_dir, origin) = examples();
+        assert_eq!(origin, EXAMPLES_DIR);
+        assert!(from_dir.len() >= EMBEDDED.len());
+    }
+
+    /// The examples must work against a fresh sandbox: its demo audience, credentials and segments.
+    #[test]
+    fn examples_use_what_the_sandbox_serves() {
+        use audience_sandbox::{lightspeed_r, lightspeed_x, mailchimp, retailcrm, shopify};
+        for (file, text) in EMBEDDED {
+            let m = manifest::parse(text).unwrap();
+            let secret = |name: &str, key: &str| {
+                let s = m
+                    .secret(name, None)
+                    .unwrap_or_else(|| panic!("{file}: no Secret {name}"));
+                String::from_utf8(s.data[key].clone()).unwrap()
+            };
+            let (source, target) = match &m.syncs[0] {
+                SyncManifest::Audience(a) => (
+                    a.spec.source.clone(),
+                    a.spec
+                        .target
+                        .mailchimp
+                        .clone()
+                        .map(|t| (t.audience_id, t.credentials_secret_ref.name)),
+                ),
+                SyncManifest::Segment(s) => {
+                    let code = s.spec.source_segment.retailcrm_segment.clone();
+                    assert!(
+                        matches!(code.as_deref(), Some("vip" | "newsletter")),
+                        "{file}: the sandbox's RetailCRM segments are vip and newsletter"
+                    );
+                    (
+                        s.spec.source.clone(),
+                        s.spec
+                            .target
+                            .mailchimp
+                            .clone()
+                            .map(|t| (t.audience_id, t.credentials_secret_ref.name)),
+                    )
+                }
+            };
+            let (audience, mailchimp_secret) = target.unwrap();
+            assert_eq!(audience, mailchimp::DEMO_LIST_ID, "{file}");
+            assert!(
+                audience.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{file}: the CRD allows letters and digits only"
+            );
+            assert_eq!(
+                secret(&mailchimp_secret, "apiKey"),
+                mailchimp::EXAMPLE_API_KEY,
+                "{file}"
+            );
+            let source_secret = &source.credentials().unwrap().name;
+            let kind = source.kind().unwrap();
+            let expected = match kind {
+                crate::crd::SourceKind::Shopify => shopify::DEFAULT_ACCESS_TOKEN,
+                crate::crd::SourceKind::LightspeedXSeries => lightspeed_x::DEMO_TOKEN,
+                crate::crd::SourceKind::LightspeedRSeries => {
+                    let r = source.lightspeed_r_series.as_ref().unwrap();
+                    assert_eq!(r.account_id, lightspeed_r::DEMO_ACCOUNT_ID, "{file}");
+                    lightspeed_r::DEMO_TOKEN
+                }
+                crate::crd::SourceKind::Retailcrm => retailcrm::DEFAULT_API_KEY,
+            };
+            assert_eq!(
+                secret(source_secret, kind.default_secret_key()),
+                expected,
+                "{file}"
+            );
+            assert!(
+                !text.contains("namespace:"),
+                "{file}: no namespace in examples"
+            );
+        }
+    }
+
+    #[test]
+    fn without_the_directory_the_built_in_copies_are_used() {
+        let (examples, origin) = examples_from(Path::new("/nonexistent/examples"));
+        assert_eq!(examples.len(), EMBEDDED.len());
+        assert!(origin.contains("built into"), "{origin}");
+        assert_eq!(examples[0].file, "lightspeed-x-to-mailchimp.yaml");
+    }
 }

@@ -1,0 +1,89 @@
+//! `audience-operator demo`, the README's first command: no cluster, no accounts, no network.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
+
+const EXAMPLES: [&str; 6] = [
+    "lightspeed-x-to-mailchimp.yaml",
+    "shopify-to-mailchimp.yaml",
+    "lightspeed-r-to-mailchimp.yaml",
+    "retailcrm-segment-exact.yaml",
+    "retailcrm-segment-union.yaml",
+    "retailcrm-segment-subtract.yaml",
+];
+
+/// The numbers in a piece of text.
+fn numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn demo_changes_something_per_example_then_nothing() {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+
+    // First pass: every example is shown with what it did.
+    for (i, file) in EXAMPLES.iter().enumerate() {
+        assert!(
+            stdout.contains(&format!("[{}/{}] {file}", i + 1, EXAMPLES.len())),
+            "{file} missing:\n{stdout}"
+        );
+    }
+
+    // The summary: per example, first-pass counts and writes above zero, then zero writes.
+    let summary = stdout.split_once("\nSummary\n").expect("a summary").1;
+    for file in EXAMPLES {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(file))
+            .unwrap_or_else(|| panic!("{file} not in the summary:\n{summary}"));
+        let rest = line.trim_start()[file.len()..].trim();
+        let first = rest
+            .strip_suffix(" 0 writes")
+            .unwrap_or_else(|| panic!("second pass of {file} wrote: {line}"))
+            .trim();
+        let first_numbers = numbers(first);
+        let (writes, counts) = first_numbers.split_last().expect("counts and writes");
+        assert!(first.ends_with(" writes"), "{line}");
+        assert!(
+            *writes > 0,
+            "{file} wrote nothing on the first pass: {line}"
+        );
+        assert!(
+            counts.iter().sum::<u64>() > 0,
+            "{file} changed nothing: {line}"
+        );
+    }
+
+    // The second pass, example by example.
+    let second = stdout
+        .split_once("\nSecond pass")
+        .expect("a second pass")
+        .1
+        .split_once("\nSummary\n")
+        .unwrap()
+        .0;
+    for file in EXAMPLES {
+        let line = second
+            .lines()
+            .find(|l| l.trim_start().starts_with(file))
+            .unwrap_or_else(|| panic!("{file} not in the second pass:\n{second}"));
+        assert!(line.ends_with("0 changes, 0 Mailchimp writes"), "{line}");
+    }
+    let audience = audience_sandbox::mailchimp::DEMO_LIST_ID;
+    assert!(
+        stdout.contains(&format!("Mailchimp audience {audience} now:")),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,439 @@
+//! `audience-operator sync -f FILE --sandbox URL`: the built binary against a sandbox served by the
+//! test, whose simulators the test then inspects.
+
+use std::process::Output;
+
+use audience_sandbox::mailchimp::{DEMO_LIST_ID, EXAMPLE_API_KEY, MemberStatus};
+use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor, seed};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+const CUSTOMERS: usize = 40;
+
+const ALL_EXAMPLES: [&str; 6] = [
+    "lightspeed-x-to-mailchimp.yaml",
+    "shopify-to-mailchimp.yaml",
+    "lightspeed-r-to-mailchimp.yaml",
+    "retailcrm-segment-exact.yaml",
+    "retailcrm-segment-union.yaml",
+    "retailcrm-segment-subtract.yaml",
+];
+
+async fn sandbox() -> RunningSandbox {
+    Sandbox::new(SandboxOptions {
+        customers: CUSTOMERS,
+        ..SandboxOptions::default()
+    })
+    .serve("127.0.0.1:0".parse().unwrap())
+    .await
+    .expect("sandbox serves")
+}
+
+fn example(file: &str) -> String {
+    std::fs::read_to_string(format!("{EXAMPLES}/{file}")).expect("example exists")
+}
+
+/// The example without its Secret documents.
+fn without_secrets(text: &str) -> String {
+    text.split("\n---\n")
+        .filter(|doc| !doc.contains("kind: Secret"))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+fn write_manifest(dir: &tempdir::Dir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Runs the binary with only `env` in its environment (no stray credentials).
+async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(args).env_clear();
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().await.expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// The emails of the demo people every source simulator serves.
+fn demo_emails() -> Vec<String> {
+    seed::people(CUSTOMERS, SandboxOptions::default().seed)
+        .into_iter()
+        .map(|p| p.email)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_pushes_every_customer_into_the_mailchimp_audience() {
+    let running = sandbox().await;
+    let mc = &running.sandbox.mailchimp;
+    let emails = demo_emails();
+    let already = emails
+        .iter()
+        .filter(|e| mc.member(DEMO_LIST_ID, e).is_some())
+        .count();
+    let file = format!("{EXAMPLES}/lightspeed-x-to-mailchimp.yaml");
+    let url = running.url();
+    let out = run(
+        &["sync", "-f", &file, "--sandbox", &url, "--output", "json"],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["dryRun"], false);
+    let sync = &report["syncs"][0];
+    assert_eq!(sync["kind"], "AudienceSync");
+    assert_eq!(sync["name"], "lightspeed-x-to-mailchimp");
+    assert_eq!(sync["outcome"], "Synced");
+    assert_eq!(sync["counts"]["source"], CUSTOMERS as u64);
+    assert_eq!(sync["counts"]["created"], (CUSTOMERS - already) as u64);
+    assert_eq!(sync["counts"]["archived"], 0);
+    assert_eq!(
+        sync["credentialsFrom"]["target"],
+        "Secret mailchimp-credentials"
+    );
+
+    // The simulator holds every customer, with their names.
+    assert_eq!(mc.member_count(DEMO_LIST_ID), CUSTOMERS);
+    for person in seed::people(CUSTOMERS, SandboxOptions::default().seed) {
+        let member = mc
+            .member(DEMO_LIST_ID, &person.email)
+            .unwrap_or_else(|| panic!("{} is not in the audience", person.email));
+        assert_eq!(member.merge_fields["FNAME"], person.first_name);
+        assert_eq!(member.merge_fields["LNAME"], person.last_name);
+    }
+    assert!(running.sandbox.stats.writes(Vendor::Mailchimp) > 0);
+
+    // A second run finds nothing to do and writes nothing.
+    let writes = running.sandbox.stats.writes(Vendor::Mailchimp);
+    let out = run(
+        &["sync", "-f", &file, "--sandbox", &url, "--output", "json"],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = &json(&out)["syncs"][0]["counts"];
+    assert_eq!(counts["created"], 0);
+    assert_eq!(counts["updated"], 0);
+    assert_eq!(running.sandbox.stats.writes(Vendor::Mailchimp), writes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_of_every_example_writes_nothing() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let all: Vec<String> = ALL_EXAMPLES.iter().map(|f| example(f)).collect();
+    let file = write_manifest(&dir, "all.yaml", &all.join("\n---\n"));
+    let url = running.url();
+    let out = run(
+        &[
+            "sync",
+            "-f",
+            &file,
+            "--sandbox",
+            &url,
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["dryRun"], true);
+    let syncs = report["syncs"].as_array().unwrap();
+    assert_eq!(syncs.len(), ALL_EXAMPLES.len());
+    for sync in syncs {
+        assert_eq!(sync["ok"], true, "{sync}");
+        assert_eq!(sync["outcome"], "DryRun", "{sync}");
+        assert_eq!(sync["dryRun"], true);
+    }
+    let first = &syncs[0];
+    assert_eq!(
+        first["counts"]["created"],
+        (CUSTOMERS - 2) as u64,
+        "{first}"
+    );
+    assert!(
+        !first["plan"]["sample"].as_array().unwrap().is_empty(),
+        "a dry run shows its plan: {first}"
+    );
+    assert!(syncs[3]["counts"]["segmentAdded"].as_u64().unwrap() > 0);
+
+    // Nothing was written: no write calls, the audience as seeded.
+    assert_eq!(running.sandbox.stats.writes(Vendor::Mailchimp), 0);
+    assert_eq!(running.sandbox.mailchimp.member_count(DEMO_LIST_ID), 2);
+    assert!(
+        running.sandbox.stats.total(Vendor::Mailchimp) > 0,
+        "it did read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_is_a_clear_error() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "x.yaml",
+        &without_secrets(&example("lightspeed-x-to-mailchimp.yaml")),
+    );
+    let url = running.url();
+    let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("FAILED (CredentialsMissing)"), "{text}");
+    assert!(
+        text.contains(
+            "Secret \"lightspeed-x-credentials\" (key \"token\") is not in the manifest and AUDIENCE_OPERATOR_SECRET_LIGHTSPEED_X_CREDENTIALS_TOKEN is not set"
+        ),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("lightspeed-x-to-mailchimp failed (CredentialsMissing)"),
+        "{}",
+        stderr(&out)
+    );
+    for vendor in Vendor::ALL {
+        assert_eq!(
+            running.sandbox.stats.total(vendor),
+            0,
+            "{vendor:?} was called"
+        );
+    }
+
+    // The environment stands in for the Secrets.
+    let out = run(
+        &["sync", "-f", &file, "--sandbox", &url, "--output", "json"],
+        &[
+            (
+                "AUDIENCE_OPERATOR_SECRET_LIGHTSPEED_X_CREDENTIALS_TOKEN",
+                audience_sandbox::lightspeed_x::DEMO_TOKEN,
+            ),
+            (
+                "AUDIENCE_OPERATOR_SECRET_MAILCHIMP_CREDENTIALS_API_KEY",
+                EXAMPLE_API_KEY,
+            ),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let sync = &json(&out)["syncs"][0];
+    assert_eq!(
+        sync["credentialsFrom"]["source"],
+        "$AUDIENCE_OPERATOR_SECRET_LIGHTSPEED_X_CREDENTIALS_TOKEN"
+    );
+    assert_eq!(
+        running.sandbox.mailchimp.member_count(DEMO_LIST_ID),
+        CUSTOMERS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_api_key_is_an_auth_error_that_never_shows_the_key() {
+    let running = sandbox().await;
+    running.sandbox.mailchimp.set_valid_keys([EXAMPLE_API_KEY]);
+    let dir = tempdir::Dir::new();
+    let bad_key = "fedcba9876543210fedcba9876543210-us6";
+    let file = write_manifest(
+        &dir,
+        "bad-key.yaml",
+        &example("shopify-to-mailchimp.yaml").replace(EXAMPLE_API_KEY, bad_key),
+    );
+    let url = running.url();
+    for output in ["text", "json"] {
+        let out = run(
+            &["sync", "-f", &file, "--sandbox", &url, "--output", output],
+            &[],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.contains("AuthFailed"), "{all}");
+        assert!(all.contains("mailchimp"), "names the vendor: {all}");
+        assert!(!all.contains(bad_key), "shows the key: {all}");
+        assert!(
+            !all.contains("fedcba9876543210"),
+            "shows part of the key: {all}"
+        );
+    }
+    assert_eq!(running.sandbox.stats.writes(Vendor::Mailchimp), 0);
+
+    // A wrong source token: the same, for the source.
+    let bad_token = "lsx-wrong-token-0000";
+    let file = write_manifest(
+        &dir,
+        "bad-token.yaml",
+        &example("lightspeed-x-to-mailchimp.yaml")
+            .replace(audience_sandbox::lightspeed_x::DEMO_TOKEN, bad_token),
+    );
+    let out = run(
+        &["sync", "-f", &file, "--sandbox", &url, "--output", "json"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let sync = &json(&out)["syncs"][0];
+    assert_eq!(sync["outcome"], "AuthFailed", "{sync}");
+    assert!(
+        sync["error"].as_str().unwrap().contains("lightspeed-x"),
+        "{sync}"
+    );
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!all.contains(bad_token), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_safety_stop_names_the_plan_and_approve_lets_exactly_it_go_ahead() {
+    let running = sandbox().await;
+    let mc = &running.sandbox.mailchimp;
+    // Thirty members the store does not have: mirroring would archive 30 of 32 (94%, limit 10%).
+    for i in 0..30 {
+        mc.insert_member(
+            DEMO_LIST_ID,
+            &format!("former.customer{i}@example.com"),
+            MemberStatus::Subscribed,
+        );
+    }
+    let file = format!("{EXAMPLES}/lightspeed-x-to-mailchimp.yaml");
+    let url = running.url();
+    let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("STOPPED by the safety limit"), "{text}");
+    assert!(text.contains("would remove 30 of 32 members"), "{text}");
+    assert!(text.contains("--approve "), "{text}");
+    assert_eq!(running.sandbox.stats.writes(Vendor::Mailchimp), 0);
+
+    let out = run(
+        &["sync", "-f", &file, "--sandbox", &url, "--output", "json"],
+        &[],
+    )
+    .await;
+    let sync = &json(&out)["syncs"][0];
+    assert_eq!(sync["outcome"], "SafetyStop");
+    let plan_id = sync["pendingApproval"]["planId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("--approve {plan_id}")), "{text}");
+    assert!(
+        stderr(&out).contains(&format!("--approve {plan_id}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Approving another plan changes nothing; approving this one lets it through.
+    let out = run(
+        &[
+            "sync",
+            "-f",
+            &file,
+            "--sandbox",
+            &url,
+            "--approve",
+            "0000000000000000",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(
+        &[
+            "sync",
+            "-f",
+            &file,
+            "--sandbox",
+            &url,
+            "--approve",
+            &plan_id,
+            "--output",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(json(&out)["syncs"][0]["counts"]["archived"], 30);
+    assert_eq!(mc.count_by_status(DEMO_LIST_ID, MemberStatus::Archived), 30);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_manifest_fails_before_any_call() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    let url = running.url();
+    let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no AudienceSync or SegmentSync"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["sync", "-f", "/nonexistent/manifest.yaml"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/manifest.yaml"));
+    for vendor in Vendor::ALL {
+        assert_eq!(running.sandbox.stats.total(vendor), 0);
+    }
+}
+
+/// A temporary directory removed on drop (std only).
+mod tempdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "cli-sync-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
