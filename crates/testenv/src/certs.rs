@@ -127,3 +127,23 @@ pub fn new_key_pair_pem() -> Result<(String, String)> {
     let key = KeyPair::generate().context("generating a key")?;
     Ok((key.serialize_pem(), key.public_key_pem()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_pem_certificates_and_keys() {
+        let ca = Ca::new().unwrap();
+        assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(ca.key_pem().contains("PRIVATE KEY"));
+        let serving = ca.serving_cert(&["127.0.0.1", "localhost"]).unwrap();
+        assert!(serving.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let client = ca.client_cert("alice", &["a", "b"]).unwrap();
+        assert!(client.key_pem.contains("PRIVATE KEY"));
+        assert!(ca.client_cert("alice", &["a", "b", "c"]).is_err());
+        let (private, public) = new_key_pair_pem().unwrap();
+        assert!(private.contains("BEGIN PRIVATE KEY"));
+        assert!(public.contains("BEGIN PUBLIC KEY"));
+    }
+}

@@ -143,3 +143,30 @@ pub async fn wait_crd_established(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+        metadata: {name: things.example.com}\n\
+        spec:\n  group: example.com\n  scope: Namespaced\n  \
+        names: {plural: things, singular: thing, kind: Thing}\n  versions: []\n";
+
+    #[test]
+    fn parses_multi_document_yaml_and_skips_empty_documents() {
+        let text = format!("---\n# comment only\n---\n{CRD}---\n{CRD}");
+        let crds = parse_crds(&text).unwrap();
+        assert_eq!(crds.len(), 2);
+        assert_eq!(crds[0].metadata.name.as_deref(), Some("things.example.com"));
+    }
+
+    #[test]
+    fn refuses_other_kinds() {
+        let err = parse_crds(&format!("{CRD}---\napiVersion: v1\nkind: Secret\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("document 2 is a \"Secret\""),
+            "{err}"
+        );
+    }
+}
