@@ -4,6 +4,7 @@
 //! `cargo bench -p audience-connectors --bench mailchimp_push`
 //!
 //! Knobs (environment): `BENCH_CONTACTS` (default 100000), `BENCH_LATENCY_MS` (default 100),
+//! `BENCH_CEILING` (default 1: also push at 0 ms latency to show the simulator's own capacity),
 //! `BENCH_PYTHON` = `auto` (default: run the Python comparison when
 //! `bench/mailchimp_python/run.sh --check` says the client is installed), `install` (install it
 //! into a venv under target/ first), `off`; `BENCH_PYTHON_CONTACTS` (default: `BENCH_CONTACTS`).
@@ -34,12 +35,12 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn contacts(count: usize) -> Vec<SourceContact> {
+fn contacts(count: usize, prefix: &str) -> Vec<SourceContact> {
     let updated_at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("timestamp");
     (0..count)
         .map(|i| SourceContact {
             source_id: format!("c{i}"),
-            email: format!("rs{i}@customers.shop-bench.io"),
+            email: format!("{prefix}{i}@customers.shop-bench.io"),
             first_name: format!("First{i}"),
             last_name: format!("Last{i}"),
             consent: Consent::Subscribed,
@@ -85,7 +86,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let running = runtime.block_on(async {
+    // The simulator gets its own runtime: its handlers hold a blocking lock while they work, which
+    // would otherwise stall the client's tasks on the same worker threads.
+    let simulator = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("simulator runtime");
+    let running = simulator.block_on(async {
         let sandbox = Sandbox::new(SandboxOptions::default());
         sandbox.mailchimp.create_list(LIST, "Bench Audience");
         sandbox.faults.set_latency(Vendor::Mailchimp, latency);
@@ -99,7 +107,7 @@ fn main() {
         MailchimpConfig::new(EXAMPLE_API_KEY, LIST).with_base_url(base_url.clone()),
     )
     .expect("config");
-    let source = contacts(count);
+    let source = contacts(count, "rs");
     let expected_calls = count.div_ceil(BATCH_SIZE) as u64;
     let bound = (MAX_CONNECTIONS * BATCH_SIZE) as f64 / latency.as_secs_f64().max(1e-9);
 
@@ -175,6 +183,51 @@ fn main() {
         assert_eq!(report.write_calls, 0);
         assert_eq!(writes(&running), 0);
     });
+
+    // The simulator's own capacity: the same push with no injected latency, where only the
+    // simulator's work per call (it renders every member under one lock) and the client's remain.
+    if env("BENCH_CEILING", 1) == 1 {
+        let ceiling = runtime.block_on(async {
+            running
+                .sandbox
+                .mailchimp
+                .create_list("bench-ceiling", "Ceiling");
+            running
+                .sandbox
+                .faults
+                .set_latency(Vendor::Mailchimp, Duration::ZERO);
+            let target = MailchimpTarget::new(
+                MailchimpConfig::new(EXAMPLE_API_KEY, "bench-ceiling")
+                    .with_base_url(base_url.clone()),
+            )
+            .expect("config");
+            let mut planner = AudiencePlanner::new(
+                TargetIndex::new(&FieldMapping::default()),
+                PlanOptions::default(),
+            );
+            for contact in &contacts(count, "ceil") {
+                planner.observe(contact);
+            }
+            let plan = planner.finish();
+            let started = Instant::now();
+            let report = target
+                .apply(&plan, &ApplyControl::default())
+                .await
+                .expect("apply");
+            let elapsed = started.elapsed();
+            running
+                .sandbox
+                .faults
+                .set_latency(Vendor::Mailchimp, latency);
+            assert_eq!(report.created, count as u64);
+            count as f64 / elapsed.as_secs_f64()
+        });
+        println!(
+            "  simulator ceiling (same push at 0 ms latency): {:.0} members/s; the push above reached {:.1}% of min(bound, ceiling)",
+            ceiling,
+            100.0 * rate / bound.min(ceiling)
+        );
+    }
 
     python_comparison(&running, &base_url, rate);
 }
