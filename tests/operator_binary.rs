@@ -26,6 +26,19 @@ async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((r.status().as_u16(), r.text().await.ok()?))
 }
 
+/// Kills the operator if the test fails before it exits, so no process outlives the test binary.
+struct Reaper(u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 #[tokio::test]
 async fn run_subcommand_serves_probes_and_stops_on_sigterm() {
     let env = TestEnv::shared().await;
@@ -56,6 +69,7 @@ async fn run_subcommand_serves_probes_and_stops_on_sigterm() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting the binary");
+    let _reaper = Reaper(child.id());
 
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

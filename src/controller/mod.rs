@@ -335,7 +335,27 @@ pub async fn run_controllers(
             shutdown.clone(),
         )));
     }
-    for t in tasks {
-        let _ = t.await;
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    let joined = futures::future::join_all(tasks);
+    tokio::pin!(joined);
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        _ = &mut joined => return,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    // Runs in progress stop at their next safe point (the stop flag is checked between batches),
+    // which takes seconds; a watch stuck on a slow API server must not keep the process alive past
+    // the pod's termination grace period, nor the lease from being released.
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time; aborting them");
+        for abort in aborts {
+            abort.abort();
+        }
     }
 }
+
+/// How long a graceful shutdown waits for the controllers before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
