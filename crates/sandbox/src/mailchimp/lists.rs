@@ -273,7 +273,26 @@ pub async fn batch_subscribe(
         }
     }
     let list = state.list(&list_id)?;
-    let render_all = |hashes: &[String]| -> Vec<Value> {
+    // Rendering hundreds of members under the state lock is what a trimmed answer would throw
+    // away; skip it when `fields`/`exclude_fields` leave the member arrays out (same answer).
+    let (include, exclude) = params.trimming();
+    let named = |list: &Option<String>, key: &str, nested: bool| {
+        list.as_deref().is_some_and(|fields| {
+            fields.split(',').map(str::trim).any(|f| {
+                f == key
+                    || (nested
+                        && f.strip_prefix(key)
+                            .is_some_and(|rest| rest.starts_with('.')))
+            })
+        })
+    };
+    let wanted = |key: &str| {
+        (include.is_none() || named(&include, key, true)) && !named(&exclude, key, false)
+    };
+    let render_all = |key: &str, hashes: &[String]| -> Vec<Value> {
+        if !wanted(key) {
+            return Vec::new();
+        }
         hashes
             .iter()
             .filter_map(|h| {
@@ -284,8 +303,8 @@ pub async fn batch_subscribe(
             .collect()
     };
     let doc = json!({
-        "new_members": render_all(&created),
-        "updated_members": render_all(&updated),
+        "new_members": render_all("new_members", &created),
+        "updated_members": render_all("updated_members", &updated),
         "errors": errors,
         "total_created": created.len(),
         "total_updated": updated.len(),
