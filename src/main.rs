@@ -45,7 +45,18 @@ fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => audience_operator::operator::run(args).await,
+        Command::Run(args) => {
+            // Exit as soon as the operator has shut down: tearing the runtime down would also
+            // wait for any blocking task still stuck on the network.
+            let code = match audience_operator::operator::run(args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
         Command::Crd { out_dir: None } => {
             print!("{}", audience_operator::crd::crds_yaml());
             Ok(())

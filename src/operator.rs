@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use kube::Client;
@@ -270,5 +271,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(%identity, namespaces = ?args.namespaces, "audience-operator started");
     termination().await;
     tracing::info!("termination requested; stopping runs at a safe point");
-    operator.shutdown().await
+    // The pod's grace period is 30 s by default: finish well inside it whatever hangs.
+    match tokio::time::timeout(Duration::from_secs(25), operator.shutdown()).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!("graceful shutdown did not finish within 25 s; exiting anyway");
+            Ok(())
+        }
+    }
 }
