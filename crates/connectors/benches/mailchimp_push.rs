@@ -87,9 +87,12 @@ fn main() {
         .build()
         .expect("runtime");
     // The simulator gets its own runtime: its handlers hold a blocking lock while they work, which
-    // would otherwise stall the client's tasks on the same worker threads.
+    // would otherwise stall the client's tasks on the same worker threads. It gets a worker per
+    // connection too: with only two, both could sit blocked on that lock while finished answers
+    // wait to be written, which keeps the 10 calls in lock-step waves (100 ms + 10 × the handler
+    // time each) — a queue the real, massively parallel service does not have.
     let simulator = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(MAX_CONNECTIONS + 2)
         .enable_all()
         .build()
         .expect("simulator runtime");
