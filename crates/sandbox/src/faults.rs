@@ -62,7 +62,7 @@ impl Faults {
         self.inner.lock().expect("faults lock").clear();
     }
 
-    /// Every request to `vendor` waits this long before it is answered.
+    /// Every request to `vendor` takes at least this long to be answered.
     pub fn set_latency(&self, vendor: Vendor, latency: Duration) {
         self.inner
             .lock()
@@ -116,14 +116,18 @@ pub async fn inject(
     request: Request,
     next: Next,
 ) -> Response {
-    let latency = faults.latency(vendor);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match faults.take(vendor, request.uri().path()) {
-        Some(kind) => fault_response(vendor, kind).await,
-        None => next.run(request).await,
-    }
+    // Latency is the time a call takes, as a real service's round trip includes its own work: the
+    // answer is held until `latency` has passed since the request arrived, however quickly the
+    // handler produced it (and a slow handler is not slowed down further).
+    let answered_no_sooner = tokio::time::sleep(faults.latency(vendor));
+    let answer = async {
+        match faults.take(vendor, request.uri().path()) {
+            Some(kind) => fault_response(vendor, kind).await,
+            None => next.run(request).await,
+        }
+    };
+    let (response, ()) = tokio::join!(answer, answered_no_sooner);
+    response
 }
 
 async fn fault_response(vendor: Vendor, kind: FaultKind) -> Response {
