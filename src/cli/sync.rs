@@ -19,7 +19,7 @@ use super::report::{RunReport, SyncReport};
 use super::{OutputFormat, SyncArgs};
 use crate::connect::{self, Credentials};
 use crate::controller::SyncError;
-use crate::controller::kind::{JobParts, SyncObject};
+use crate::controller::kind::{JobParts, MAILCHIMP_DEFAULT_KEY, SyncObject};
 use crate::engine::{Phase, ProgressFn};
 
 /// How to run the syncs of a manifest.
@@ -259,20 +259,7 @@ async fn execute<K: SyncObject>(
     progress: Option<ProgressFn>,
 ) -> Result<crate::controller::kind::Executed, SyncError> {
     object.validate().map_err(SyncError::InvalidSpec)?;
-    let source_spec = object.source_spec();
-    let source_kind = source_spec
-        .kind()
-        .ok_or_else(|| SyncError::InvalidSpec("no source".into()))?;
-    let source_ref = source_spec
-        .credentials()
-        .ok_or_else(|| SyncError::InvalidSpec("no source credentials".into()))?;
-    let target_spec = object
-        .target_spec()
-        .ok_or_else(|| SyncError::InvalidSpec("no target".into()))?;
-    let mailchimp = target_spec
-        .mailchimp
-        .as_ref()
-        .ok_or_else(|| SyncError::InvalidSpec("no mailchimp target".into()))?;
+    let connections = object.connections()?;
     let namespace = object.namespace();
     let mut credentials = |role: &str, reference, default_key| {
         let (creds, origin) = manifests
@@ -286,11 +273,15 @@ async fn execute<K: SyncObject>(
         secrets.push(creds.clone());
         Ok::<Credentials, SyncError>(creds)
     };
-    let source_creds = credentials("source", source_ref, source_kind.default_secret_key())?;
-    let target_creds = credentials("target", &mailchimp.credentials_secret_ref, "apiKey")?;
+    let source_creds = credentials(
+        "source",
+        connections.source_secret,
+        connections.source_default_key,
+    )?;
+    let target_creds = credentials("target", &connections.target_secret, MAILCHIMP_DEFAULT_KEY)?;
     let sandbox = options.sandbox.as_ref();
-    let source = connect::build_source(source_spec, &source_creds, sandbox)?;
-    let target = connect::build_target(&target_spec, &target_creds, sandbox)?;
+    let source = connect::build_source(connections.source, &source_creds, sandbox)?;
+    let target = connect::build_target(&connections.target, &target_creds, sandbox)?;
     let parts = JobParts {
         source: source.as_ref(),
         target: target.as_ref(),

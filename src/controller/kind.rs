@@ -9,11 +9,12 @@ use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::errors::SyncError;
 use super::schedule::Cadence;
 use crate::crd::status::SAMPLE_LIMIT;
 use crate::crd::{
     AudienceSync, AudienceTarget, FieldMappingSpec, MailchimpTarget, PlanReport, PlannedChange,
-    RejectedRecord, RunCounts, Schedule, SegmentSync, SourceSpec, SyncStatus,
+    RejectedRecord, RunCounts, Schedule, SecretKeyRef, SegmentSync, SourceSpec, SyncStatus,
 };
 use crate::engine::{
     AudienceJob, ProgressFn, RunError, RunOutcome, SegmentJob, SegmentOutcome, run_audience_sync,
@@ -28,6 +29,20 @@ pub struct JobParts<'a> {
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
+
+/// What a sync connects to, and the Secret keys that unlock each side: read the same way by the
+/// controller and by `sync -f`.
+pub struct Connections<'a> {
+    pub source: &'a SourceSpec,
+    pub source_secret: &'a SecretKeyRef,
+    /// The key read when `source_secret` names none (`accessToken`, `token`, `apiKey`).
+    pub source_default_key: &'static str,
+    pub target: AudienceTarget,
+    pub target_secret: SecretKeyRef,
+}
+
+/// The key of a Mailchimp credentials Secret when the spec names none.
+pub const MAILCHIMP_DEFAULT_KEY: &str = "apiKey";
 
 /// What a finished run reports into the status.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +81,33 @@ pub trait SyncObject:
     /// Kind-specific checks beyond the schema.
     fn validate_kind(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The source, the target and their credential references, or why the spec lacks one.
+    fn connections(&self) -> Result<Connections<'_>, SyncError> {
+        let source = self.source_spec();
+        let kind = source
+            .kind()
+            .ok_or_else(|| SyncError::InvalidSpec("no source".into()))?;
+        let source_secret = source
+            .credentials()
+            .ok_or_else(|| SyncError::InvalidSpec("no source credentials".into()))?;
+        let target = self
+            .target_spec()
+            .ok_or_else(|| SyncError::InvalidSpec("no target".into()))?;
+        let target_secret = target
+            .mailchimp
+            .as_ref()
+            .ok_or_else(|| SyncError::InvalidSpec("no mailchimp target".into()))?
+            .credentials_secret_ref
+            .clone();
+        Ok(Connections {
+            source,
+            source_secret,
+            source_default_key: kind.default_secret_key(),
+            target,
+            target_secret,
+        })
     }
 
     /// Runs the sync.

@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use tokio::sync::{Notify, watch};
 
 use super::errors::{Retry, SyncError, backoff_delay};
-use super::kind::{Executed, JobParts, SyncObject};
+use super::kind::{Executed, JobParts, MAILCHIMP_DEFAULT_KEY, SyncObject};
 use super::schedule::{Cadence, Decision, Observed, Trigger, decide};
 use super::{Context, FIELD_MANAGER, object_key};
 use crate::connect::Credentials;
@@ -251,36 +251,26 @@ impl<K: SyncObject> Reconciler<'_, K> {
 
     /// Dereference, build the connectors, run.
     async fn execute(&self, progress: ProgressFn) -> Result<Executed, SyncError> {
-        let source_spec = self.obj.source_spec();
-        let source_kind = source_spec
-            .kind()
-            .ok_or_else(|| SyncError::InvalidSpec("no source".into()))?;
-        let source_ref = source_spec
-            .credentials()
-            .ok_or_else(|| SyncError::InvalidSpec("no source credentials".into()))?;
-        let target_spec = self
-            .obj
-            .target_spec()
-            .ok_or_else(|| SyncError::InvalidSpec("no target".into()))?;
-        let mailchimp = target_spec
-            .mailchimp
-            .as_ref()
-            .ok_or_else(|| SyncError::InvalidSpec("no mailchimp target".into()))?;
+        let connections = self.obj.connections()?;
         let source_creds = self
-            .credentials(source_ref, source_kind.default_secret_key(), "source")
+            .credentials(
+                connections.source_secret,
+                connections.source_default_key,
+                "source",
+            )
             .await?;
         let target_creds = self
-            .credentials(&mailchimp.credentials_secret_ref, "apiKey", "target")
+            .credentials(&connections.target_secret, MAILCHIMP_DEFAULT_KEY, "target")
             .await?;
         let sandbox = self.ctx.settings.sandbox.as_ref();
         let source = self
             .ctx
             .connectors
-            .source(source_spec, &source_creds, sandbox)?;
+            .source(connections.source, &source_creds, sandbox)?;
         let target = self
             .ctx
             .connectors
-            .target(&target_spec, &target_creds, sandbox)?;
+            .target(&connections.target, &target_creds, sandbox)?;
         let control = audience_core::ApplyControl {
             progress: None,
             stop: self.ctx.stop.clone(),
