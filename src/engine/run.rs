@@ -225,7 +225,9 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
 
     check(&audience_plan, None, None, job.contact_limit)?;
     if let Some(limit) = &job.safety {
-        check_segment_safety(&segment_plan, limit, job.approved_plan.as_deref())?;
+        segment_plan
+            .check_safety(limit, job.approved_plan.as_deref())
+            .map_err(RunError::Safety)?;
     }
     let audience_counts = audience_plan.counts;
     if job.dry_run {
@@ -338,42 +340,6 @@ fn check(
     }
     plan.check_capacity(contact_limit)
         .map_err(RunError::Capacity)
-}
-
-/// A segment plan removing more than the allowed share of the segment waits for approval too.
-fn check_segment_safety(
-    plan: &SegmentPlan,
-    limit: &SafetyLimit,
-    approved: Option<&str>,
-) -> Result<(), RunError> {
-    let removals = plan.remove.len() as u64;
-    if removals <= limit.always_allowed {
-        return Ok(());
-    }
-    let share = if plan.target == 0 {
-        1.0
-    } else {
-        removals as f64 / plan.target as f64
-    };
-    if share <= limit.max_removal_share {
-        return Ok(());
-    }
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for email in &plan.remove {
-        hasher.update(email.as_str().as_bytes());
-        hasher.update(b"\n");
-    }
-    let plan_id = format!("{:016x}", hasher.digest());
-    if approved == Some(plan_id.as_str()) {
-        return Ok(());
-    }
-    Err(RunError::Safety(SafetyStop {
-        removals,
-        audience: plan.target,
-        share: share * 100.0,
-        limit: limit.max_removal_share * 100.0,
-        plan_id,
-    }))
 }
 
 fn with_progress(control: &ApplyControl, progress: Option<&ProgressFn>) -> ApplyControl {

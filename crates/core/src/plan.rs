@@ -156,6 +156,53 @@ pub struct SafetyLimit {
     pub always_allowed: u64,
 }
 
+impl SafetyLimit {
+    /// The one safety rule for every kind of plan: `removals` out of `population` pass when few
+    /// enough; above the limit only an approval naming `plan_id` lets them through.
+    pub fn check(
+        &self,
+        removals: u64,
+        population: u64,
+        plan_id: impl FnOnce() -> String,
+        approved: Option<&str>,
+    ) -> Result<(), SafetyStop> {
+        if removals <= self.always_allowed {
+            return Ok(());
+        }
+        let share = if population == 0 {
+            1.0
+        } else {
+            removals as f64 / population as f64
+        };
+        if share <= self.max_removal_share {
+            return Ok(());
+        }
+        let plan_id = plan_id();
+        if approved == Some(plan_id.as_str()) {
+            return Ok(());
+        }
+        Err(SafetyStop {
+            removals,
+            audience: population,
+            share: share * 100.0,
+            limit: self.max_removal_share * 100.0,
+            plan_id,
+        })
+    }
+}
+
+/// A stable id of a set of removed emails (order-independent).
+pub fn removal_id<'e>(emails: impl IntoIterator<Item = &'e str>) -> String {
+    let mut removed: Vec<&str> = emails.into_iter().collect();
+    removed.sort_unstable();
+    let mut hasher = Xxh3::new();
+    for email in removed {
+        hasher.update(email.as_bytes());
+        hasher.update(b"\n");
+    }
+    format!("{:016x}", hasher.digest())
+}
+
 impl Default for SafetyLimit {
     fn default() -> Self {
         SafetyLimit {
@@ -202,7 +249,6 @@ impl Plan {
 
     /// A stable id of what this plan removes: approving it lets exactly this removal go ahead.
     pub fn removal_id(&self) -> String {
-        let mut hasher = Xxh3::new();
         let mut removed: Vec<&str> = self.archives.iter().map(Email::as_str).collect();
         removed.extend(
             self.updates
@@ -210,12 +256,7 @@ impl Plan {
                 .filter(|u| u.status == Some(MemberStatus::Unsubscribed))
                 .map(|u| u.email.as_str()),
         );
-        removed.sort_unstable();
-        for email in removed {
-            hasher.update(email.as_bytes());
-            hasher.update(b"\n");
-        }
-        format!("{:016x}", hasher.digest())
+        removal_id(removed)
     }
 
     /// Refuses a plan that removes more than the limit allows, unless `approved` names this plan.
@@ -224,30 +265,12 @@ impl Plan {
         limit: &SafetyLimit,
         approved: Option<&str>,
     ) -> Result<(), SafetyStop> {
-        let removals = self.removals();
-        let audience = self.counts.target;
-        if removals <= limit.always_allowed {
-            return Ok(());
-        }
-        let share = if audience == 0 {
-            1.0
-        } else {
-            removals as f64 / audience as f64
-        };
-        if share <= limit.max_removal_share {
-            return Ok(());
-        }
-        let plan_id = self.removal_id();
-        if approved == Some(plan_id.as_str()) {
-            return Ok(());
-        }
-        Err(SafetyStop {
-            removals,
-            audience,
-            share: share * 100.0,
-            limit: limit.max_removal_share * 100.0,
-            plan_id,
-        })
+        limit.check(
+            self.removals(),
+            self.counts.target,
+            || self.removal_id(),
+            approved,
+        )
     }
 
     /// Refuses a plan that would take the audience past `limit` contacts.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::email::Email;
+use crate::plan::{SafetyLimit, SafetyStop, removal_id};
 
 /// How a SegmentSync shapes the target segment from the source segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -33,6 +34,16 @@ pub struct SegmentPlan {
 impl SegmentPlan {
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Refuses a plan removing more of the segment than the limit allows, unless approved.
+    pub fn check_safety(
+        &self,
+        limit: &SafetyLimit,
+        approved: Option<&str>,
+    ) -> Result<(), SafetyStop> {
+        let plan_id = || removal_id(self.remove.iter().map(Email::as_str));
+        limit.check(self.remove.len() as u64, self.target, plan_id, approved)
     }
 }
 

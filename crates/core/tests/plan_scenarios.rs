@@ -275,3 +275,20 @@ fn segment_modes_keep_their_promises() {
         (vec![], vec![e("b@x.com")])
     );
 }
+
+#[test]
+fn a_segment_plan_removing_too_many_waits_for_approval_of_exactly_that_plan() {
+    let e = |i: usize| Email::parse(&format!("m{i}@x.com")).unwrap();
+    let target: Vec<Email> = (0..50).map(e).collect();
+    let plan = plan_segment(SegmentMode::Exact, &target[..10], &target);
+    let limit = SafetyLimit {
+        max_removal_share: 0.1,
+        always_allowed: 10,
+    };
+    let stop = plan.check_safety(&limit, None).unwrap_err();
+    assert_eq!((stop.removals, stop.audience), (40, 50));
+    assert!(plan.check_safety(&limit, Some("0000000000000000")).is_err());
+    assert!(plan.check_safety(&limit, Some(&stop.plan_id)).is_ok());
+    let small = plan_segment(SegmentMode::Exact, &target[..45], &target);
+    assert!(small.check_safety(&limit, None).is_ok());
+}
