@@ -2,12 +2,12 @@
 //! says, and recover: missing Secrets, wrong keys, invalid specs, rate limits, capacity, the
 //! safety stop and its approval.
 
-mod operator_common;
+mod operator_support;
 
 use audience_operator::crd::AudienceSync;
 use audience_sandbox::mailchimp::MemberStatus;
 use audience_sandbox::{Fault, FaultKind, Vendor};
-use operator_common::*;
+use operator_support::*;
 use serde_json::json;
 
 #[tokio::test]

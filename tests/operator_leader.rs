@@ -2,7 +2,7 @@
 //! takes over when the leader shuts down; health and metrics endpoints; a graceful shutdown stops
 //! a run at a safe point and records what it applied.
 
-mod operator_common;
+mod operator_support;
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use audience_operator::crd::AudienceSync;
 use audience_operator::leader::LeaseSettings;
 use audience_operator::operator::Operator;
 use audience_sandbox::Vendor;
-use operator_common::*;
+use operator_support::*;
 use serde_json::json;
 
 async fn start(h: &Harness, identity: &str) -> Operator {

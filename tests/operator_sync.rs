@@ -1,12 +1,12 @@
 //! The operator on a real API server against the vendor simulators: syncs, re-syncs on demand,
 //! modes, dry runs, suspension and segment syncs.
 
-mod operator_common;
+mod operator_support;
 
 use audience_operator::crd::{AudienceSync, SegmentSync};
 use audience_sandbox::Vendor;
 use audience_sandbox::mailchimp::MemberStatus;
-use operator_common::*;
+use operator_support::*;
 use serde_json::json;
 
 #[tokio::test]
