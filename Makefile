@@ -1,11 +1,4 @@
-# audience-operator — developer and CI entry points.
-#
-#   make test          every check CI runs: fmt, clippy, unit + integration tests on a real
-#                      control plane (builds the test binaries on first use)
-#   make testbins      build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm
-#   make cluster       the same control plane in the background (target/cluster/kubeconfig)
-#   make cluster-down  stop it
-#   make build | fmt | lint | crds
+# audience-operator — developer and CI entry points. `make help` lists the targets.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,9 +7,14 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: test testbins toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test testbins toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+
+## help: this list of targets
+help:
+	@awk -F': ' '/^## / { sub(/^## /, ""); split($$0, a, ": "); printf "  make %-15s %s\n", a[1], substr($$0, length(a[1]) + 3) }' $(MAKEFILE_LIST)
 
 # Components the checks need (a toolchain without them is otherwise left as is).
+## toolchain: the rustfmt and clippy components (installed when missing)
 toolchain:
 	@installed="$$(rustup component list --installed 2>/dev/null || true)"; \
 	for c in rustfmt clippy; do \
@@ -26,9 +24,11 @@ toolchain:
 	done
 
 # Prints the binaries' directory as the last line of stdout.
+## testbins: build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm; prints their directory
 testbins:
 	@hack/testbins.sh
 
+## test: every check CI runs: fmt, clippy -D warnings, unit, property, contract and control-plane tests
 test: toolchain
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
@@ -40,29 +40,37 @@ test: toolchain
 	echo "== cargo test --workspace"; \
 	$(CARGO) test --workspace
 
+## build: cargo build of the workspace
 build:
 	$(CARGO) build --workspace
 
+## fmt: format the workspace
 fmt: toolchain
 	$(CARGO) fmt --all
 
+## fmt-check: check the formatting
 fmt-check: toolchain
 	$(CARGO) fmt --all -- --check
 
+## lint: clippy with warnings as errors
 lint: toolchain
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The operator prints its CustomResourceDefinitions (`audience-operator crd`); the chart keeps a copy.
+## crds: regenerate crds/ (and the chart's copy) from the types
 crds:
 	$(CARGO) run -q --bin audience-operator -- crd --out-dir $(CRDS_DIR)
 	cp $(CRDS_DIR)/*.yaml charts/audience-operator/files/crds/
 	@echo "wrote $(CRDS_DIR)/ and charts/audience-operator/files/crds/"
 
+## cluster: the tests' control plane in the background (target/cluster/kubeconfig)
 cluster:
 	@$(CARGO) run -q -p audience-testenv --bin testcluster -- up
 
+## cluster-down: stop it
 cluster-down:
 	@$(CARGO) run -q -p audience-testenv --bin testcluster -- down
 
+## cluster-status: is it running
 cluster-status:
 	@$(CARGO) run -q -p audience-testenv --bin testcluster -- status

@@ -3,10 +3,12 @@
 //! - [`crd`]: the `AudienceSync` and `SegmentSync` custom resources;
 //! - [`controller`]: the reconcile pipeline and the kube-rs controllers;
 //! - [`operator`]: `audience-operator run` (leader election, controllers, HTTP endpoints);
-//! - [`engine`]: one sync run end to end; [`connect`]: building connectors from a spec.
+//! - [`sync`]: the one path from a sync object to a finished run (credentials, connectors, run),
+//!   shared by the controller and `sync -f`;
+//! - [`engine`]: one sync run end to end (read → plan → check → apply);
+//! - [`schedule`]: when a sync runs next (pure).
 
 pub mod cli;
-pub mod connect;
 pub mod controller;
 pub mod crd;
 pub mod engine;
@@ -14,5 +16,7 @@ pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod operator;
+pub mod schedule;
 pub mod server;
 pub mod status;
+pub mod sync;

@@ -12,11 +12,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::connect::{ConnectorFactory, DefaultConnectors};
 use crate::controller::{Context, Settings, run_controllers};
 use crate::leader::{Leadership, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::server::{Health, serve};
+use crate::sync::connect::EndpointPolicy;
+use crate::sync::{ConnectOptions, ConnectorFactory, DefaultConnectors};
 
 /// Flags of `audience-operator run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,6 +46,11 @@ pub struct RunArgs {
     /// Send every vendor call to the simulators served at this URL (see `audience-operator sandbox`).
     #[arg(long)]
     pub sandbox: Option<Url>,
+    /// Allow a sync's `endpoint` (and RetailCRM `url`) to point at this host (repeatable; an
+    /// exact name or `*.domain`). Without it only the vendors' own hosts are used; plain http
+    /// only to a listed loopback address.
+    #[arg(long = "allow-endpoint-host", value_name = "HOST")]
+    pub allowed_endpoint_hosts: Vec<String>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -68,7 +74,7 @@ impl OperatorOptions {
             namespaces: Vec::new(),
             settings,
             lease: None,
-            connectors: Arc::new(DefaultConnectors),
+            connectors: Arc::new(DefaultConnectors::default()),
             http_addr: None,
         }
     }
@@ -264,7 +270,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces.clone(),
         settings,
         lease,
-        connectors: Arc::new(DefaultConnectors),
+        connectors: Arc::new(DefaultConnectors::new(ConnectOptions {
+            endpoints: EndpointPolicy::Listed(args.allowed_endpoint_hosts.clone()),
+            ..ConnectOptions::default()
+        })),
         http_addr: Some(args.metrics_addr),
     };
     let operator = Operator::start(client, options).await?;

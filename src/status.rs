@@ -17,6 +17,8 @@ pub enum Reason {
     DryRun,
     Suspended,
     CredentialsMissing,
+    /// A Secret that does not opt in, or an endpoint whose host is not allowed.
+    CredentialsNotAllowed,
     AuthFailed,
     RateLimited,
     CapacityExceeded,
@@ -24,6 +26,9 @@ pub enum Reason {
     InvalidSpec,
     SourceError,
     TargetError,
+    /// The operator could not read or write what it needs in Kubernetes (an API server outage,
+    /// a conflict, a missing permission on its own objects).
+    KubernetesError,
 }
 
 impl Reason {
@@ -33,6 +38,7 @@ impl Reason {
             Reason::DryRun => "DryRun",
             Reason::Suspended => "Suspended",
             Reason::CredentialsMissing => "CredentialsMissing",
+            Reason::CredentialsNotAllowed => "CredentialsNotAllowed",
             Reason::AuthFailed => "AuthFailed",
             Reason::RateLimited => "RateLimited",
             Reason::CapacityExceeded => "CapacityExceeded",
@@ -40,6 +46,7 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::SourceError => "SourceError",
             Reason::TargetError => "TargetError",
+            Reason::KubernetesError => "KubernetesError",
         }
     }
 

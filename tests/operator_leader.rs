@@ -199,12 +199,23 @@ async fn shutdown_stops_a_run_at_a_safe_point_and_records_it() {
         status.next_sync_time.is_some(),
         "the next leader finishes the job"
     );
+    // A cut-short run is not reported as a success: Progressing says it was interrupted, and
+    // Ready is not set to Synced by it (issue 14: "a cut-short run reports success").
+    assert_eq!(run.outcome, "Interrupted", "{run:?}");
     assert!(
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Progressing" && c.status == "False"),
+            .any(|c| c.type_ == "Progressing" && c.status == "True" && c.reason == "Interrupted"),
         "{:?}",
+        status.conditions
+    );
+    assert!(
+        !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == "Synced"),
+        "the interrupted first run must not read as synced: {:?}",
         status.conditions
     );
 }

@@ -249,7 +249,7 @@ async fn run_pass(
     sandbox: &Sandbox,
     manifests: &Manifests,
     options: &SyncOptions,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> PassResult {
     let writes_before = sandbox.stats.writes(Vendor::Mailchimp);
     let requests_before: Vec<u64> = Vendor::ALL
@@ -462,7 +462,11 @@ mod tests {
                 crate::crd::SourceKind::Retailcrm => retailcrm::DEFAULT_API_KEY,
             };
             assert_eq!(
-                secret(source_secret, kind.default_secret_key()),
+                secret(
+                    source_secret,
+                    crate::sync::connect::source_descriptor(source.get().unwrap())
+                        .default_secret_key
+                ),
                 expected,
                 "{file}"
             );

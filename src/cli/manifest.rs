@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
-use crate::connect::Credentials;
 use crate::crd::{AudienceSync, GROUP, SecretKeyRef, SegmentSync};
+use crate::sync::Credentials;
 
 /// The prefix of the environment variables that stand in for Secrets.
 pub const ENV_PREFIX: &str = "AUDIENCE_OPERATOR_SECRET_";
@@ -250,40 +250,15 @@ impl Manifests {
         reference: &SecretKeyRef,
         default_key: &str,
         namespace: Option<&str>,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(Credentials, CredentialOrigin), String> {
         let key = reference.key_or(default_key).to_string();
         let name = reference.name.clone();
         if let Some(secret) = self.secret(&name, namespace) {
-            let data: BTreeMap<String, String> = secret
-                .data
-                .iter()
-                .filter_map(|(k, v)| String::from_utf8(v.clone()).ok().map(|v| (k.clone(), v)))
-                .collect();
-            let value = data
-                .get(&key)
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default();
-            if value.is_empty() {
-                let keys: Vec<&str> = secret.data.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "{role} credentials: Secret {name:?} has no non-empty key {key:?} (it has: {})",
-                    if keys.is_empty() {
-                        "no keys".to_string()
-                    } else {
-                        keys.join(", ")
-                    }
-                ));
-            }
-            return Ok((
-                Credentials {
-                    secret_name: name,
-                    key,
-                    value,
-                    data,
-                },
-                CredentialOrigin::Manifest,
-            ));
+            let data = secret.data.iter().map(|(k, v)| (k.clone(), v.clone()));
+            return Credentials::from_secret_data(&name, &key, data)
+                .map(|creds| (creds, CredentialOrigin::Manifest))
+                .map_err(|why| format!("{role} credentials: Secret {name:?} {why}"));
         }
         let var = env_var_name(&name, &key);
         match env(&var).map(|v| v.trim().to_string()) {

@@ -1,15 +1,18 @@
-//! `audience-operator sync -f FILE`: the controller's reconcile for each sync of a manifest, once,
-//! without a cluster. Validation, the run and the failure reasons are the controller's own
-//! ([`SyncObject`], [`SyncError`]); only where credentials come from differs (the manifest's
-//! Secrets or environment variables, see [`super::manifest`]), and there is no status to keep a
-//! checkpoint in, so every run reads the source in full.
+//! `audience-operator sync -f FILE`: each sync of a manifest, once, without a cluster, through the
+//! same job path as the controller ([`crate::sync::prepare`]): validation, the run and the failure
+//! reasons are shared ([`SyncObject`], [`SyncError`]); only where credentials come from differs
+//! (the manifest's Secrets or environment variables, see [`super::manifest`]), and there is no
+//! status to keep a checkpoint in, so every run reads the source in full.
 
 use std::io::{IsTerminal, Read as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
+use async_trait::async_trait;
 use audience_core::ApplyControl;
 use kube::ResourceExt;
 use url::Url;
@@ -17,10 +20,13 @@ use url::Url;
 use super::manifest::{self, CredentialOrigin, Manifests, SyncManifest};
 use super::report::{RunReport, SyncReport};
 use super::{OutputFormat, SyncArgs};
-use crate::connect::{self, Credentials};
-use crate::controller::SyncError;
-use crate::controller::kind::{JobParts, MAILCHIMP_DEFAULT_KEY, SyncObject};
+use crate::crd::SecretKeyRef;
 use crate::engine::{Phase, ProgressFn};
+use crate::sync::connect::EndpointPolicy;
+use crate::sync::{
+    ConnectOptions, CredentialSource, Credentials, DefaultConnectors, Executed, Role, RunControl,
+    SyncError, SyncObject, prepare,
+};
 
 /// How to run the syncs of a manifest.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +147,7 @@ pub(crate) fn init_logging() {
 pub async fn run_manifests(
     manifests: &Manifests,
     options: &SyncOptions,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Vec<SyncReport> {
     let mut reports = Vec::with_capacity(manifests.syncs.len());
     for sync in &manifests.syncs {
@@ -166,12 +172,7 @@ pub async fn run_manifests(
             SyncManifest::Segment(object) => {
                 let mut object = (**object).clone();
                 object.spec.dry_run |= options.dry_run;
-                let segment = object
-                    .spec
-                    .target
-                    .mailchimp
-                    .as_ref()
-                    .map(|m| m.segment.trim().to_string());
+                let segment = object.spec.target.segment_name().map(str::to_string);
                 run_one(&object, segment, manifests, options, env).await
             }
         };
@@ -185,7 +186,7 @@ async fn run_one<K: SyncObject>(
     segment: Option<String>,
     manifests: &Manifests,
     options: &SyncOptions,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> SyncReport {
     let started = Instant::now();
     let mut report = SyncReport {
@@ -198,33 +199,30 @@ async fn run_one<K: SyncObject>(
             .map_or("none", |k| k.as_str())
             .to_string(),
         audience_id: object
-            .target_spec()
-            .and_then(|t| t.mailchimp)
-            .map(|m| m.audience_id)
+            .target()
+            .map(|t| t.destination().to_string())
             .unwrap_or_default(),
         segment,
         mode: object.mode_str().to_string(),
         dry_run: object.dry_run(),
         ..SyncReport::default()
     };
-    let mut secrets: Vec<Credentials> = Vec::new();
+    let credentials = ManifestCredentials {
+        manifests,
+        namespace: object.namespace(),
+        env,
+        read: Mutex::default(),
+    };
     let progress = options
         .progress
         .then(|| progress_line(format!("{} {}", K::KIND, report.name)));
-    let result = execute(
-        object,
-        manifests,
-        options,
-        env,
-        &mut report,
-        &mut secrets,
-        progress.clone(),
-    )
-    .await;
+    let result = execute(object, &credentials, options, progress.clone()).await;
     if progress.is_some() {
         eprint!("\r\x1b[2K");
     }
     report.duration = format!("{:.2}s", started.elapsed().as_secs_f64());
+    let read = credentials.read.into_inner().unwrap_or_default();
+    report.credentials_from = read.origins;
     match result {
         Ok(executed) => {
             report.ok = true;
@@ -240,8 +238,8 @@ async fn run_one<K: SyncObject>(
             report.pending_approval = error.pending_approval();
             // Connectors never echo a secret; masking here makes sure of it.
             let mut message = error.to_string();
-            for creds in &secrets {
-                message = connect::redact(&message, creds);
+            for creds in &read.credentials {
+                message = creds.redact(&message);
             }
             report.error = Some(message);
         }
@@ -251,40 +249,17 @@ async fn run_one<K: SyncObject>(
 
 async fn execute<K: SyncObject>(
     object: &K,
-    manifests: &Manifests,
+    credentials: &ManifestCredentials<'_>,
     options: &SyncOptions,
-    env: &dyn Fn(&str) -> Option<String>,
-    report: &mut SyncReport,
-    secrets: &mut Vec<Credentials>,
     progress: Option<ProgressFn>,
-) -> Result<crate::controller::kind::Executed, SyncError> {
-    object.validate().map_err(SyncError::InvalidSpec)?;
-    let connections = object.connections()?;
-    let namespace = object.namespace();
-    let mut credentials = |role: &str, reference, default_key| {
-        let (creds, origin) = manifests
-            .credentials(role, reference, default_key, namespace.as_deref(), env)
-            .map_err(SyncError::CredentialsMissing)?;
-        let origin = match origin {
-            CredentialOrigin::Manifest => format!("Secret {}", creds.secret_name),
-            CredentialOrigin::Environment(var) => format!("${var}"),
-        };
-        report.credentials_from.insert(role.to_string(), origin);
-        secrets.push(creds.clone());
-        Ok::<Credentials, SyncError>(creds)
-    };
-    let source_creds = credentials(
-        "source",
-        connections.source_secret,
-        connections.source_default_key,
-    )?;
-    let target_creds = credentials("target", &connections.target_secret, MAILCHIMP_DEFAULT_KEY)?;
-    let sandbox = options.sandbox.as_ref();
-    let source = connect::build_source(connections.source, &source_creds, sandbox)?;
-    let target = connect::build_target(&connections.target, &target_creds, sandbox)?;
-    let parts = JobParts {
-        source: source.as_ref(),
-        target: target.as_ref(),
+) -> Result<Executed, SyncError> {
+    // The person running `sync -f` holds the credentials: any endpoint they name is theirs.
+    let connectors = DefaultConnectors::new(ConnectOptions {
+        endpoints: EndpointPolicy::Any,
+        ..ConnectOptions::default()
+    });
+    let prepared = prepare(object, credentials, &connectors, options.sandbox.as_ref()).await?;
+    let control = RunControl {
         approved_plan: options.approve.clone(),
         control: ApplyControl {
             progress: None,
@@ -292,7 +267,51 @@ async fn execute<K: SyncObject>(
         },
         progress,
     };
-    Ok(object.execute(parts).await?)
+    prepared.run(object, control).await
+}
+
+/// Credentials from the manifest's Secrets, else environment variables; remembers what it handed
+/// out (where each came from, for the report; the values, to mask them in messages).
+struct ManifestCredentials<'a> {
+    manifests: &'a Manifests,
+    namespace: Option<String>,
+    env: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    read: Mutex<ReadCredentials>,
+}
+
+#[derive(Default)]
+struct ReadCredentials {
+    origins: BTreeMap<String, String>,
+    credentials: Vec<Credentials>,
+}
+
+#[async_trait]
+impl CredentialSource for ManifestCredentials<'_> {
+    async fn credentials(
+        &self,
+        role: Role,
+        reference: &SecretKeyRef,
+        default_key: &str,
+    ) -> Result<Credentials, SyncError> {
+        let (creds, origin) = self
+            .manifests
+            .credentials(
+                role.as_str(),
+                reference,
+                default_key,
+                self.namespace.as_deref(),
+                self.env,
+            )
+            .map_err(SyncError::CredentialsMissing)?;
+        let origin = match origin {
+            CredentialOrigin::Manifest => format!("Secret {}", creds.secret_name),
+            CredentialOrigin::Environment(var) => format!("${var}"),
+        };
+        let mut read = self.read.lock().expect("credentials lock");
+        read.origins.insert(role.as_str().to_string(), origin);
+        read.credentials.push(creds.clone());
+        Ok(creds)
+    }
 }
 
 /// A progress line on stderr, redrawn at most ten times a second.
@@ -305,7 +324,7 @@ fn progress_line(label: String) -> ProgressFn {
         }
         *last = Instant::now();
         let phase = match phase {
-            Phase::ReadingTarget => "reading Mailchimp",
+            Phase::ReadingTarget => "reading the target",
             Phase::ReadingSource => "reading the source",
             Phase::Planning => "planning",
             Phase::Applying => "writing",

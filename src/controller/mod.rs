@@ -1,15 +1,18 @@
 //! The controllers: one kube-rs `Controller` per kind (and per watched namespace), each also
 //! watching the Secrets its objects reference.
 //!
-//! Every reconcile is a pipeline (after the Stackable operators): *validate* the spec (pure) →
-//! *decide* whether a run is due (pure, [`schedule`]) → *dereference* the Secrets → build the
-//! connectors → *run* (the engine) → write the *status* (server-side apply on the status
-//! subresource) and an Event. Error categories decide the next attempt ([`errors`]).
+//! Every reconcile is a pipeline (after the Stackable operators), one file a step:
+//! [`reconcile`] drives *validate* the spec (pure) → *decide* whether a run is due (pure,
+//! [`crate::schedule`]) → [`dereference`] the Secrets and [`run`] the sync's one job path
+//! ([`crate::sync`]) → build the [`status`] (pure) → apply it (server-side apply on the status
+//! subresource), publish an Event and count the metrics. Error types decide the next attempt
+//! ([`errors`]). No vendor is named here: vendors are the sync layer's and the connectors'.
 
+pub mod dereference;
 pub mod errors;
-pub mod kind;
 pub mod reconcile;
-pub mod schedule;
+pub mod run;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -27,11 +30,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 use url::Url;
 
-use crate::connect::{ConnectorFactory, DefaultConnectors};
-use crate::crd::{AudienceSync, SegmentSync};
+use crate::crd::{AudienceSync, CREDENTIALS_LABEL, SegmentSync};
 use crate::metrics::Metrics;
-pub use errors::{Retry, SyncError};
-pub use kind::SyncObject;
+use crate::sync::{ConnectorFactory, DefaultConnectors};
+pub use crate::sync::{SyncError, SyncObject};
+pub use errors::Retry;
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "audience-operator";
@@ -114,7 +117,7 @@ impl Context {
 
     /// A context with the real connectors.
     pub fn with_default_connectors(client: Client, settings: Settings) -> Arc<Context> {
-        Context::new(client, settings, Arc::new(DefaultConnectors))
+        Context::new(client, settings, Arc::new(DefaultConnectors::default()))
     }
 
     fn failure(&self, key: &str) -> u32 {
@@ -166,6 +169,8 @@ fn referencing<K: SyncObject>(
         .collect()
 }
 
+/// A reconcile that failed outside a run (writing the status, reading the API server): the same
+/// per-object backoff from [`Settings`] as a failed run, on the same failure counter.
 fn error_policy<K: SyncObject>(
     obj: Arc<DeserializeGuard<K>>,
     error: &SyncError,
@@ -179,7 +184,7 @@ fn error_policy<K: SyncObject>(
         name
     );
     let n = ctx.failure(&key);
-    let delay = errors::backoff_delay(n, Duration::from_secs(2), Duration::from_secs(60));
+    let delay = errors::backoff_delay(n, ctx.settings.backoff_base, ctx.settings.backoff_max);
     tracing::warn!(kind = K::KIND, %name, error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -210,7 +215,8 @@ async fn run_kind<K: SyncObject>(
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
         .watches(
             secrets,
-            watcher::Config::default(),
+            // Only Secrets that opt in are cached (and read): not every Secret of the cluster.
+            watcher::Config::default().labels(&format!("{CREDENTIALS_LABEL}=true")),
             move |secret: Secret| {
                 referencing::<K>(&store, &secret)
                     .into_iter()

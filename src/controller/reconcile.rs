@@ -1,30 +1,24 @@
-//! One reconcile: validate → decide → dereference → run → status.
+//! One reconcile, as steps: validate (pure) → decide (pure, [`crate::schedule`]) → dereference
+//! ([`super::dereference`]) and run ([`super::run`]) → status (pure, [`super::status`]) → apply
+//! the status, publish the Event, count the metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
-use tokio::sync::{Notify, watch};
 
-use super::errors::{Retry, SyncError, backoff_delay};
-use super::kind::{Executed, JobParts, MAILCHIMP_DEFAULT_KEY, SyncObject};
-use super::schedule::{Cadence, Decision, Observed, Trigger, decide};
-use super::{Context, FIELD_MANAGER, object_key};
-use crate::connect::Credentials;
-use crate::crd::{
-    APPROVE_PLAN_ANNOTATION, HistoryEntry, LastRun, SYNC_NOW_ANNOTATION, SecretKeyRef, SyncStatus,
-};
-use crate::engine::{Phase, ProgressFn};
-use crate::status::{
-    PROGRESSING, READY, Reason, format_duration, push_history, set_condition, truncate,
-};
+use super::errors::{Retry, backoff_delay, retry_for};
+use super::run::{apply_status, execute_with_progress};
+use super::status::{RunTimes, Settled, record_failure, record_success, settle};
+use super::{Context, object_key};
+use crate::crd::{APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus};
+use crate::schedule::{Cadence, Decision, Observed, Trigger, decide};
+use crate::status::{PROGRESSING, Reason, set_condition, truncate};
+use crate::sync::{SyncError, SyncObject};
 
 /// The reconcile of one object.
 pub async fn reconcile<K: SyncObject>(
@@ -55,13 +49,13 @@ pub async fn reconcile<K: SyncObject>(
     .await
 }
 
-struct Reconciler<'a, K: SyncObject> {
-    obj: &'a K,
-    ctx: &'a Context,
-    api: Api<K>,
+pub(super) struct Reconciler<'a, K: SyncObject> {
+    pub(super) obj: &'a K,
+    pub(super) ctx: &'a Context,
+    pub(super) api: Api<K>,
 }
 
-fn annotation<'a, K: SyncObject>(obj: &'a K, key: &str) -> Option<&'a str> {
+pub(super) fn annotation<'a, K: SyncObject>(obj: &'a K, key: &str) -> Option<&'a str> {
     obj.annotations().get(key).map(String::as_str)
 }
 
@@ -77,7 +71,7 @@ fn add(now: Timestamp, d: Duration) -> Timestamp {
 }
 
 impl<K: SyncObject> Reconciler<'_, K> {
-    fn generation(&self) -> Option<i64> {
+    pub(super) fn generation(&self) -> Option<i64> {
         self.obj.meta().generation
     }
 
@@ -88,7 +82,14 @@ impl<K: SyncObject> Reconciler<'_, K> {
         // Validate (pure): an invalid spec waits for a change.
         if let Err(message) = self.obj.validate() {
             let mut status = original.clone();
-            self.settle(&mut status, Reason::InvalidSpec, &message, None, now);
+            settle(
+                &mut status,
+                Reason::InvalidSpec,
+                &message,
+                None,
+                self.generation(),
+                now,
+            );
             status.pending_approval = None;
             if status != original {
                 self.apply(&status).await?;
@@ -100,11 +101,12 @@ impl<K: SyncObject> Reconciler<'_, K> {
 
         if self.obj.suspend() {
             let mut status = original.clone();
-            self.settle(
+            settle(
                 &mut status,
                 Reason::Suspended,
                 "suspended: no runs are scheduled",
                 None,
+                self.generation(),
                 now,
             );
             if status != original {
@@ -138,49 +140,11 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
     }
 
-    /// Sets `Ready` (False unless the reason is a success), `Progressing=False`, the observed
-    /// generation and the next run time.
-    fn settle(
-        &self,
-        status: &mut SyncStatus,
-        reason: Reason,
-        message: &str,
-        next: Option<Timestamp>,
-        now: Timestamp,
-    ) {
-        let generation = self.generation();
-        set_condition(
-            &mut status.conditions,
-            READY,
-            reason.is_ready(),
-            reason.as_str(),
-            message,
-            generation,
-            now,
-        );
-        let idle = match next {
-            Some(next) => format!("next run at {next}"),
-            None if reason == Reason::Suspended => "suspended".to_string(),
-            None => "waiting for a change".to_string(),
-        };
-        set_condition(
-            &mut status.conditions,
-            PROGRESSING,
-            false,
-            "Idle",
-            idle,
-            generation,
-            now,
-        );
-        status.observed_generation = generation;
-        status.next_sync_time = next.map(Time);
-    }
-
-    async fn apply(&self, status: &SyncStatus) -> Result<(), kube::Error> {
+    pub(super) async fn apply(&self, status: &SyncStatus) -> Result<(), kube::Error> {
         apply_status(&self.api, &self.obj.name_any(), status).await
     }
 
-    async fn event(&self, type_: EventType, reason: &str, action: &str, note: &str) {
+    pub(super) async fn event(&self, type_: EventType, reason: &str, action: &str, note: &str) {
         let mut note = note.to_string();
         truncate(&mut note, 1000);
         let ev = Event {
@@ -200,91 +164,6 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
     }
 
-    async fn credentials(
-        &self,
-        r: &SecretKeyRef,
-        default_key: &str,
-        role: &str,
-    ) -> Result<Credentials, SyncError> {
-        let ns = self.obj.namespace().unwrap_or_default();
-        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
-        let key = r.key_or(default_key).to_string();
-        let secret = match secrets.get_opt(&r.name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                return Err(SyncError::CredentialsMissing(format!(
-                    "{role} credentials: Secret {ns}/{} not found",
-                    r.name
-                )));
-            }
-            Err(kube::Error::Api(e)) if e.code == 403 => {
-                return Err(SyncError::CredentialsMissing(format!(
-                    "{role} credentials: not allowed to read Secret {ns}/{}",
-                    r.name
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let data: std::collections::BTreeMap<String, String> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
-            .collect();
-        let value = data
-            .get(&key)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default();
-        if value.is_empty() {
-            return Err(SyncError::CredentialsMissing(format!(
-                "{role} credentials: Secret {ns}/{} has no non-empty key {key:?}",
-                r.name
-            )));
-        }
-        Ok(Credentials {
-            secret_name: r.name.clone(),
-            key,
-            value,
-            data,
-        })
-    }
-
-    /// Dereference, build the connectors, run.
-    async fn execute(&self, progress: ProgressFn) -> Result<Executed, SyncError> {
-        let connections = self.obj.connections()?;
-        let source_creds = self
-            .credentials(
-                connections.source_secret,
-                connections.source_default_key,
-                "source",
-            )
-            .await?;
-        let target_creds = self
-            .credentials(&connections.target_secret, MAILCHIMP_DEFAULT_KEY, "target")
-            .await?;
-        let sandbox = self.ctx.settings.sandbox.as_ref();
-        let source = self
-            .ctx
-            .connectors
-            .source(connections.source, &source_creds, sandbox)?;
-        let target = self
-            .ctx
-            .connectors
-            .target(&connections.target, &target_creds, sandbox)?;
-        let control = audience_core::ApplyControl {
-            progress: None,
-            stop: self.ctx.stop.clone(),
-        };
-        let parts = JobParts {
-            source: source.as_ref(),
-            target: target.as_ref(),
-            approved_plan: annotation(self.obj, APPROVE_PLAN_ANNOTATION).map(str::to_string),
-            control,
-            progress: Some(progress),
-        };
-        Ok(self.obj.execute(parts).await?)
-    }
-
     async fn run(
         &self,
         trigger: Trigger,
@@ -296,7 +175,6 @@ impl<K: SyncObject> Reconciler<'_, K> {
         let started = Instant::now();
         tracing::info!(kind = K::KIND, namespace = %self.obj.namespace().unwrap_or_default(), %name, trigger = %trigger.describe(), "run started");
 
-        // Progressing=True, then at most every `progress_interval` while the run goes on.
         let mut status = original;
         let generation = self.generation();
         set_condition(
@@ -318,293 +196,93 @@ impl<K: SyncObject> Reconciler<'_, K> {
         .await;
         self.ctx.metrics.run_started(K::KIND);
 
-        let (tx, rx) = watch::channel::<Option<(Phase, u64, u64)>>(None);
-        let progress: ProgressFn = Arc::new(move |phase, done, total| {
-            tx.send_replace(Some((phase, done, total)));
-        });
-        let done = Arc::new(Notify::new());
-        let reporter = tokio::spawn(report_progress(
-            self.api.clone(),
-            name.clone(),
-            status.clone(),
-            generation,
-            rx,
-            done.clone(),
-            self.ctx.settings.progress_interval,
-        ));
-        let result = self.execute(progress).await;
-        done.notify_one();
-        let _ = reporter.await;
+        let result = execute_with_progress(self, &status).await;
 
-        let finished = Timestamp::now();
-        let took = started.elapsed();
+        let times = RunTimes {
+            started_at,
+            finished: Timestamp::now(),
+            took: started.elapsed(),
+        };
         let cadence = Cadence::parse(self.obj.schedule()).map_err(SyncError::InvalidSpec)?;
         status.handled_sync_now = annotation(self.obj, SYNC_NOW_ANNOTATION).map(str::to_string);
-        let action = match result {
-            Ok(executed) => self.succeeded(
-                &mut status,
-                executed,
-                &cadence,
-                started_at,
-                finished,
-                took,
-                key,
-            ),
-            Err(error) => self.failed(
-                &mut status,
-                &error,
-                &cadence,
-                started_at,
-                finished,
-                took,
-                key,
-            ),
+        let settled = match result {
+            Ok(executed) => {
+                self.ctx.reset_failures(key);
+                record_success(
+                    &mut status,
+                    executed,
+                    self.obj.dry_run(),
+                    |finished| cadence.next_after(finished),
+                    generation,
+                    times,
+                )
+            }
+            Err(error) => {
+                let delay = self.retry_delay(&error, &cadence, times.finished, key);
+                let next = delay.map(|d| add(times.finished, d));
+                record_failure(
+                    &mut status,
+                    &error,
+                    next,
+                    self.obj.dry_run(),
+                    generation,
+                    times,
+                )
+            }
         };
         self.apply(&status).await?;
-        let (type_, reason, note) = action.1;
-        self.event(type_, &reason, "Sync", &note).await;
-        Ok(action.0)
+        self.report(&settled, times.took).await;
+        Ok(match settled.next {
+            Some(next) => {
+                Action::requeue(until(Timestamp::now(), next).max(Duration::from_millis(100)))
+            }
+            None => Action::await_change(),
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn succeeded(
+    /// When a failed run is tried again: the error's retry policy, with the per-object backoff
+    /// counted here.
+    fn retry_delay(
         &self,
-        status: &mut SyncStatus,
-        ex: Executed,
-        cadence: &Cadence,
-        started_at: Timestamp,
-        finished: Timestamp,
-        took: Duration,
-        key: &str,
-    ) -> (Action, (EventType, String, String)) {
-        self.ctx.reset_failures(key);
-        let dry_run = self.obj.dry_run();
-        let c = ex.counts;
-        let (reason, message) = if dry_run {
-            (
-                Reason::DryRun,
-                format!(
-                    "dry run, nothing written: would create {}, update {}, archive {}, unsubscribe {}{} ({} source customers, {} members)",
-                    c.created,
-                    c.updated,
-                    c.archived,
-                    c.unsubscribed,
-                    segment_note(&c, true),
-                    c.source,
-                    c.target
-                ),
-            )
-        } else if ex.stopped_early {
-            (
-                Reason::Synced,
-                format!(
-                    "stopped at a safe point (shutdown) after creating {}, updating {}, archiving {}; the next run finishes the job",
-                    c.created, c.updated, c.archived
-                ),
-            )
-        } else {
-            (
-                Reason::Synced,
-                format!(
-                    "synced {} source customers into {} members: created {}, updated {}, archived {}, unsubscribed {}{}, unchanged {}, skipped {}, rejected {}",
-                    c.source,
-                    c.target,
-                    c.created,
-                    c.updated,
-                    c.archived,
-                    c.unsubscribed,
-                    segment_note(&c, false),
-                    c.unchanged,
-                    c.skipped,
-                    c.rejected
-                ),
-            )
-        };
-        let next = if ex.stopped_early {
-            finished
-        } else {
-            cadence.next_after(finished)
-        };
-        self.settle(status, reason, &message, Some(next), finished);
-        status.last_sync_time = Some(Time(finished));
-        status.last_run = Some(LastRun {
-            start_time: Some(Time(started_at)),
-            outcome: reason.as_str().into(),
-            duration: format_duration(took),
-            dry_run,
-            stopped_early: ex.stopped_early,
-            counts: c,
-        });
-        status.rejected_sample = ex.rejected;
-        status.plan = ex.plan.map(|mut p| {
-            p.time = Some(Time(finished));
-            p
-        });
-        status.pending_approval = None;
-        if ex.checkpoint.is_some() {
-            status.checkpoint = ex.checkpoint;
-        }
-        push_history(
-            status,
-            HistoryEntry {
-                time: Time(started_at),
-                outcome: reason.as_str().into(),
-                summary: c.summary(),
-                duration: format_duration(took),
-            },
-        );
-        self.ctx
-            .metrics
-            .run_finished(K::KIND, reason.as_str(), true, took, Some(&c));
-        tracing::info!(kind = K::KIND, name = %self.obj.name_any(), outcome = reason.as_str(), %message, "run finished");
-        (
-            Action::requeue(until(Timestamp::now(), next).max(Duration::from_millis(100))),
-            (EventType::Normal, reason.as_str().into(), message),
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn failed(
-        &self,
-        status: &mut SyncStatus,
         error: &SyncError,
         cadence: &Cadence,
-        started_at: Timestamp,
         finished: Timestamp,
-        took: Duration,
         key: &str,
-    ) -> (Action, (EventType, String, String)) {
-        let reason = error.reason();
-        let message = error.to_string();
-        let delay = match error.retry() {
+    ) -> Option<Duration> {
+        let settings = &self.ctx.settings;
+        match retry_for(error) {
             Retry::OnChange => None,
-            Retry::Slow => Some(self.ctx.settings.credentials_retry),
+            Retry::Slow => Some(settings.credentials_retry),
             Retry::Backoff { at_least } => {
-                let n = self.ctx.failure(key);
                 let d = backoff_delay(
-                    n,
-                    self.ctx.settings.backoff_base,
-                    self.ctx.settings.backoff_max,
+                    self.ctx.failure(key),
+                    settings.backoff_base,
+                    settings.backoff_max,
                 );
                 Some(at_least.map_or(d, |a| d.max(a)))
             }
             Retry::Schedule => Some(until(finished, cadence.next_after(finished))),
-        };
-        let next = delay.map(|d| add(finished, d));
-        self.settle(status, reason, &message, next, finished);
-        status.last_run = Some(LastRun {
-            start_time: Some(Time(started_at)),
-            outcome: reason.as_str().into(),
-            duration: format_duration(took),
-            dry_run: self.obj.dry_run(),
-            stopped_early: false,
-            counts: Default::default(),
-        });
-        status.pending_approval = error.pending_approval();
-        let mut summary = message.clone();
-        truncate(&mut summary, 256);
-        push_history(
-            status,
-            HistoryEntry {
-                time: Time(started_at),
-                outcome: reason.as_str().into(),
-                summary,
-                duration: format_duration(took),
-            },
-        );
+        }
+    }
+
+    /// The Event, the log line and the metrics of a finished run.
+    async fn report(&self, settled: &Settled, took: Duration) {
+        let name = self.obj.name_any();
+        let ok = !settled.warning;
         self.ctx
             .metrics
-            .run_finished(K::KIND, reason.as_str(), false, took, None);
-        tracing::warn!(kind = K::KIND, name = %self.obj.name_any(), outcome = reason.as_str(), %message, retry_in = ?delay, "run failed");
-        let action = match delay {
-            Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
-            None => Action::await_change(),
-        };
-        (
-            action,
-            (EventType::Warning, reason.as_str().into(), message),
-        )
-    }
-}
-
-fn segment_note(c: &crate::crd::RunCounts, dry_run: bool) -> String {
-    if c.segment_added + c.segment_removed == 0 {
-        return String::new();
-    }
-    let verb = if dry_run { "would add" } else { "added" };
-    format!(
-        "; segment: {verb} {}, removed {}",
-        c.segment_added, c.segment_removed
-    )
-}
-
-/// Server-side apply of the whole status with the operator's field manager.
-pub async fn apply_status<K: SyncObject>(
-    api: &Api<K>,
-    name: &str,
-    status: &SyncStatus,
-) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::ReadingTarget => "ReadingTarget",
-        Phase::ReadingSource => "ReadingSource",
-        Phase::Planning => "Planning",
-        Phase::Applying => "Applying",
-    }
-}
-
-/// Patches `Progressing` with the latest phase and done/total, at most every `every`.
-async fn report_progress<K: SyncObject>(
-    api: Api<K>,
-    name: String,
-    mut status: SyncStatus,
-    generation: Option<i64>,
-    mut rx: watch::Receiver<Option<(Phase, u64, u64)>>,
-    done: Arc<Notify>,
-    every: Duration,
-) {
-    loop {
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
-            _ = done.notified() => return,
-        }
-        let Some((phase, n, total)) = *rx.borrow_and_update() else {
-            continue;
-        };
-        let message = if total > 0 {
-            format!("{} {n}/{total}", phase_name(phase))
+            .run_finished(K::KIND, settled.outcome, ok, took, settled.counts.as_ref());
+        if ok {
+            tracing::info!(kind = K::KIND, %name, outcome = settled.outcome, message = %settled.message, "run finished");
         } else {
-            format!("{} {n}", phase_name(phase))
+            tracing::warn!(kind = K::KIND, %name, outcome = settled.outcome, message = %settled.message, next = ?settled.next, "run failed");
+        }
+        let type_ = if ok {
+            EventType::Normal
+        } else {
+            EventType::Warning
         };
-        set_condition(
-            &mut status.conditions,
-            PROGRESSING,
-            true,
-            phase_name(phase),
-            message,
-            generation,
-            Timestamp::now(),
-        );
-        if let Err(e) = apply_status(&api, &name, &status).await {
-            tracing::debug!(%name, error = %e, "progress update");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = done.notified() => return,
-        }
+        self.event(type_, settled.outcome, "Sync", &settled.message)
+            .await;
     }
 }

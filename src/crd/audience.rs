@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ConsentPolicySpec, FieldMappingSpec, Safety, Schedule, SecretKeyRef, SourceSpec,
-    schedule_default,
+    ConsentPolicySpec, FieldMappingSpec, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec,
+    TargetRef, schedule_default,
 };
 use super::status::SyncStatus;
 
@@ -43,6 +43,20 @@ pub struct AudienceTarget {
     /// A Mailchimp audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailchimp: Option<MailchimpTarget>,
+}
+
+impl AudienceTarget {
+    /// The one target given.
+    pub fn get(&self) -> Option<TargetRef<'_>> {
+        self.mailchimp.as_ref().map(|m| {
+            TargetRef::Mailchimp(MailchimpRef {
+                audience_id: &m.audience_id,
+                credentials: &m.credentials_secret_ref,
+                endpoint: m.endpoint.as_deref(),
+                contact_limit: m.contact_limit,
+            })
+        })
+    }
 }
 
 /// How members the source does not have are treated.

@@ -154,56 +154,119 @@ impl SourceKind {
             SourceKind::Retailcrm => "retailcrm",
         }
     }
+}
 
-    /// The Secret key read when `credentialsSecretRef.key` is not given.
-    pub fn default_secret_key(self) -> &'static str {
+/// The one source a spec names, as a value every vendor dispatch `match`es on (so a new source
+/// kind is a compile error wherever it is not handled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRef<'a> {
+    Shopify(&'a ShopifySource),
+    LightspeedXSeries(&'a LightspeedXSeriesSource),
+    LightspeedRSeries(&'a LightspeedRSeriesSource),
+    Retailcrm(&'a RetailcrmSource),
+}
+
+impl<'a> SourceRef<'a> {
+    pub fn kind(self) -> SourceKind {
         match self {
-            SourceKind::Shopify => "accessToken",
-            SourceKind::LightspeedXSeries | SourceKind::LightspeedRSeries => "token",
-            SourceKind::Retailcrm => "apiKey",
+            SourceRef::Shopify(_) => SourceKind::Shopify,
+            SourceRef::LightspeedXSeries(_) => SourceKind::LightspeedXSeries,
+            SourceRef::LightspeedRSeries(_) => SourceKind::LightspeedRSeries,
+            SourceRef::Retailcrm(_) => SourceKind::Retailcrm,
+        }
+    }
+
+    /// The Secret reference of the source.
+    pub fn credentials(self) -> &'a SecretKeyRef {
+        match self {
+            SourceRef::Shopify(s) => &s.credentials_secret_ref,
+            SourceRef::LightspeedXSeries(s) => &s.credentials_secret_ref,
+            SourceRef::LightspeedRSeries(s) => &s.credentials_secret_ref,
+            SourceRef::Retailcrm(s) => &s.credentials_secret_ref,
         }
     }
 }
 
 impl SourceSpec {
-    /// The one source kind given (the API server enforces exactly one; the first wins otherwise).
+    /// Every source kind given, in field order (one in a valid spec).
+    fn given(&self) -> impl Iterator<Item = SourceRef<'_>> {
+        [
+            self.shopify.as_ref().map(SourceRef::Shopify),
+            self.lightspeed_x_series
+                .as_ref()
+                .map(SourceRef::LightspeedXSeries),
+            self.lightspeed_r_series
+                .as_ref()
+                .map(SourceRef::LightspeedRSeries),
+            self.retailcrm.as_ref().map(SourceRef::Retailcrm),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The one source given (the API server enforces exactly one; the first wins otherwise).
+    pub fn get(&self) -> Option<SourceRef<'_>> {
+        self.given().next()
+    }
+
+    /// The one source kind given.
     pub fn kind(&self) -> Option<SourceKind> {
-        if self.shopify.is_some() {
-            Some(SourceKind::Shopify)
-        } else if self.lightspeed_x_series.is_some() {
-            Some(SourceKind::LightspeedXSeries)
-        } else if self.lightspeed_r_series.is_some() {
-            Some(SourceKind::LightspeedRSeries)
-        } else if self.retailcrm.is_some() {
-            Some(SourceKind::Retailcrm)
-        } else {
-            None
-        }
+        self.get().map(SourceRef::kind)
     }
 
     /// How many source kinds are given (1 in a valid spec).
     pub fn kinds_given(&self) -> usize {
-        [
-            self.shopify.is_some(),
-            self.lightspeed_x_series.is_some(),
-            self.lightspeed_r_series.is_some(),
-            self.retailcrm.is_some(),
-        ]
-        .into_iter()
-        .filter(|b| *b)
-        .count()
+        self.given().count()
     }
 
     /// The Secret reference of the source.
     pub fn credentials(&self) -> Option<&SecretKeyRef> {
-        if let Some(s) = &self.shopify {
-            Some(&s.credentials_secret_ref)
-        } else if let Some(s) = &self.lightspeed_x_series {
-            Some(&s.credentials_secret_ref)
-        } else if let Some(s) = &self.lightspeed_r_series {
-            Some(&s.credentials_secret_ref)
-        } else {
-            self.retailcrm.as_ref().map(|s| &s.credentials_secret_ref)
+        self.get().map(SourceRef::credentials)
+    }
+}
+
+/// The target a spec names, as a value every vendor dispatch `match`es on. AudienceSync and
+/// SegmentSync targets both lend one, so the connection part of a target is read one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetRef<'a> {
+    Mailchimp(MailchimpRef<'a>),
+}
+
+/// A Mailchimp audience as a target names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailchimpRef<'a> {
+    pub audience_id: &'a str,
+    pub credentials: &'a SecretKeyRef,
+    pub endpoint: Option<&'a str>,
+    pub contact_limit: Option<u64>,
+}
+
+impl<'a> TargetRef<'a> {
+    /// The target kind as specs name it.
+    pub fn kind_str(self) -> &'static str {
+        match self {
+            TargetRef::Mailchimp(_) => "mailchimp",
+        }
+    }
+
+    /// The Secret reference of the target.
+    pub fn credentials(self) -> &'a SecretKeyRef {
+        match self {
+            TargetRef::Mailchimp(m) => m.credentials,
+        }
+    }
+
+    /// The audience or list written to, for reports.
+    pub fn destination(self) -> &'a str {
+        match self {
+            TargetRef::Mailchimp(m) => m.audience_id,
+        }
+    }
+
+    /// The plan's contact limit, where the target has one.
+    pub fn contact_limit(self) -> Option<u64> {
+        match self {
+            TargetRef::Mailchimp(m) => m.contact_limit,
         }
     }
 }
@@ -390,6 +453,18 @@ pub enum Resubscribe {
     Pending,
 }
 
+/// How customers are added whose source records opt-outs but no opt-ins (Lightspeed X-Series
+/// `do_not_email`, R-Series `noEmail`): the absence of an opt-out is not an opt-in.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum WhenSourceCannotOptIn {
+    /// As transactional (non-marketing) contacts, until they opt in (GDPR and CAN-SPAM practice).
+    #[default]
+    Transactional,
+    /// As subscribers, as Lightspeed's own Mailchimp app does.
+    Subscribed,
+}
+
 /// Consent rules.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -397,9 +472,14 @@ pub struct ConsentPolicySpec {
     /// Unsubscribed members whom the source lists as subscribed again: `skip` (default) or `pending`.
     #[serde(default)]
     pub resubscribe: Resubscribe,
-    /// An unsubscribe in the source unsubscribes the member in Mailchimp.
+    /// An unsubscribe in the source unsubscribes the member in the target.
     #[serde(default = "default_true")]
     pub propagate_unsubscribes: bool,
+    /// Customers of a source that records opt-outs only (Lightspeed) and who have none:
+    /// `transactional` (default: not marketing subscribers until they opt in) or `subscribed`
+    /// (what Lightspeed's own Mailchimp app does). Status counts how many each run decided so.
+    #[serde(default)]
+    pub when_source_cannot_opt_in: WhenSourceCannotOptIn,
 }
 
 impl Default for ConsentPolicySpec {
@@ -407,6 +487,7 @@ impl Default for ConsentPolicySpec {
         ConsentPolicySpec {
             resubscribe: Resubscribe::Skip,
             propagate_unsubscribes: true,
+            when_source_cannot_opt_in: WhenSourceCannotOptIn::Transactional,
         }
     }
 }
@@ -419,6 +500,10 @@ impl ConsentPolicySpec {
                 Resubscribe::Pending => audience_core::ResubscribePolicy::Pending,
             },
             propagate_unsubscribes: self.propagate_unsubscribes,
+            when_source_cannot_opt_in: match self.when_source_cannot_opt_in {
+                WhenSourceCannotOptIn::Transactional => audience_core::NoOptInPolicy::Transactional,
+                WhenSourceCannotOptIn::Subscribed => audience_core::NoOptInPolicy::Subscribed,
+            },
         }
     }
 }

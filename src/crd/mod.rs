@@ -13,8 +13,8 @@ use kube::CustomResourceExt;
 pub use audience::{AudienceMode, AudienceSync, AudienceSyncSpec, AudienceTarget, MailchimpTarget};
 pub use common::{
     ConsentPolicySpec, FieldMappingSpec, LightspeedRSeriesSource, LightspeedXSeriesSource,
-    Resubscribe, RetailcrmSource, Safety, Schedule, SecretKeyRef, ShopifySource, SourceKind,
-    SourceSpec,
+    MailchimpRef, Resubscribe, RetailcrmSource, Safety, Schedule, SecretKeyRef, ShopifySource,
+    SourceKind, SourceRef, SourceSpec, TargetRef, WhenSourceCannotOptIn,
 };
 pub use segment::{
     MailchimpSegmentTarget, SegmentSync, SegmentSyncMode, SegmentSyncSpec, SegmentTarget,
@@ -29,6 +29,9 @@ pub use status::{
 pub const GROUP: &str = "sync.audience-operator.io";
 /// Annotation: set (or change) to any value to start a run now.
 pub const SYNC_NOW_ANNOTATION: &str = "sync.audience-operator.io/sync-now";
+/// Label a Secret must carry (value `"true"`) for the operator to read it: creating a sync must
+/// not amount to reading every Secret of its namespace.
+pub const CREDENTIALS_LABEL: &str = "sync.audience-operator.io/credentials";
 /// Annotation: the `planId` of a plan stopped by the safety limit that may go ahead.
 pub const APPROVE_PLAN_ANNOTATION: &str = "sync.audience-operator.io/approve-plan";
 

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ConsentPolicySpec, FieldMappingSpec, Safety, Schedule, SecretKeyRef, SourceSpec,
-    schedule_default,
+    ConsentPolicySpec, FieldMappingSpec, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec,
+    TargetRef, schedule_default,
 };
 use super::status::SyncStatus;
 
@@ -35,13 +35,13 @@ pub struct SourceSegmentSpec {
 }
 
 impl SourceSegmentSpec {
-    pub fn to_core(&self) -> Option<crate::engine::SourceSegment> {
+    pub fn to_core(&self) -> Option<audience_core::SourceSegment> {
         if let Some(code) = &self.retailcrm_segment {
-            Some(crate::engine::SourceSegment::Segment(code.clone()))
+            Some(audience_core::SourceSegment::Segment(code.clone()))
         } else if let Some(id) = &self.shopify_segment {
-            Some(crate::engine::SourceSegment::Segment(id.clone()))
+            Some(audience_core::SourceSegment::Segment(id.clone()))
         } else if self.all_customers == Some(true) {
-            Some(crate::engine::SourceSegment::AllCustomers)
+            Some(audience_core::SourceSegment::AllCustomers)
         } else {
             None
         }
@@ -79,6 +79,25 @@ pub struct SegmentTarget {
     /// A Mailchimp static segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailchimp: Option<MailchimpSegmentTarget>,
+}
+
+impl SegmentTarget {
+    /// The connection part of the one target given.
+    pub fn get(&self) -> Option<TargetRef<'_>> {
+        self.mailchimp.as_ref().map(|m| {
+            TargetRef::Mailchimp(MailchimpRef {
+                audience_id: &m.audience_id,
+                credentials: &m.credentials_secret_ref,
+                endpoint: m.endpoint.as_deref(),
+                contact_limit: m.contact_limit,
+            })
+        })
+    }
+
+    /// The name of the segment (tag, list) kept in step, trimmed.
+    pub fn segment_name(&self) -> Option<&str> {
+        self.mailchimp.as_ref().map(|m| m.segment.trim())
+    }
 }
 
 /// How the target segment is shaped from the source segment.

@@ -47,6 +47,10 @@ pub struct RunCounts {
     /// Members removed from the target segment (SegmentSync).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub segment_removed: u64,
+    /// Contacts created or changed whose consent `consentPolicy.whenSourceCannotOptIn` decided,
+    /// because the source records no opt-in (e.g. added as transactional).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consent_by_rule: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

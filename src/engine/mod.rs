@@ -5,5 +5,5 @@ pub mod run;
 
 pub use run::{
     AudienceJob, Phase, ProgressFn, RunError, RunOutcome, SegmentJob, SegmentOutcome,
-    SourceSegment, run_audience_sync, run_segment_sync,
+    run_audience_sync, run_segment_sync,
 };

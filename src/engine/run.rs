@@ -9,7 +9,7 @@ use audience_core::plan::CapacityExceeded;
 use audience_core::{
     ApplyControl, ApplyReport, AudiencePlanner, Checkpoint, ConnectorError, ConsentPolicy, Email,
     FieldMapping, Mode, Plan, PlanCounts, PlanOptions, ReadScope, SafetyLimit, SafetyStop,
-    SegmentMode, SegmentPlan, Source, Target, TargetIndex, plan_segment,
+    SegmentMode, SegmentPlan, Source, SourceSegment, Target, TargetIndex, plan_segment,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -44,15 +44,6 @@ pub struct AudienceJob<'a> {
     pub dry_run: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
-}
-
-/// Where a SegmentSync takes its members from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSegment {
-    /// Every customer of the source.
-    AllCustomers,
-    /// A source segment by id or code.
-    Segment(String),
 }
 
 /// One SegmentSync run.
@@ -173,10 +164,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
 /// Runs a SegmentSync: add missing members to the audience, then shape the segment.
 pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, RunError> {
     job.mapping.validate().map_err(RunError::InvalidMapping)?;
-    let scope = match &job.source_segment {
-        SourceSegment::AllCustomers => ReadScope::Full,
-        SourceSegment::Segment(id) => ReadScope::Segment(id.clone()),
-    };
+    let scope = job.source_segment.read_scope();
     // Subtracting never adds anyone to the audience; the other modes create members the segment
     // needs but leave existing members' fields to the AudienceSync that owns them.
     let adds_members = job.mode != SegmentMode::Subtract;

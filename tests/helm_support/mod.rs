@@ -452,6 +452,13 @@ pub async fn create_example(
         let s = Secret {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
+                labels: Some(
+                    [(
+                        audience_operator::crd::CREDENTIALS_LABEL.to_string(),
+                        "true".to_string(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             string_data: Some(data),

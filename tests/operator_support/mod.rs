@@ -2,8 +2,8 @@
 //! vendor simulators (audience-sandbox) and the operator running in-process, watching only the
 //! test's own namespace so tests run in parallel without seeing each other.
 //!
-//! Connectors: the tests use the real connectors pointed at the sandbox (what `--sandbox URL` does),
-//! through a [`ConnectorFactory`] defined here with short retry delays so fault tests stay quick.
+//! Connectors: the tests use the operator's own connector factory pointed at the sandbox (what
+//! `--sandbox URL` does), with short retry delays so fault tests stay quick.
 
 #![allow(dead_code)]
 
@@ -14,14 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audience_connectors::http::RetryPolicy;
-use audience_connectors::mailchimp::{MailchimpConfig, MailchimpTarget as McTarget};
-use audience_connectors::retailcrm::{RetailCrmConfig, RetailCrmSource};
-use audience_connectors::shopify::{ShopifyConfig, ShopifySource};
-use audience_core::{ConnectorError, ErrorKind, Source, Target};
-use audience_operator::connect::{ConnectError, ConnectorFactory, Credentials};
 use audience_operator::controller::Settings;
-use audience_operator::crd::{AudienceTarget, SourceSpec, SyncStatus};
+use audience_operator::crd::{CREDENTIALS_LABEL, SyncStatus};
 use audience_operator::operator::{Operator, OperatorOptions};
+use audience_operator::sync::{ConnectOptions, DefaultConnectors};
 use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
 use audience_testenv::TestEnv;
 use k8s_openapi::ByteString;
@@ -38,10 +34,8 @@ use url::Url;
 pub const AUDIENCE: &str = "aud1";
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// Real connectors aimed at a sandbox (the `--sandbox URL` mapping: `{url}/{vendor}`).
-pub struct SandboxConnectors;
-
-fn quick_retries() -> RetryPolicy {
+/// Short retry delays, so fault tests stay quick.
+pub fn quick_retries() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,
         min_delay: Duration::from_millis(20),
@@ -50,57 +44,12 @@ fn quick_retries() -> RetryPolicy {
     }
 }
 
-fn base(sandbox: Option<&Url>, vendor: &str) -> Result<String, ConnectError> {
-    let url = sandbox.ok_or_else(|| ConnectError::Invalid("tests need a sandbox URL".into()))?;
-    Ok(format!("{}/{vendor}", url.as_str().trim_end_matches('/')))
-}
-
-fn connector(e: ConnectorError) -> ConnectError {
-    match e.kind {
-        ErrorKind::InvalidConfig => ConnectError::BadCredentials(e.to_string()),
-        _ => ConnectError::Invalid(e.to_string()),
-    }
-}
-
-impl ConnectorFactory for SandboxConnectors {
-    fn source(
-        &self,
-        spec: &SourceSpec,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Source>, ConnectError> {
-        if spec.shopify.is_some() {
-            let mut config = ShopifyConfig::with_base_url(base(sandbox, "shopify")?, &creds.value);
-            config.retry = quick_retries();
-            return Ok(Box::new(ShopifySource::new(config).map_err(connector)?));
-        }
-        if let Some(crm) = &spec.retailcrm {
-            let mut config =
-                RetailCrmConfig::with_base_url(base(sandbox, "retailcrm")?, &creds.value);
-            config.site = crm.site.clone();
-            config.retry = quick_retries();
-            return Ok(Box::new(RetailCrmSource::new(config).map_err(connector)?));
-        }
-        Err(ConnectError::Unsupported(
-            "tests wire shopify and retailcrm".into(),
-        ))
-    }
-
-    fn target(
-        &self,
-        spec: &AudienceTarget,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Target>, ConnectError> {
-        let mc = spec
-            .mailchimp
-            .as_ref()
-            .ok_or_else(|| ConnectError::Invalid("no mailchimp".into()))?;
-        let mut config = MailchimpConfig::new(&creds.value, &mc.audience_id)
-            .with_base_url(format!("{}/3.0", base(sandbox, "mailchimp")?));
-        config.retry = quick_retries();
-        Ok(Box::new(McTarget::new(config).map_err(connector)?))
-    }
+/// The real connectors (what `--sandbox URL` builds), with quick retries.
+pub fn sandbox_connectors() -> DefaultConnectors {
+    DefaultConnectors::new(ConnectOptions {
+        retry: Some(quick_retries()),
+        ..ConnectOptions::default()
+    })
 }
 
 /// One test's world.
@@ -170,7 +119,7 @@ impl Harness {
     pub fn options(&self) -> OperatorOptions {
         let mut options = OperatorOptions::new(test_settings(&self.sandbox));
         options.namespaces = vec![self.ns.clone()];
-        options.connectors = Arc::new(SandboxConnectors);
+        options.connectors = Arc::new(sandbox_connectors());
         options
     }
 
@@ -231,10 +180,18 @@ impl Harness {
         m
     }
 
+    /// A Secret that opts in to being read by the operator (the credentials label).
     pub async fn secret(&self, name: &str, data: &[(&str, &str)]) {
+        self.secret_opting_in(name, data, true).await
+    }
+
+    /// A Secret, with or without the credentials label.
+    pub async fn secret_opting_in(&self, name: &str, data: &[(&str, &str)], opt_in: bool) {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
+                labels: opt_in
+                    .then(|| BTreeMap::from([(CREDENTIALS_LABEL.to_string(), "true".to_string())])),
                 ..Default::default()
             },
             data: Some(

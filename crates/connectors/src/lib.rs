@@ -4,9 +4,11 @@
 //! per-API-key budget (concurrency and pauses after a rate limit) shared by every sync in the
 //! process, error mapping that never leaks a secret, and the hook that counts calls for metrics.
 
+pub mod config;
 pub mod http;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
 pub mod retailcrm;
 pub mod shopify;
+pub mod vendor;

@@ -98,7 +98,8 @@ async fn a_full_read_of_10000_customers_takes_one_call_per_page() {
         let expected = if record.do_not_email {
             Consent::Unsubscribed
         } else {
-            Consent::Subscribed
+            // Lightspeed records opt-outs only: no opt-out is not an opt-in.
+            Consent::NoOptOut
         };
         assert_eq!(contact.consent, expected);
     }

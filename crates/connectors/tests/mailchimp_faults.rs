@@ -198,7 +198,7 @@ async fn a_malformed_key_is_refused_before_any_call() {
         format!("{secret}-us 6"),
     ] {
         let err = MailchimpTarget::new(MailchimpConfig::new(&key, LIST)).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert_eq!(err.kind, ErrorKind::InvalidCredentials);
         assert_no_secret(&err, &key);
         assert!(!err.to_string().contains(secret));
     }

@@ -151,8 +151,11 @@ pub enum ErrorKind {
     Rejected,
     /// This connector cannot do that (e.g. segments on a source that has none).
     Unsupported,
-    /// The connection settings are unusable (bad API key format, bad URL).
+    /// The connection settings are unusable (bad id, bad URL).
     InvalidConfig,
+    /// The credentials are unusable as given (empty, spaces, a key of the wrong form), found
+    /// before any call: a person must fix the Secret.
+    InvalidCredentials,
 }
 
 impl ErrorKind {

@@ -20,6 +20,10 @@ pub enum Consent {
     Pending,
     /// The address bounced or is invalid: never mailed again.
     Cleaned,
+    /// The source records opt-outs only (Lightspeed's `do_not_email` / `noEmail`) and this
+    /// customer has none: whether they ever opted in is unknown. Absence of an opt-out is not an
+    /// opt-in, so the sync's [`crate::NoOptInPolicy`] decides (transactional by default).
+    NoOptOut,
 }
 
 /// A postal address.

@@ -377,9 +377,12 @@ impl AudiencePlanner {
         } else {
             BTreeSet::new()
         };
+        // "No opt-out recorded" is decided by the sync's rule before anything else looks at it.
+        let by_rule = contact.consent == Consent::NoOptOut;
+        let consent = self.options.consent.resolve(contact.consent);
         let Some(slot) = slot else {
             // A new member takes the source's consent; one who never opted in is transactional.
-            let status = match contact.consent {
+            let status = match consent {
                 Consent::Subscribed => MemberStatus::Subscribed,
                 Consent::Unsubscribed => MemberStatus::Unsubscribed,
                 Consent::NotSubscribed => MemberStatus::Transactional,
@@ -387,6 +390,7 @@ impl AudiencePlanner {
                 Consent::Cleaned => {
                     return Outcome::Skip(SkipReason::Undeliverable);
                 }
+                Consent::NoOptOut => unreachable!("resolved by the consent policy"),
             };
             return Outcome::Create(MemberWrite {
                 email: email.clone(),
@@ -399,6 +403,7 @@ impl AudiencePlanner {
                     .collect(),
                 tags,
                 unarchive: false,
+                consent_by_rule: by_rule,
             });
         };
         let slot = slot as usize;
@@ -406,7 +411,7 @@ impl AudiencePlanner {
         if self.options.create_only && current != MemberStatus::Archived {
             return Outcome::Unchanged;
         }
-        let (status, refusal) = next_status(current, contact.consent, &self.options.consent);
+        let (status, refusal) = next_status(current, consent, &self.options.consent);
         let unarchive = current == MemberStatus::Archived;
         mapping.project_fingerprints(contact, &mut self.field_fps);
         let differs = |i: usize| self.field_fps[i] != self.index.field_fp(slot, i);
@@ -436,6 +441,7 @@ impl AudiencePlanner {
         Outcome::Update(MemberWrite {
             email: email.clone(),
             source_id: contact.source_id.clone(),
+            consent_by_rule: by_rule && status.is_some(),
             status,
             fields: changed_fields,
             tags: new_tags,
@@ -494,6 +500,12 @@ impl AudiencePlanner {
             unchanged,
             skipped: (plan.skipped.len() - rejected) as u64,
             rejected: rejected as u64,
+            consent_by_rule: plan
+                .creates
+                .iter()
+                .chain(&plan.updates)
+                .filter(|w| w.consent_by_rule)
+                .count() as u64,
         };
         plan
     }

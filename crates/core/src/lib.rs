@@ -35,7 +35,7 @@ pub use email::{Email, InvalidEmail};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};
 pub use plan::{
-    CapacityExceeded, ConsentPolicy, MemberWrite, Mode, Plan, PlanCounts, ResubscribePolicy,
-    SafetyLimit, SafetyStop, Skip, SkipReason,
+    CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, Plan, PlanCounts,
+    ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason,
 };
-pub use segment::{SegmentMode, SegmentPlan, plan_segment};
+pub use segment::{SegmentMode, SegmentPlan, SourceSegment, plan_segment};

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::contact::Consent;
 use crate::email::Email;
 use crate::mapping::FieldValue;
 use crate::member::MemberStatus;
@@ -31,6 +32,19 @@ pub enum ResubscribePolicy {
     Pending,
 }
 
+/// How a customer is added when the source can record an opt-out but not an opt-in
+/// ([`Consent::NoOptOut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NoOptInPolicy {
+    /// A transactional (non-marketing) contact: receipts yes, campaigns only once they opt in.
+    /// Under GDPR and CAN-SPAM practice the absence of an opt-out is not an opt-in.
+    #[default]
+    Transactional,
+    /// A subscriber, as the vendors' own apps do (Lightspeed's Mailchimp app, seed 001).
+    Subscribed,
+}
+
 /// The consent rules a plan follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,6 +52,21 @@ pub struct ConsentPolicy {
     pub resubscribe: ResubscribePolicy,
     /// An unsubscribe in the source unsubscribes the member (the law: opt-outs must be honoured).
     pub propagate_unsubscribes: bool,
+    /// What a source's "no opt-out recorded" means.
+    #[serde(default)]
+    pub when_source_cannot_opt_in: NoOptInPolicy,
+}
+
+impl ConsentPolicy {
+    /// The consent a plan acts on: the source's own, with "no opt-out recorded" decided by
+    /// [`ConsentPolicy::when_source_cannot_opt_in`].
+    pub fn resolve(&self, consent: Consent) -> Consent {
+        match (consent, self.when_source_cannot_opt_in) {
+            (Consent::NoOptOut, NoOptInPolicy::Transactional) => Consent::NotSubscribed,
+            (Consent::NoOptOut, NoOptInPolicy::Subscribed) => Consent::Subscribed,
+            (other, _) => other,
+        }
+    }
 }
 
 impl Default for ConsentPolicy {
@@ -45,6 +74,7 @@ impl Default for ConsentPolicy {
         ConsentPolicy {
             resubscribe: ResubscribePolicy::Skip,
             propagate_unsubscribes: true,
+            when_source_cannot_opt_in: NoOptInPolicy::Transactional,
         }
     }
 }
@@ -63,6 +93,9 @@ pub struct MemberWrite {
     pub tags: BTreeSet<String>,
     /// The member existed, archived: writing it brings it back.
     pub unarchive: bool,
+    /// The status was decided by `when_source_cannot_opt_in` (the source records no opt-in).
+    #[serde(default)]
+    pub consent_by_rule: bool,
 }
 
 /// Why a source record leads to no write.
@@ -133,6 +166,10 @@ pub struct PlanCounts {
     pub skipped: u64,
     /// Invalid emails.
     pub rejected: u64,
+    /// Creates and status changes whose consent the sync's `when_source_cannot_opt_in` rule
+    /// decided, because the source records no opt-in (also counted in `create` / `update`).
+    #[serde(default)]
+    pub consent_by_rule: u64,
 }
 
 /// What an audience sync will do.

@@ -88,3 +88,22 @@ pub fn plan_segment(mode: SegmentMode, source: &[Email], target: &[Email]) -> Se
         target: target_count,
     }
 }
+
+/// Where a SegmentSync takes its members from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSegment {
+    /// Every customer of the source.
+    AllCustomers,
+    /// A source segment by id or code (a RetailCRM segment code, a Shopify segment id).
+    Segment(String),
+}
+
+impl SourceSegment {
+    /// What to read from the source to learn the segment's members.
+    pub fn read_scope(&self) -> crate::connector::ReadScope {
+        match self {
+            SourceSegment::AllCustomers => crate::connector::ReadScope::Full,
+            SourceSegment::Segment(id) => crate::connector::ReadScope::Segment(id.clone()),
+        }
+    }
+}

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use audience_core::diff::{PlanOptions, plan_audience};
 use audience_core::plan::apply_to_members;
 use audience_core::{
-    Consent, ConsentPolicy, Email, FieldMapping, FieldValue, MemberStatus, Mode, ResubscribePolicy,
-    SourceContact, TargetMember,
+    Consent, ConsentPolicy, Email, FieldMapping, FieldValue, MemberStatus, Mode, NoOptInPolicy,
+    ResubscribePolicy, SourceContact, TargetMember,
 };
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -26,6 +26,7 @@ fn consent() -> impl Strategy<Value = Consent> {
         Just(Consent::NotSubscribed),
         Just(Consent::Pending),
         Just(Consent::Cleaned),
+        Just(Consent::NoOptOut),
     ]
 }
 
@@ -131,19 +132,26 @@ fn options() -> impl Strategy<Value = PlanOptions> {
             Just(ResubscribePolicy::Pending)
         ],
         any::<bool>(),
+        prop_oneof![
+            Just(NoOptInPolicy::Transactional),
+            Just(NoOptInPolicy::Subscribed)
+        ],
     )
         .prop_map(
-            |(mode, tags, resubscribe, propagate_unsubscribes)| PlanOptions {
-                mode,
-                mapping: FieldMapping {
-                    tags,
-                    ..FieldMapping::default()
-                },
-                consent: ConsentPolicy {
-                    resubscribe,
-                    propagate_unsubscribes,
-                },
-                create_only: false,
+            |(mode, tags, resubscribe, propagate_unsubscribes, when_source_cannot_opt_in)| {
+                PlanOptions {
+                    mode,
+                    mapping: FieldMapping {
+                        tags,
+                        ..FieldMapping::default()
+                    },
+                    consent: ConsentPolicy {
+                        resubscribe,
+                        propagate_unsubscribes,
+                        when_source_cannot_opt_in,
+                    },
+                    create_only: false,
+                }
             },
         )
 }
@@ -271,5 +279,27 @@ proptest! {
         prop_assert_eq!(c.archive, plan.archives.len() as u64);
         prop_assert_eq!(c.create + c.update + c.unchanged + c.skipped + c.rejected, c.source);
         prop_assert_eq!(c.target, target.iter().filter(|m| m.status != MemberStatus::Archived).count() as u64);
+        let by_rule = plan.creates.iter().chain(&plan.updates).filter(|w| w.consent_by_rule).count();
+        prop_assert_eq!(c.consent_by_rule, by_rule as u64);
+    }
+
+    #[test]
+    fn no_opt_out_recorded_never_makes_a_subscriber_unless_the_sync_says_so(
+        source in source_contacts(), target in target_members(), options in options()
+    ) {
+        let plan = plan_audience(&source, &target, options.clone());
+        let winners = winners(&source);
+        for write in plan.creates.iter().chain(&plan.updates) {
+            let contact = winners[&write.email];
+            if contact.consent == Consent::NoOptOut
+                && options.consent.when_source_cannot_opt_in == NoOptInPolicy::Transactional
+            {
+                prop_assert_ne!(write.status, Some(MemberStatus::Subscribed), "{} subscribed without an opt-in", write.email);
+                prop_assert_ne!(write.status, Some(MemberStatus::Pending), "{} asked to confirm without an opt-in", write.email);
+            }
+            if write.consent_by_rule {
+                prop_assert_eq!(contact.consent, Consent::NoOptOut);
+            }
+        }
     }
 }

@@ -127,6 +127,7 @@ fn an_unsubscribed_member_is_not_resubscribed_unless_the_policy_asks_for_confirm
         ConsentPolicy {
             resubscribe: ResubscribePolicy::Pending,
             propagate_unsubscribes: true,
+            ..ConsentPolicy::default()
         },
     );
     assert_eq!(pending.updates[0].status, Some(MemberStatus::Pending));
@@ -143,6 +144,7 @@ fn a_cleaned_member_keeps_its_status_but_still_gets_the_sources_name() {
         ConsentPolicy {
             resubscribe: ResubscribePolicy::Pending,
             propagate_unsubscribes: true,
+            ..ConsentPolicy::default()
         },
     );
     assert_eq!(p.updates.len(), 1);

@@ -25,17 +25,37 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use audience_core::{
-    Address, ConnectorError, Consent, ErrorKind, ReadScope, Source, SourceContact, SourcePage,
+    Address, ConnectorError, Consent, ReadScope, Source, SourceContact, SourcePage,
 };
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use reqwest::header::HeaderMap;
 
+use crate::config::{checked_secret, invalid_config};
 use crate::http::{self, KeyBudget, RetryPolicy};
+use crate::vendor::VendorDescriptor;
 
 /// The vendor name in errors, metrics and budgets.
 pub const VENDOR: &str = "lightspeed-r";
+/// What the operator needs to know about Lightspeed R-Series.
+pub const DESCRIPTOR: VendorDescriptor = VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: "token",
+    credential_name: "access token",
+    hosts: &["api.lightspeedapp.com"],
+};
+
+/// The API base for an `endpoint` override or a sandbox's vendor URL: the URL plus
+/// `/API/V3/Account/{account_id}` unless it already holds an account path.
+pub fn api_base(endpoint: &str, account_id: &str) -> String {
+    let base = endpoint.trim().trim_end_matches('/');
+    if base.contains("/API/V3/Account/") {
+        base.to_string()
+    } else {
+        format!("{base}/API/V3/Account/{}", account_id.trim())
+    }
+}
 /// The endpoint as errors name it.
 const ENDPOINT: &str = "GET /Customer.json";
 /// The documented maximum page size.
@@ -80,13 +100,7 @@ impl LightspeedRSource {
         if account_id.is_empty() || !account_id.chars().all(|c| c.is_ascii_digit()) {
             return Err(config_error("the account id must be a number"));
         }
-        let token = token.into();
-        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            // Never echo the token, even a malformed one.
-            return Err(config_error(
-                "the access token is empty or contains spaces or control characters",
-            ));
-        }
+        let token = checked_secret(VENDOR, DESCRIPTOR.credential_name, &token.into())?;
         let base_url = format!("https://api.lightspeedapp.com/API/V3/Account/{account_id}");
         let origin = url::Url::parse(&base_url)
             .expect("static URL with a numeric account")
@@ -104,17 +118,12 @@ impl LightspeedRSource {
     /// Replaces the account's API base (the URL ending in `/API/V3/Account/{accountID}`), e.g. to
     /// talk to the sandbox. `next` links are only followed on this base's scheme, host and port.
     pub fn with_base_url(mut self, base_url: &str) -> Result<Self, ConnectorError> {
-        let trimmed = base_url.trim().trim_end_matches('/');
-        match url::Url::parse(trimmed) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                self.origin = url.origin();
-                self.base_url = trimmed.to_string();
-                Ok(self)
-            }
-            _ => Err(config_error(format!(
-                "base URL {trimmed:?} is not an http(s) URL"
-            ))),
-        }
+        let checked = crate::config::checked_base_url(VENDOR, base_url)?;
+        self.origin = url::Url::parse(&checked)
+            .map_err(|_| config_error("the base URL does not parse"))?
+            .origin();
+        self.base_url = checked;
+        Ok(self)
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
@@ -394,13 +403,13 @@ fn into_contact(
             custom_fields.insert(key.to_string(), value);
         }
     }
-    // R-Series records one choice, `Contact.noEmail` (the customer asked not to be emailed). As
-    // with X-Series, Lightspeed's own Mailchimp integration presents it as "unsubscribed /
-    // subscribed", so an opt-out is Unsubscribed and anything else Subscribed.
+    // R-Series records one choice, `Contact.noEmail` (the customer asked not to be emailed): an
+    // opt-out is Unsubscribed; anything else says nothing about an opt-in, so the sync's
+    // `whenSourceCannotOptIn` decides (as for X-Series).
     let consent = if contact.no_email {
         Consent::Unsubscribed
     } else {
-        Consent::Subscribed
+        Consent::NoOptOut
     };
     Ok(SourceContact {
         source_id: customer.customer_id,
@@ -461,11 +470,13 @@ fn vendor_message(body: &str) -> String {
 }
 
 fn config_error(message: impl Into<String>) -> ConnectorError {
-    ConnectorError::new(VENDOR, "configuration", ErrorKind::InvalidConfig, message)
+    invalid_config(VENDOR, message)
 }
 
 #[cfg(test)]
 mod tests {
+    use audience_core::ErrorKind;
+
     use super::*;
 
     fn at(raw: &str) -> DateTime<FixedOffset> {

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use audience_core::{
-    Address, ConnectorError, Consent, ErrorKind, ReadScope, Source, SourceContact, SourcePage,
+    Address, ConnectorError, Consent, ReadScope, Source, SourceContact, SourcePage,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
@@ -24,10 +24,27 @@ use futures::stream::{self, BoxStream};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
+use crate::config::{self, checked_secret, invalid_config};
 use crate::http::{self, KeyBudget, RetryPolicy};
+use crate::vendor::{self, VendorDescriptor};
 
 /// The vendor name in errors, metrics and budgets.
 pub const VENDOR: &str = "lightspeed-x";
+/// What the operator needs to know about Lightspeed X-Series.
+pub const DESCRIPTOR: VendorDescriptor = VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: "token",
+    credential_name: "access token",
+    hosts: &["*.retail.lightspeed.app", "*.vendhq.com"],
+};
+/// The API path below the retailer's origin.
+pub const API_PATH: &str = "/api/2.0";
+
+/// The API base for an `endpoint` override or a sandbox's vendor URL: the URL plus `/api/2.0`
+/// unless it already ends with it.
+pub fn api_base(endpoint: &str) -> String {
+    vendor::with_suffix(endpoint, API_PATH)
+}
 /// The endpoint as errors name it.
 const ENDPOINT: &str = "GET /customers";
 /// Customers asked for per page. The 2.0 maximum is not documented [U]: the connector stops on an
@@ -75,8 +92,7 @@ impl LightspeedXSource {
                 "the domain prefix must be the store's subdomain (letters, digits and hyphens)",
             ));
         }
-        let token = token.into();
-        check_token(&token)?;
+        let token = checked_secret(VENDOR, DESCRIPTOR.credential_name, &token.into())?;
         Ok(LightspeedXSource {
             base_url: format!("https://{domain_prefix}.retail.lightspeed.app/api/2.0"),
             budget: http::budget_for(VENDOR, &token, MAX_CONCURRENT),
@@ -89,7 +105,7 @@ impl LightspeedXSource {
 
     /// Replaces the API base (the URL ending in `/api/2.0`), e.g. to talk to the sandbox.
     pub fn with_base_url(mut self, base_url: &str) -> Result<Self, ConnectorError> {
-        self.base_url = checked_base_url(base_url)?;
+        self.base_url = config::checked_base_url(VENDOR, base_url)?;
         Ok(self)
     }
 
@@ -294,29 +310,7 @@ fn vendor_message(body: &str) -> String {
 }
 
 fn config_error(message: impl Into<String>) -> ConnectorError {
-    ConnectorError::new(VENDOR, "configuration", ErrorKind::InvalidConfig, message)
-}
-
-fn check_token(token: &str) -> Result<(), ConnectorError> {
-    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        // Never echo the token, even a malformed one.
-        return Err(config_error(
-            "the access token is empty or contains spaces or control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn checked_base_url(base_url: &str) -> Result<String, ConnectorError> {
-    let trimmed = base_url.trim().trim_end_matches('/');
-    match url::Url::parse(trimmed) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-            Ok(trimmed.to_string())
-        }
-        _ => Err(config_error(format!(
-            "base URL {trimmed:?} is not an http(s) URL"
-        ))),
-    }
+    invalid_config(VENDOR, message)
 }
 
 #[derive(Deserialize)]
@@ -449,14 +443,14 @@ impl WireCustomer {
                 custom_fields.insert(key.to_string(), value);
             }
         }
-        // X-Series stores one flag, `do_not_email` ("opted out of email communications"). Lightspeed's
-        // own Mailchimp integration syncs it as the customer's "Marketing and Promotional Email
-        // status (unsubscribed / subscribed)", so users expect exactly that mapping: opted out →
-        // Unsubscribed, otherwise → Subscribed. There is no "never asked" state to map from.
+        // X-Series stores one flag, `do_not_email` ("opted out of email communications"): an
+        // opt-out is Unsubscribed; without it X-Series cannot say whether the customer ever opted
+        // in, so the sync's `whenSourceCannotOptIn` decides (Lightspeed's own Mailchimp app makes
+        // them subscribers, seed 001; our default is transactional).
         let consent = if self.do_not_email.unwrap_or(false) {
             Consent::Unsubscribed
         } else {
-            Consent::Subscribed
+            Consent::NoOptOut
         };
         Ok(SourceContact {
             source_id: self.id,
@@ -488,6 +482,8 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+    use audience_core::ErrorKind;
+
     use super::*;
 
     #[test]
@@ -508,7 +504,7 @@ mod tests {
             .unwrap();
         assert_eq!(contact.first_name, "");
         assert_eq!(contact.email, "");
-        assert_eq!(contact.consent, Consent::Subscribed);
+        assert_eq!(contact.consent, Consent::NoOptOut);
         assert_eq!(contact.address, None);
         assert_eq!(contact.custom_fields["customer_code"], "UNNAMED-669D");
         assert_eq!(contact.updated_at.to_rfc3339(), "2017-02-13T17:33:25+00:00");
@@ -542,7 +538,7 @@ mod tests {
     #[test]
     fn errors_never_show_the_token() {
         let error = LightspeedXSource::new("shop", "has space").unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InvalidConfig);
+        assert_eq!(error.kind, ErrorKind::InvalidCredentials);
         assert!(!error.to_string().contains("has space"));
         let source = LightspeedXSource::new("shop", "secret-token").unwrap();
         assert!(!format!("{source:?}").contains("secret-token"));

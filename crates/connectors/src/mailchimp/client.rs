@@ -216,10 +216,4 @@ async fn read_problem(response: Response) -> Problem {
     })
 }
 
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
-    }
-}
+pub(crate) use crate::http::truncate;

@@ -39,6 +39,58 @@ use client::{Client, VENDOR};
 
 pub use wire::subscriber_hash;
 
+/// What the operator needs to know about Mailchimp.
+pub const DESCRIPTOR: crate::vendor::VendorDescriptor = crate::vendor::VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: "apiKey",
+    credential_name: "API key",
+    hosts: &["*.api.mailchimp.com"],
+};
+/// The API path below Mailchimp's (or a simulator's) origin.
+pub const API_PATH: &str = "/3.0";
+
+/// The API base for an `endpoint` override or a sandbox's vendor URL: the URL plus `/3.0` unless
+/// it already ends with it.
+pub fn api_base(endpoint: &str) -> String {
+    crate::vendor::with_suffix(endpoint, API_PATH)
+}
+
+/// Merge tags: an upper-case letter, then up to 9 upper-case letters, digits or `_`.
+pub fn is_merge_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
+        && tag.len() <= 10
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Mailchimp's rules for a field mapping: every target field is a valid merge tag, `EMAIL` is not
+/// one of them (it is the member's address), and no tag is written twice.
+pub fn validate_mapping(mapping: &FieldMapping) -> Result<(), String> {
+    for (source, tag) in &mapping.custom {
+        if source.trim().is_empty() {
+            return Err("fieldMapping.customFields: a source attribute name is empty".into());
+        }
+        if !is_merge_tag(tag) {
+            return Err(format!(
+                "fieldMapping.customFields.{source}: {tag:?} is not a Mailchimp merge tag (up to 10 of A-Z, 0-9, _, starting with a letter)"
+            ));
+        }
+    }
+    for (tag, _) in mapping.target_fields() {
+        if tag.eq_ignore_ascii_case("EMAIL") {
+            return Err(
+                "fieldMapping: EMAIL is the member's address, not a merge field to map onto".into(),
+            );
+        }
+        if !is_merge_tag(tag) {
+            return Err(format!(
+                "fieldMapping: {tag:?} is not a Mailchimp merge tag"
+            ));
+        }
+    }
+    mapping.validate().map_err(|e| format!("fieldMapping: {e}"))
+}
+
 /// Mailchimp allows 10 simultaneous connections per API key.
 pub const MAX_CONNECTIONS: usize = 10;
 /// Members per batch-subscribe call (the API's maximum).
@@ -104,10 +156,8 @@ impl fmt::Debug for MailchimpConfig {
 /// contains the key.
 pub fn data_center(api_key: &str) -> Result<&str, ConnectorError> {
     let invalid = |why: &str| {
-        ConnectorError::new(
+        crate::config::invalid_credentials(
             VENDOR,
-            "API key",
-            ErrorKind::InvalidConfig,
             format!("the API key {why}; expected the form <key>-<dc>, e.g. …-us6"),
         )
     };
@@ -283,7 +333,7 @@ mod tests {
             "", "nodash", "abc-", "-us6", "abc-US6", "abc-us 6", "a b-us6", " abc-us6",
         ] {
             let err = data_center(bad).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::InvalidConfig);
+            assert_eq!(err.kind, ErrorKind::InvalidCredentials);
             if bad.len() > 5 {
                 assert!(!err.to_string().contains(bad.trim()), "{err}");
             }
@@ -294,7 +344,7 @@ mod tests {
     fn invalid_key_is_not_echoed() {
         let key = "supersecretvalue0123456789-u!s6";
         let err = MailchimpTarget::new(MailchimpConfig::new(key, "list1")).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert_eq!(err.kind, ErrorKind::InvalidCredentials);
         assert!(!err.to_string().contains("supersecretvalue"));
         let config = MailchimpConfig::new("supersecretvalue0123456789-us6", "list1");
         assert!(!format!("{config:?}").contains("supersecretvalue"));

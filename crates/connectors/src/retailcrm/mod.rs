@@ -60,9 +60,30 @@ use serde_json::Value;
 use tokio::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::config::{checked_secret, invalid_config};
 use crate::http::{self, KeyBudget, RetryPolicy, Verdict};
+use crate::vendor::VendorDescriptor;
 
 pub const VENDOR: &str = "retailcrm";
+/// What the operator needs to know about RetailCRM.
+pub const DESCRIPTOR: VendorDescriptor = VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: "apiKey",
+    credential_name: "API key",
+    hosts: &[
+        "*.retailcrm.ru",
+        "*.simla.com",
+        "*.retailcrm.pro",
+        "*.retailcrm.es",
+    ],
+};
+
+/// The CRM origin the connector takes as `base_url` for an `endpoint` or `url` override: the URL
+/// without a trailing `/api/v5` (the connector adds `/api/v5/...`).
+pub fn base_url_for_endpoint(endpoint: &str) -> String {
+    let base = endpoint.trim().trim_end_matches('/');
+    base.strip_suffix("/api/v5").unwrap_or(base).to_string()
+}
 /// The largest page RetailCRM serves (`limit` ∈ {20, 50, 100}).
 pub const PAGE_LIMIT: u32 = 100;
 /// Customer ids fetched per `filter[ids][]` call.
@@ -235,7 +256,7 @@ impl fmt::Debug for RetailCrmSource {
 }
 
 fn config_error(message: impl Into<String>) -> ConnectorError {
-    ConnectorError::new(VENDOR, "configuration", ErrorKind::InvalidConfig, message)
+    invalid_config(VENDOR, message)
 }
 
 /// Responses that say whether they succeeded.
@@ -245,15 +266,7 @@ trait Answer: DeserializeOwned {
 
 impl RetailCrmSource {
     pub fn new(config: RetailCrmConfig) -> Result<Self, ConnectorError> {
-        let key = config.api_key.trim().to_string();
-        if key.is_empty() {
-            return Err(config_error("the API key is empty"));
-        }
-        if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(config_error(
-                "the API key contains spaces or control characters",
-            ));
-        }
+        let key = checked_secret(VENDOR, DESCRIPTOR.credential_name, &config.api_key)?;
         let base = match &config.base_url {
             Some(base) => base.trim_end_matches('/').to_string(),
             None => {

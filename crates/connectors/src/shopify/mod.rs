@@ -67,9 +67,18 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::config::{checked_secret, invalid_config};
 use crate::http::{self, KeyBudget, RetryPolicy};
+use crate::vendor::VendorDescriptor;
 
 pub const VENDOR: &str = "shopify";
+/// What the operator needs to know about Shopify.
+pub const DESCRIPTOR: VendorDescriptor = VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: "accessToken",
+    credential_name: "access token",
+    hosts: &["*.myshopify.com"],
+};
 /// The Admin API version this connector is written against.
 pub const API_VERSION: &str = "2025-01";
 /// The largest page Shopify serves [D].
@@ -209,20 +218,23 @@ impl fmt::Debug for ShopifySource {
 }
 
 fn config_error(message: impl Into<String>) -> ConnectorError {
-    ConnectorError::new(VENDOR, "configuration", ErrorKind::InvalidConfig, message)
+    invalid_config(VENDOR, message)
+}
+
+/// The shop origin the connector takes as `base_url` for an `endpoint` override: the URL as
+/// given, or its origin part when it was written as the full GraphQL URL (the connector adds
+/// `/admin/api/{version}/graphql.json`).
+pub fn base_url_for_endpoint(endpoint: &str) -> String {
+    let base = endpoint.trim().trim_end_matches('/');
+    match base.find("/admin/api/") {
+        Some(at) => base[..at].to_string(),
+        None => base.to_string(),
+    }
 }
 
 impl ShopifySource {
     pub fn new(config: ShopifyConfig) -> Result<Self, ConnectorError> {
-        let token = config.access_token.trim().to_string();
-        if token.is_empty() {
-            return Err(config_error("the access token is empty"));
-        }
-        if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(config_error(
-                "the access token contains spaces or control characters",
-            ));
-        }
+        let token = checked_secret(VENDOR, DESCRIPTOR.credential_name, &config.access_token)?;
         if !(1..=MAX_PAGE_SIZE).contains(&config.page_size) {
             return Err(config_error(format!(
                 "page size must be between 1 and {MAX_PAGE_SIZE}"

@@ -143,6 +143,7 @@ pub fn create(i: usize) -> MemberWrite {
         ]),
         tags: BTreeSet::new(),
         unarchive: false,
+        consent_by_rule: false,
     }
 }
 
@@ -155,6 +156,7 @@ pub fn update(i: usize) -> MemberWrite {
         fields: BTreeMap::new(),
         tags: BTreeSet::new(),
         unarchive: false,
+        consent_by_rule: false,
     }
 }
 

@@ -1,0 +1,91 @@
+//! The one path from a sync object to a finished run, shared by the controller and `sync -f`:
+//!
+//! ```text
+//! object ──validate──▶ connections (SourceRef, TargetRef)
+//!        ──CredentialSource──▶ Credentials (Kubernetes Secrets | manifest Secrets / env)
+//!        ──ConnectorFactory──▶ Source + Target connectors        = Prepared
+//! Prepared ──run──▶ engine (read → plan → check → apply) ──▶ Executed | SyncError
+//! ```
+//!
+//! Only where credentials come from differs between the two callers; validation, vendor
+//! dispatch, the run and the failure reasons are the same code.
+
+pub mod audience;
+pub mod connect;
+pub mod credentials;
+pub mod error;
+pub mod object;
+pub mod segment;
+
+use audience_core::{ApplyControl, Source, Target};
+use url::Url;
+
+pub use connect::{ConnectError, ConnectOptions, ConnectorFactory, DefaultConnectors};
+pub use credentials::{CredentialSource, Credentials, Role};
+pub use error::SyncError;
+pub use object::{Connections, Executed, JobParts, SyncObject};
+
+use crate::engine::ProgressFn;
+
+/// A sync ready to run: its connectors, built from its spec and credentials.
+pub struct Prepared {
+    pub source: Box<dyn Source>,
+    pub target: Box<dyn Target>,
+}
+
+/// How a prepared run is steered by its caller.
+#[derive(Default)]
+pub struct RunControl {
+    /// The plan id a person approved after a safety stop.
+    pub approved_plan: Option<String>,
+    /// The stop flag checked between batches.
+    pub control: ApplyControl,
+    pub progress: Option<ProgressFn>,
+}
+
+/// Validates `obj`, reads its credentials and builds its connectors.
+pub async fn prepare<K: SyncObject>(
+    obj: &K,
+    credentials: &dyn CredentialSource,
+    connectors: &dyn ConnectorFactory,
+    sandbox: Option<&Url>,
+) -> Result<Prepared, SyncError> {
+    obj.validate().map_err(SyncError::InvalidSpec)?;
+    let Connections { source, target } = obj.connections()?;
+    let source_creds = credentials
+        .credentials(
+            Role::Source,
+            source.credentials(),
+            connect::source_descriptor(source).default_secret_key,
+        )
+        .await?;
+    let target_creds = credentials
+        .credentials(
+            Role::Target,
+            target.credentials(),
+            connect::target_descriptor(target).default_secret_key,
+        )
+        .await?;
+    Ok(Prepared {
+        source: connectors.source(source, &source_creds, sandbox)?,
+        target: connectors.target(target, &target_creds, sandbox)?,
+    })
+}
+
+impl Prepared {
+    /// Runs `obj` with these connectors.
+    pub async fn run<K: SyncObject>(
+        &self,
+        obj: &K,
+        control: RunControl,
+    ) -> Result<Executed, SyncError> {
+        let parts = JobParts {
+            source: self.source.as_ref(),
+            target: self.target.as_ref(),
+            approved_plan: control.approved_plan,
+            control: control.control,
+            progress: control.progress,
+        };
+        Ok(obj.execute(parts).await?)
+    }
+}
