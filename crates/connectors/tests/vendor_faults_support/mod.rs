@@ -30,7 +30,7 @@ pub fn fast_retry() -> RetryPolicy {
         max_retries: 6,
         min_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(50),
-        timeout: Duration::from_millis(1500),
+        timeout: Duration::from_secs(5),
     }
 }
 
