@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use regex::Regex;
+
 use audience_core::{ConnectorError, ErrorKind};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -16,6 +18,26 @@ use xxhash_rust::xxh3::xxh3_64;
 pub type CallObserver = Arc<dyn Fn(&'static str, &str, u16) + Send + Sync>;
 
 static OBSERVER: OnceLock<CallObserver> = OnceLock::new();
+
+/// The longest any vendor hint (`Retry-After`, a rate-limit reset, a bucket's restore rate) can
+/// make us wait: one bad answer must not stall every sync on a key for hours.
+pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The largest vendor answer read into memory. The biggest legitimate pages (250 Shopify
+/// customers with their orders, 1000 Mailchimp members) are a few MiB.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A vendor-given number of seconds as a wait, capped at [`MAX_WAIT`]; NaN and negatives are no
+/// wait, infinity is the cap. Never panics (unlike `Duration::from_secs_f64`).
+pub fn capped_secs(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= MAX_WAIT.as_secs_f64() {
+        MAX_WAIT
+    } else {
+        Duration::try_from_secs_f64(secs).unwrap_or(MAX_WAIT)
+    }
+}
 
 /// Installs the process-wide call observer (first call wins).
 pub fn set_call_observer(observer: CallObserver) {
@@ -60,8 +82,10 @@ impl KeyBudget {
     }
 
     /// Holds every request on this key until `delay` from now (keeps the later of two pauses).
+    /// The delay is capped at [`MAX_WAIT`].
     pub fn pause_for(&self, delay: Duration) {
-        let until = Instant::now() + delay;
+        let now = Instant::now();
+        let until = now.checked_add(delay.min(MAX_WAIT)).unwrap_or(now);
         let mut paused = self.paused_until.lock().expect("budget lock");
         if paused.is_none_or(|p| p < until) {
             *paused = Some(until);
@@ -136,28 +160,74 @@ pub fn default_verdict(response: &Response) -> Verdict {
     }
 }
 
-/// Parses `Retry-After` as seconds or as an HTTP date.
+/// Parses `Retry-After` as seconds or as an HTTP date (see [`parse_retry_after`]).
 pub fn retry_after(response: &Response) -> Option<Duration> {
     let value = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
-        .ok()?
-        .trim();
+        .ok()?;
+    parse_retry_after(value)
+}
+
+/// A `Retry-After` value as a wait: seconds (`120`, `1.5`) or an HTTP date, capped at
+/// [`MAX_WAIT`]. Nonsense (`inf`, `NaN`, `1e400`, negatives, unparseable dates) is no hint.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(seconds.max(0.0)));
+        if !seconds.is_finite() || seconds < 0.0 {
+            return None;
+        }
+        return Some(capped_secs(seconds));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_WAIT),
     )
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    /// The connection broke or timed out mid-body: worth retrying.
+    Interrupted,
+    /// Larger than [`MAX_BODY_BYTES`]: retrying will not help.
+    TooLarge,
+}
+
+/// Reads the whole body (at most [`MAX_BODY_BYTES`]) and gives back an equivalent response whose
+/// body is in memory, so the caller's reading no longer needs the connection.
+async fn buffered(mut response: Response) -> Result<Response, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| BodyError::Interrupted)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = response.status();
+    *rebuilt.version_mut() = response.version();
+    *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
+    Ok(Response::from(rebuilt))
 }
 
 /// Sends a request built by `build` under the key budget, retrying rate limits, 5xx, timeouts and
 /// transport failures with exponential backoff and jitter, at most `policy.max_retries` times.
 /// `verdict` reads vendor-specific signals (e.g. RetailCRM's 503). Errors name the vendor and
 /// endpoint and never the request (whose headers hold the secret).
+///
+/// The key's slot is held until the answer's body has been read whole (a vendor counts a
+/// connection until its answer is complete), so the returned response's body is already in
+/// memory. A body larger than [`MAX_BODY_BYTES`] is an [`ErrorKind::InvalidResponse`]; a body cut
+/// short is retried like any transport failure.
 pub async fn send(
     vendor: &'static str,
     endpoint: &str,
@@ -175,20 +245,51 @@ pub async fn send(
     loop {
         let permit = budget.acquire().await;
         let outcome = build().timeout(policy.timeout).send().await;
-        drop(permit);
         let (retry_after, last_error) = match outcome {
             Ok(response) => {
                 observe(vendor, endpoint, response.status().as_u16());
                 match verdict(&response) {
-                    Verdict::Done => return Ok(response),
+                    Verdict::Done => match buffered(response).await {
+                        Ok(response) => {
+                            drop(permit);
+                            return Ok(response);
+                        }
+                        Err(BodyError::TooLarge) => {
+                            return Err(ConnectorError::new(
+                                vendor,
+                                endpoint,
+                                ErrorKind::InvalidResponse,
+                                format!(
+                                    "unexpected response: the answer is larger than {} MiB",
+                                    MAX_BODY_BYTES / (1024 * 1024)
+                                ),
+                            ));
+                        }
+                        Err(BodyError::Interrupted) => {
+                            drop(permit);
+                            (
+                                None,
+                                ConnectorError::new(
+                                    vendor,
+                                    endpoint,
+                                    ErrorKind::Transport,
+                                    "response body interrupted after retries",
+                                ),
+                            )
+                        }
+                    },
                     Verdict::Retry {
                         retry_after,
                         pause_key,
                     } => {
+                        let retry_after = retry_after.map(|r| r.min(MAX_WAIT));
+                        let status = response.status();
+                        // The answer is not read: closing it frees the connection, then the slot.
+                        drop(response);
+                        drop(permit);
                         if pause_key {
                             budget.pause_for(retry_after.unwrap_or(policy.min_delay));
                         }
-                        let status = response.status();
                         let kind = if status == StatusCode::TOO_MANY_REQUESTS
                             || status == StatusCode::SERVICE_UNAVAILABLE
                         {
@@ -210,6 +311,7 @@ pub async fn send(
                 }
             }
             Err(err) => {
+                drop(permit);
                 observe(vendor, endpoint, 0);
                 let what = if err.is_timeout() {
                     "timed out"
@@ -229,15 +331,17 @@ pub async fn send(
         };
         match delays.next() {
             Some(backoff) => {
-                tokio::time::sleep(retry_after.map_or(backoff, |r| r.max(backoff))).await
+                let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+                tokio::time::sleep(wait.min(MAX_WAIT)).await
             }
             None => return Err(last_error),
         }
     }
 }
 
-/// Maps a final non-success status to an error, with the vendor's message (which never echoes
-/// credentials) when the body has one.
+/// Maps a final non-success status to an error, with the vendor's message when the body has one
+/// (credential-shaped values masked by [`redact`]; callers also mask their own secret with
+/// [`redact_error`]).
 pub fn status_error(
     vendor: &'static str,
     endpoint: &str,
@@ -263,7 +367,7 @@ pub fn status_error(
         format!(
             "{prefix}: HTTP {}: {}",
             status.as_u16(),
-            truncate(detail, 300)
+            truncate(&redact(detail, &[]), 300)
         )
     };
     ConnectorError::new(vendor, endpoint, kind, message)
@@ -279,7 +383,10 @@ pub fn invalid_response(
         vendor,
         endpoint,
         ErrorKind::InvalidResponse,
-        format!("unexpected response: {}", truncate(&what.to_string(), 300)),
+        format!(
+            "unexpected response: {}",
+            truncate(&redact(&what.to_string(), &[]), 300)
+        ),
     )
 }
 
@@ -298,6 +405,67 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
         )
     })?;
     serde_json::from_slice(&bytes).map_err(|e| invalid_response(vendor, endpoint, e))
+}
+
+/// Masks credentials in text quoted from a vendor: each of `secrets` (the connector's own key or
+/// token, and its part before a `-` suffix such as Mailchimp's data centre), then anything shaped
+/// like a credential: `Bearer …`/`Basic …`, `api_key=…`/`"token": "…"`, Shopify tokens
+/// (`shpat_…`), Mailchimp keys (`<32 hex>-us<n>`) and long runs of letters and digits.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    const MASK: &str = "***";
+    let mut out = text.to_string();
+    for secret in secrets {
+        // A very short "secret" would mask ordinary words; no real credential is that short.
+        if secret.len() >= 6 {
+            out = out.replace(secret, MASK);
+        }
+        if let Some((head, _)) = secret.rsplit_once('-')
+            && head.len() >= 8
+        {
+            out = out.replace(head, MASK);
+        }
+    }
+    struct Patterns {
+        scheme: Regex,
+        assignment: Regex,
+        shaped: Regex,
+        long_run: Regex,
+    }
+    static PATTERNS: OnceLock<Patterns> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| Patterns {
+        scheme: Regex::new(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+            .expect("static pattern"),
+        assignment: Regex::new(
+            r#"(?i)((?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|secret|password|authorization)["']?\s*[:=]\s*["']?)[^\s"'&,;}\]]{6,}"#,
+        )
+        .expect("static pattern"),
+        shaped: Regex::new(r"(?i)\bshp(?:at|ca|pa|ss|ua)_[A-Za-z0-9]{6,}|\b[0-9a-f]{32}-us[0-9]{1,3}\b")
+            .expect("static pattern"),
+        long_run: Regex::new(r"[A-Za-z0-9_]{32,}").expect("static pattern"),
+    });
+    let out = patterns.shaped.replace_all(&out, MASK);
+    let out = patterns.scheme.replace_all(&out, "$1$2***");
+    let out = patterns.assignment.replace_all(&out, "${1}***");
+    // A long run mixing letters and digits is a key, a token or a hash: never worth the risk.
+    let out = patterns
+        .long_run
+        .replace_all(&out, |caps: &regex::Captures<'_>| {
+            let run = &caps[0];
+            let digits = run.bytes().any(|b| b.is_ascii_digit());
+            let letters = run.bytes().any(|b| b.is_ascii_alphabetic());
+            if digits && letters {
+                MASK.to_string()
+            } else {
+                run.to_string()
+            }
+        });
+    out.into_owned()
+}
+
+/// [`redact`] applied to an error's message, with the connector's own secrets.
+pub fn redact_error(mut error: ConnectorError, secrets: &[&str]) -> ConnectorError {
+    error.message = redact(&error.message, secrets);
+    error
 }
 
 /// `text` cut to `max` characters, with an ellipsis when cut.

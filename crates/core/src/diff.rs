@@ -59,18 +59,25 @@ impl TargetIndex {
     }
 
     /// An empty index with room for `members` members (the target's reported size), so building it
-    /// never holds two copies of a growing table.
+    /// never holds two copies of a growing table. The size comes from the vendor, so the room
+    /// reserved up front is capped at [`TargetIndex::MAX_RESERVED_MEMBERS`]: a bogus count (10^15)
+    /// costs nothing, a real audience beyond the cap grows as it is read.
     pub fn with_capacity(mapping: &FieldMapping, members: usize) -> TargetIndex {
+        let members = members.min(Self::MAX_RESERVED_MEMBERS);
         let mut index = TargetIndex::new(mapping);
         let n = index.fields.len();
         index.by_email.reserve(members);
-        index.email_arena.reserve(members * 32);
+        index.email_arena.reserve(members.saturating_mul(32));
         index.email_ends.reserve(members);
         index.status.reserve(members);
-        index.field_fps.reserve(members * n);
+        index.field_fps.reserve(members.saturating_mul(n));
         index.tag_ends.reserve(members);
         index
     }
+
+    /// The most members [`TargetIndex::with_capacity`] reserves room for (about 50 MiB of tables
+    /// with a handful of mapped fields).
+    pub const MAX_RESERVED_MEMBERS: usize = 500_000;
 
     /// Builds an index from members in one go.
     pub fn from_members<'m>(

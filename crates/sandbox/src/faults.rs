@@ -1,5 +1,7 @@
-//! Fault injection: latency, rate limiting, server errors, timeouts and malformed bodies, each in the
-//! vendor's own wire format, so connectors can be shown to survive them.
+//! Fault injection: latency, rate limiting, server errors, timeouts, connection resets, malformed,
+//! huge or late bodies, raw answers with any status, header and content type, and errors that echo
+//! the request's credential back (as some vendors' error pages do), each in the vendor's own wire
+//! format where it has one, so connectors can be shown to survive them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use serde::Deserialize;
 use crate::{Sandbox, Vendor};
 
 /// What an injected fault does to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {
     /// The vendor's rate-limit answer (Mailchimp/Lightspeed 429, Shopify THROTTLED in a 200,
@@ -28,6 +30,29 @@ pub enum FaultKind {
     Timeout,
     /// HTTP 200 with a body that is not valid JSON.
     Malformed,
+    /// Any answer: a status, an optional raw `Retry-After` value (`inf`, `-5`, a bad date …), an
+    /// optional content type (none when absent), any other headers (e.g. nonsense rate-limit
+    /// headers) and a body.
+    #[serde(rename_all = "camelCase")]
+    Raw {
+        status: u16,
+        #[serde(default)]
+        retry_after: Option<String>,
+        #[serde(default)]
+        content_type: Option<String>,
+        #[serde(default)]
+        body: String,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+    /// HTTP 200 whose body starts like JSON and is then cut off by a broken connection.
+    Reset,
+    /// HTTP 200 with a JSON-looking body of this many bytes.
+    Huge { bytes: u64 },
+    /// The vendor's error document (HTTP 400) quoting the credential the request carried, as a
+    /// careless vendor's "invalid token …" page does. [U] no spec says a vendor does this; it is
+    /// here to show a connector never passes it on.
+    EchoCredential,
 }
 
 /// One injected fault: applies to the next `count` requests whose path contains `path_contains`.
@@ -48,6 +73,7 @@ fn one() -> u32 {
 #[derive(Default)]
 struct VendorFaults {
     latency: Duration,
+    body_latency: Duration,
     queue: VecDeque<Fault>,
 }
 
@@ -81,6 +107,26 @@ impl Faults {
             .unwrap_or_default()
     }
 
+    /// Every answer of `vendor` sends its body this long after its headers (a large answer over a
+    /// slow link): a client that treats the headers as the end of a call is shown up.
+    pub fn set_body_latency(&self, vendor: Vendor, latency: Duration) {
+        self.inner
+            .lock()
+            .expect("faults lock")
+            .entry(vendor)
+            .or_default()
+            .body_latency = latency;
+    }
+
+    pub fn body_latency(&self, vendor: Vendor) -> Duration {
+        self.inner
+            .lock()
+            .expect("faults lock")
+            .get(&vendor)
+            .map(|f| f.body_latency)
+            .unwrap_or_default()
+    }
+
     /// Queues a fault for the next matching requests to `vendor`.
     pub fn push(&self, vendor: Vendor, fault: Fault) {
         self.inner
@@ -101,7 +147,7 @@ impl Faults {
             .iter()
             .position(|f| f.path_contains.as_deref().is_none_or(|p| path.contains(p)))?;
         let fault = &mut faults.queue[index];
-        let kind = fault.kind;
+        let kind = fault.kind.clone();
         fault.count = fault.count.saturating_sub(1);
         if fault.count == 0 {
             faults.queue.remove(index);
@@ -122,12 +168,18 @@ pub async fn inject(
     let answered_no_sooner = tokio::time::sleep(faults.latency(vendor));
     let answer = async {
         match faults.take(vendor, request.uri().path()) {
+            Some(FaultKind::EchoCredential) => echo_credential(vendor, request.headers()),
             Some(kind) => fault_response(vendor, kind).await,
             None => next.run(request).await,
         }
     };
     let (response, ()) = tokio::join!(answer, answered_no_sooner);
-    response
+    let body_latency = faults.body_latency(vendor);
+    if body_latency.is_zero() {
+        response
+    } else {
+        crate::body::delay_body(response, body_latency).await
+    }
 }
 
 async fn fault_response(vendor: Vendor, kind: FaultKind) -> Response {
@@ -143,6 +195,98 @@ async fn fault_response(vendor: Vendor, kind: FaultKind) -> Response {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("{\"data\": [{\"id\": \"trunc"))
             .expect("static response"),
+        FaultKind::Raw {
+            status,
+            retry_after,
+            content_type,
+            body,
+            headers: extra,
+        } => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let headers = response.headers_mut();
+            if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            for (name, value) in extra {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
+            response
+        }
+        FaultKind::Reset => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(crate::body::cut_short("{\"data\": [{\"id\": "))
+            .expect("static response"),
+        FaultKind::Huge { bytes } => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(crate::body::huge(bytes))
+            .expect("static response"),
+        // Answered in `inject`, which has the request's headers.
+        FaultKind::EchoCredential => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// The credential a request carried, as a careless error page would quote it: every
+/// authentication header's value, a Basic pair decoded, and the `apiKey` query parameter.
+fn presented_credentials(headers: &axum::http::HeaderMap) -> String {
+    use base64::Engine;
+    let mut quoted = Vec::new();
+    for name in ["authorization", "x-shopify-access-token", "x-api-key"] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            quoted.push(value.to_string());
+            if let Some(encoded) = value.strip_prefix("Basic ")
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded)
+            {
+                quoted.push(String::from_utf8_lossy(&decoded).into_owned());
+            }
+        }
+    }
+    quoted.join(" / ")
+}
+
+fn echo_credential(vendor: Vendor, headers: &axum::http::HeaderMap) -> Response {
+    let words = format!(
+        "The credentials {} are not valid for this request",
+        presented_credentials(headers)
+    );
+    match vendor {
+        Vendor::Mailchimp => {
+            crate::mailchimp::problem(StatusCode::BAD_REQUEST, "Invalid Resource", &words)
+        }
+        Vendor::Shopify => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"errors": words})),
+        )
+            .into_response(),
+        Vendor::LightspeedX => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "Bad Request", "message": words})),
+        )
+            .into_response(),
+        Vendor::LightspeedR => (
+            StatusCode::BAD_REQUEST,
+            Json(
+                serde_json::json!({"httpCode": "400", "httpMessage": "Bad Request",
+                "message": words, "errorClass": "InvalidArgumentException"}),
+            ),
+        )
+            .into_response(),
+        Vendor::Retailcrm => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"success": false, "errorMsg": words})),
+        )
+            .into_response(),
     }
 }
 

@@ -5,8 +5,10 @@
 //! (`/mailchimp`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
 //! - `GET /_sandbox/stats`: request counts per vendor by method, route template and status;
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
-//! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts or malformed bodies (see [`faults`]).
+//! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts, resets, malformed, huge or
+//!   late bodies, raw answers with any header, and errors echoing the credential (see [`faults`]).
 
+mod body;
 pub mod faults;
 pub mod lightspeed_r;
 pub mod lightspeed_x;

@@ -21,15 +21,66 @@ pub struct RequestKey {
     pub status: u16,
 }
 
-/// Shared request counters, keyed by vendor, method, route template and status.
+/// Shared request counters, keyed by vendor, method, route template and status, and the calls in
+/// flight per vendor (with their peak).
 #[derive(Clone, Default)]
 pub struct Stats {
     counts: Arc<Mutex<BTreeMap<RequestKey, u64>>>,
+    in_flight: Arc<Mutex<BTreeMap<Vendor, InFlight>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct InFlight {
+    now: u64,
+    peak: u64,
+}
+
+/// One call in flight, from its arrival until its answer's body has been sent whole.
+struct InFlightGuard {
+    vendor: Vendor,
+    in_flight: Arc<Mutex<BTreeMap<Vendor, InFlight>>>,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Some(entry) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(&self.vendor)
+        {
+            entry.now = entry.now.saturating_sub(1);
+        }
+    }
 }
 
 impl Stats {
     pub fn clear(&self) {
         self.counts.lock().expect("stats lock").clear();
+        for entry in self.in_flight.lock().expect("in-flight lock").values_mut() {
+            entry.peak = entry.now;
+        }
+    }
+
+    fn enter(&self, vendor: Vendor) -> InFlightGuard {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        let entry = in_flight.entry(vendor).or_default();
+        entry.now += 1;
+        entry.peak = entry.peak.max(entry.now);
+        InFlightGuard {
+            vendor,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    /// The most calls to `vendor` that were in flight at once (arrived, answer not yet sent whole)
+    /// since the start or the last [`Stats::clear`].
+    pub fn peak_in_flight(&self, vendor: Vendor) -> u64 {
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get(&vendor)
+            .map_or(0, |f| f.peak)
     }
 
     pub fn add(&self, key: RequestKey) {
@@ -104,7 +155,7 @@ impl Stats {
     }
 }
 
-/// Middleware counting every request to one vendor by its outcome.
+/// Middleware counting every request to one vendor by its outcome, and the calls in flight.
 pub async fn record(
     State((vendor, stats)): State<(Vendor, Stats)>,
     request: Request,
@@ -122,6 +173,7 @@ pub async fn record(
                 .to_string()
         })
         .unwrap_or_else(|| "unmatched".to_string());
+    let in_flight = stats.enter(vendor);
     let response = next.run(request).await;
     stats.add(RequestKey {
         vendor,
@@ -129,5 +181,6 @@ pub async fn record(
         route,
         status: response.status().as_u16(),
     });
-    response
+    // The call is in flight until the last byte of its answer is out, not just its headers.
+    crate::body::hold_until_sent(response, in_flight)
 }

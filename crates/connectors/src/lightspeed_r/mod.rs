@@ -136,7 +136,17 @@ impl LightspeedRSource {
     }
 
     /// One page: the first one from the query, later ones from the `next` URL the server gave.
+    /// Whatever the vendor's error text echoes, the token never leaves in an error.
     async fn fetch(
+        &self,
+        request: &Request,
+    ) -> Result<(wire::Page, DateTime<Utc>), ConnectorError> {
+        self.fetch_unredacted(request)
+            .await
+            .map_err(|e| http::redact_error(e, &[&self.token]))
+    }
+
+    async fn fetch_unredacted(
         &self,
         request: &Request,
     ) -> Result<(wire::Page, DateTime<Utc>), ConnectorError> {

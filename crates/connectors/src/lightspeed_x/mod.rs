@@ -124,8 +124,19 @@ impl LightspeedXSource {
         &self.base_url
     }
 
-    /// One page after `after`; `None` once `data` is empty.
+    /// One page after `after`; `None` once `data` is empty. Whatever the vendor's error text
+    /// echoes, the token never leaves in an error.
     async fn fetch(
+        &self,
+        after: u64,
+        incremental: bool,
+    ) -> Result<Option<(SourcePage, u64)>, ConnectorError> {
+        self.fetch_unredacted(after, incremental)
+            .await
+            .map_err(|e| http::redact_error(e, &[&self.token]))
+    }
+
+    async fn fetch_unredacted(
         &self,
         after: u64,
         incremental: bool,
@@ -278,7 +289,8 @@ fn reset_in(headers: &HeaderMap) -> Option<Duration> {
     let now = SystemTime::now();
     let at = if let Ok(number) = raw.parse::<u64>() {
         if number > 1_000_000_000 {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(number)
+            // A nonsense far-future time is no hint rather than an overflow.
+            SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(number))?
         } else {
             now + Duration::from_secs(number)
         }

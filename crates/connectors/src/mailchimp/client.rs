@@ -189,18 +189,9 @@ impl Client {
     }
 }
 
-/// Replaces the key, and its part before the data-centre suffix, with `***`.
+/// Masks the key, its part before the data-centre suffix, and anything credential-shaped.
 pub(crate) fn redact(text: &str, api_key: &str) -> String {
-    let mut out = text.to_string();
-    if !api_key.is_empty() {
-        out = out.replace(api_key, "***");
-    }
-    if let Some((secret, _)) = api_key.rsplit_once('-')
-        && secret.len() >= 8
-    {
-        out = out.replace(secret, "***");
-    }
-    out
+    http::redact(text, &[api_key])
 }
 
 async fn read_problem(response: Response) -> Problem {

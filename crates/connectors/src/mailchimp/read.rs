@@ -26,10 +26,13 @@ const SEGMENT_MEMBERS: &str = "GET /lists/{list_id}/segments/{segment_id}/member
 const LIST: &str = "GET /lists/{list_id}";
 
 type PageFuture<'a, T> = BoxFuture<'a, Result<(Vec<T>, u64), ConnectorError>>;
+type OffsetPage<'a, T> = BoxFuture<'a, (u64, Result<(Vec<T>, u64), ConnectorError>)>;
 
 /// Pages of an offset-paged collection: the first page alone, then up to `read_ahead` pages in
 /// flight, in offset order. The end follows the largest `total_items` seen, so members added
-/// while reading are not cut off. Empty pages are not yielded.
+/// while reading are not cut off; but `total_items` is only the vendor's word, so an empty page
+/// ends the collection there (a bogus total of 10^15 costs one empty page, not 10^12 calls).
+/// Empty pages are not yielded.
 pub(crate) fn paged<'a, T, F>(
     read_ahead: usize,
     fetch: F,
@@ -42,7 +45,7 @@ where
         fetch: F,
         next_offset: u64,
         end: u64,
-        inflight: FuturesOrdered<PageFuture<'a, T>>,
+        inflight: FuturesOrdered<OffsetPage<'a, T>>,
         ahead: usize,
         failed: bool,
     }
@@ -61,14 +64,20 @@ where
         }
         loop {
             while s.inflight.len() < s.ahead && s.next_offset < s.end {
-                let future = (s.fetch)(s.next_offset);
-                s.inflight.push_back(future);
-                s.next_offset += PAGE_SIZE;
+                let offset = s.next_offset;
+                let future = (s.fetch)(offset);
+                s.inflight
+                    .push_back(Box::pin(async move { (offset, future.await) }));
+                s.next_offset = s.next_offset.saturating_add(PAGE_SIZE);
             }
-            match s.inflight.next().await? {
+            let (offset, page) = s.inflight.next().await?;
+            match page {
                 Ok((items, total)) => {
-                    s.end = s.end.max(total);
-                    if !items.is_empty() {
+                    if items.is_empty() {
+                        // Nothing at this offset: nothing beyond it either, whatever the total says.
+                        s.end = s.end.min(offset);
+                    } else {
+                        s.end = s.end.max(total);
                         return Some((Ok(items), s));
                     }
                 }

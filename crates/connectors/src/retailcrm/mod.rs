@@ -305,8 +305,20 @@ impl RetailCrmSource {
         })
     }
 
-    /// One GET, paced and retried; a refused or unreadable answer is an error naming the endpoint.
+    /// One GET, paced and retried; a refused or unreadable answer is an error naming the endpoint
+    /// (whatever the vendor's error text echoes, the key never leaves in it).
     async fn get<T: Answer>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<T, ConnectorError> {
+        self.get_unredacted(endpoint, path, params)
+            .await
+            .map_err(|e| http::redact_error(e, &[&self.key]))
+    }
+
+    async fn get_unredacted<T: Answer>(
         &self,
         endpoint: &'static str,
         path: &str,

@@ -324,7 +324,8 @@ impl ShopifySource {
                         "the shop reported a restore rate of 0",
                     ));
                 }
-                Duration::from_secs_f64((cost - available) / bucket.restore_rate)
+                // The shop's numbers may be absurd (a restore rate of 1e-300): capped, never a panic.
+                http::capped_secs((cost - available) / bucket.restore_rate)
             };
             tokio::time::sleep(wait + Duration::from_millis(5)).await;
         }
@@ -349,7 +350,20 @@ impl ShopifySource {
     }
 
     /// Runs one GraphQL query and returns its `data`, waiting for the cost bucket and retrying THROTTLED.
+    /// Whatever the shop's error text echoes, the access token never leaves in an error.
     async fn query<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        document: &str,
+        variables: Value,
+        first: u32,
+    ) -> Result<T, ConnectorError> {
+        self.query_unredacted(op, document, variables, first)
+            .await
+            .map_err(|e| http::redact_error(e, &[&self.token]))
+    }
+
+    async fn query_unredacted<T: DeserializeOwned>(
         &self,
         op: &'static str,
         document: &str,
@@ -808,7 +822,7 @@ fn throttle_wait(extensions: Option<&Extensions>, fallback_cost: f64) -> Duratio
     match cost.and_then(|c| c.throttle_status.as_ref()) {
         Some(status) if status.restore_rate > 0.0 => {
             let missing = (requested - status.currently_available).max(0.0);
-            Duration::from_secs_f64(missing / status.restore_rate) + Duration::from_millis(20)
+            http::capped_secs(missing / status.restore_rate) + Duration::from_millis(20)
         }
         _ => Duration::from_secs(1),
     }

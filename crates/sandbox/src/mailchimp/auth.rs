@@ -104,7 +104,9 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<Result<String, ()>> {
 struct Counted;
 
 /// Middleware: at most the connection limit (10) of simultaneous requests per API key; beyond
-/// it, 429 "Too Many Requests".
+/// it, 429 "Too Many Requests". A slot is held until the answer's body has been sent whole (a
+/// client that starts its next call as soon as it has the headers of the last one is over the
+/// limit while that body is still arriving).
 ///
 /// `lib.rs` layers this **outside** the fault-injection middleware so injected latency keeps a
 /// connection busy as a slow Mailchimp would. The router also layers it inside (skipped when an
@@ -126,8 +128,8 @@ pub async fn limit_connections(
     };
     request.extensions_mut().insert(Counted);
     let response = next.run(request).await;
-    drop(slot);
-    response
+    // A connection is busy until its answer has been sent whole, not just its headers.
+    crate::body::hold_until_sent(response, slot)
 }
 
 /// Middleware: 401 "API Key Missing" without credentials, 401 "API Key Invalid" for a key the
