@@ -2,12 +2,13 @@
 //!
 //! Each vendor lives in its own module, written from the vendor's spec in `shared/specs` and sharing
 //! no types with the connectors. All of them are served by one axum router under a prefix per vendor
-//! (`/mailchimp`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
+//! (`/mailchimp`, `/klaviyo`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
 //! - `GET /_sandbox/stats`: request counts per vendor by method, route template and status;
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
 //! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts or malformed bodies (see [`faults`]).
 
 pub mod faults;
+pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
@@ -96,6 +97,7 @@ macro_rules! simulators {
 
 simulators! {
     Mailchimp => mailchimp: mailchimp::Mailchimp,
+    Klaviyo => klaviyo: klaviyo::Klaviyo,
     Shopify => shopify: shopify::Shopify,
     LightspeedX => lightspeed_x: lightspeed_x::LightspeedX,
     LightspeedR => lightspeed_r: lightspeed_r::LightspeedR,
