@@ -14,10 +14,11 @@
 //! - per-operation rate limits from each operation's `x-klaviyo-ratelimit` ([`ratelimit`]),
 //!   scalable for tests ([`Klaviyo::set_rate_limit_scale`]);
 //! - profiles ([`profiles`]), bulk import jobs ([`imports`]), lists and their members
-//!   ([`lists`]), consent ([`subscriptions`]).
+//!   ([`lists`]), consent ([`subscriptions`]), segments ([`segments`]), events and metrics
+//!   ([`events`]), the account ([`accounts`]).
 //!
 //! State a test reads back: [`Klaviyo::profile_by_email`] (with consent and suppressions),
-//! [`Klaviyo::list_members`], [`Klaviyo::flows_triggered`], [`Klaviyo::throttled`]. Seeding:
+//! [`Klaviyo::list_members`], [`Klaviyo::events`] (by metric), [`Klaviyo::flows_triggered`], [`Klaviyo::throttled`]. Seeding:
 //! [`Klaviyo::seed_profile`] (subscribed, unsubscribed, bounced, spam-reported…),
 //! [`Klaviyo::create_list`]. The clock can be frozen and moved ([`Klaviyo::freeze_clock`]).
 //!
@@ -25,14 +26,17 @@
 //! `predictive_analytics`, SMS/WhatsApp/push consent, sorting other than by id/creation, and
 //! `meta.patch_properties`.
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod imports;
 pub mod jsonapi;
 pub mod lists;
 pub mod profiles;
 pub mod ratelimit;
+pub mod segments;
 pub mod state;
 pub mod subscriptions;
 
@@ -46,7 +50,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use chrono::{DateTime, Duration, Utc};
 
 use error::ApiError;
-use ratelimit::{L, Limits, M};
+use ratelimit::{L, Limits, M, XL, XS};
 pub use state::{Consent, OptIn, Profile, Suppression};
 use state::{Patch, ProfileInput, State};
 
@@ -80,6 +84,15 @@ pub const ROUTES: &[(&str, &str, Limits)] = &[
     ("DELETE", "/api/lists/{id}/relationships/profiles", M),
     ("POST", "/api/profile-subscription-bulk-create-jobs", L),
     ("POST", "/api/profile-subscription-bulk-delete-jobs", L),
+    ("GET", "/api/segments", L),
+    ("GET", "/api/segments/{id}", L),
+    ("GET", "/api/segments/{id}/profiles", L),
+    ("POST", "/api/events", XL),
+    ("POST", "/api/event-bulk-create-jobs", M),
+    ("GET", "/api/metrics", M),
+    ("GET", "/api/metrics/{id}", M),
+    ("GET", "/api/accounts", XS),
+    ("GET", "/api/accounts/{id}", XS),
 ];
 
 fn endpoint(method: &str, path: &str) -> MethodRouter<Klaviyo> {
@@ -101,6 +114,15 @@ fn endpoint(method: &str, path: &str) -> MethodRouter<Klaviyo> {
         ("DELETE", "/api/lists/{id}/relationships/profiles") => delete(lists::remove_profiles),
         ("POST", "/api/profile-subscription-bulk-create-jobs") => post(subscriptions::subscribe),
         ("POST", "/api/profile-subscription-bulk-delete-jobs") => post(subscriptions::unsubscribe),
+        ("GET", "/api/segments") => get(segments::get_segments),
+        ("GET", "/api/segments/{id}") => get(segments::get_segment),
+        ("GET", "/api/segments/{id}/profiles") => get(segments::segment_profiles),
+        ("POST", "/api/events") => post(events::create_event),
+        ("POST", "/api/event-bulk-create-jobs") => post(events::bulk_create_events),
+        ("GET", "/api/metrics") => get(events::get_metrics),
+        ("GET", "/api/metrics/{id}") => get(events::get_metric),
+        ("GET", "/api/accounts") => get(accounts::get_accounts),
+        ("GET", "/api/accounts/{id}") => get(accounts::get_account),
         _ => unreachable!("ROUTES lists {method} {path} without a handler"),
     }
 }
@@ -400,6 +422,52 @@ impl Klaviyo {
         self.lock()
             .flows_triggered
             .get(&format!("list:{list_id}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Creates a segment with these members (profile ids); returns its id.
+    pub fn create_segment(&self, name: &str, members: &[String]) -> String {
+        let mut state = self.lock();
+        let id = state.short_id('S');
+        let now = state.now();
+        state.segments.insert(
+            id.clone(),
+            state::Segment {
+                id: id.clone(),
+                name: name.to_string(),
+                created: now,
+                updated: now,
+                members: members.iter().map(|m| (m.clone(), now)).collect(),
+            },
+        );
+        id
+    }
+
+    /// Stored events of the metric named `metric`, oldest first.
+    pub fn events(&self, metric: &str) -> Vec<state::Event> {
+        let state = self.lock();
+        let Some(metric_id) = state
+            .metrics
+            .values()
+            .find(|m| m.name == metric)
+            .map(|m| m.id.clone())
+        else {
+            return Vec::new();
+        };
+        state
+            .events
+            .iter()
+            .filter(|e| e.metric_id == metric_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Flows started by events of one metric (events without `backfill`).
+    pub fn metric_flows(&self, metric: &str) -> u64 {
+        self.lock()
+            .flows_triggered
+            .get(&format!("metric:{metric}"))
             .copied()
             .unwrap_or(0)
     }
