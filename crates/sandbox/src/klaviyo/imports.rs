@@ -45,7 +45,7 @@ pub fn render(job: &ImportJob, base: &Base) -> Value {
             "lists": {"data": job.lists.iter().map(|l| json!({"type": "list", "id": l})).collect::<Vec<_>>(),
                       "links": {"self": format!("{link}relationships/lists/"), "related": format!("{link}lists/")}},
             "profiles": {"links": {"self": format!("{link}relationships/profiles/"), "related": format!("{link}profiles/")}},
-            "import-errors": {"links": {"self": format!("{link}relationships/import-errors/"), "related": format!("{link}import-errors/")}},
+            "import-errors": {"links": {"related": format!("{link}import-errors/")}},
         },
         "links": {"self": link},
     })

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Klaviyo;
@@ -157,7 +158,7 @@ pub async fn create_list(
 
 /// Members of a list or segment, in pages.
 pub fn members_page(
-    members: Vec<(String, Profile)>,
+    members: Vec<(String, (Profile, DateTime<Utc>))>,
     query: &Query,
     base: &Base,
     path: &str,
@@ -167,7 +168,13 @@ pub fn members_page(
     let (chunk, links) = jsonapi::page(&members, query, size, base, path)?;
     let data: Vec<Value> = chunk
         .iter()
-        .map(|p| profiles::render(p, base, &view))
+        .map(|(p, joined)| {
+            let mut doc = profiles::render(p, base, &view);
+            if view.fields.is_empty() || view.fields.iter().any(|f| f == "joined_group_at") {
+                doc["attributes"]["joined_group_at"] = time(*joined);
+            }
+            doc
+        })
         .collect();
     Ok(jsonapi::respond(
         StatusCode::OK,
@@ -201,12 +208,12 @@ pub async fn list_profiles(
     )?;
     let state = sim.lock();
     let list = state.lists.get(&id).ok_or_else(|| no_list(&id))?;
-    let members: Vec<(String, Profile)> = list
+    let members: Vec<(String, (Profile, DateTime<Utc>))> = list
         .members
-        .keys()
-        .filter_map(|pid| state.profiles.get(pid))
-        .filter(|p| profiles::passes(p, &conditions))
-        .map(|p| (p.id.clone(), p.clone()))
+        .iter()
+        .filter_map(|(pid, joined)| state.profiles.get(pid).map(|p| (p, *joined)))
+        .filter(|(p, _)| profiles::passes(p, &conditions))
+        .map(|(p, joined)| (p.id.clone(), (p.clone(), joined)))
         .collect();
     drop(state);
     members_page(members, &query, &base, &format!("/api/lists/{id}/profiles"))

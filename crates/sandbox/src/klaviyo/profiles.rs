@@ -66,6 +66,7 @@ const FIELDS: &[&str] = &[
     "properties",
     "subscriptions",
     "predictive_analytics",
+    "joined_group_at",
 ];
 
 /// How a profile is rendered: with `subscriptions` or not, and the sparse fieldset.

@@ -6,6 +6,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Klaviyo;
@@ -124,12 +125,12 @@ pub async fn segment_profiles(
     )?;
     let state = sim.lock();
     let segment = state.segments.get(&id).ok_or_else(|| no_segment(&id))?;
-    let members: Vec<(String, Profile)> = segment
+    let members: Vec<(String, (Profile, DateTime<Utc>))> = segment
         .members
-        .keys()
-        .filter_map(|pid| state.profiles.get(pid))
-        .filter(|p| profiles::passes(p, &conditions))
-        .map(|p| (p.id.clone(), p.clone()))
+        .iter()
+        .filter_map(|(pid, joined)| state.profiles.get(pid).map(|p| (p, *joined)))
+        .filter(|(p, _)| profiles::passes(p, &conditions))
+        .map(|(p, joined)| (p.id.clone(), (p.clone(), joined)))
         .collect();
     drop(state);
     members_page(
