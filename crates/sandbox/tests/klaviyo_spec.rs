@@ -96,10 +96,10 @@ fn check(spec: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
             return;
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            errors.push(format!("{path}: {value} not in enum {allowed:?}"));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{path}: {value} not in enum {allowed:?}"));
     }
     let ty = schema.get("type").and_then(Value::as_str);
     let ok = match ty {
@@ -116,16 +116,15 @@ fn check(spec: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
         return;
     }
     if let (Some("string"), Some("date-time")) = (ty, schema.get("format").and_then(Value::as_str))
+        && chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).is_err()
     {
-        if chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).is_err() {
-            errors.push(format!("{path}: {value} is not a date-time"));
-        }
+        errors.push(format!("{path}: {value} is not a date-time"));
     }
-    if let Value::Array(items) = value {
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                check(spec, item_schema, item, &format!("{path}/{i}"), errors);
-            }
+    if let Value::Array(items) = value
+        && let Some(item_schema) = schema.get("items")
+    {
+        for (i, item) in items.iter().enumerate() {
+            check(spec, item_schema, item, &format!("{path}/{i}"), errors);
         }
     }
     if let Value::Object(map) = value {
