@@ -5,6 +5,7 @@
 //! process, error mapping that never leaks a secret, and the hook that counts calls for metrics.
 
 pub mod http;
+pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
