@@ -227,8 +227,9 @@ pub struct KlaviyoConfig {
     /// A history import (the first full push): consent is given with `historical_import` and a
     /// past `consented_at`, so no "added to list" flows fire and no double opt-in mail goes out.
     pub historical_import: bool,
-    /// Per-endpoint pacing under the spec's limits times this scale (`None`: no pacing, only
-    /// 429 handling).
+    /// Per-endpoint pacing under the spec's limits, with windows this many times as long as
+    /// Klaviyo's (1.0; a simulator scaled down for tests takes its scale). `None`: no pacing,
+    /// only 429 handling.
     pub pacing: Option<f64>,
     /// Write calls in flight at once.
     pub write_concurrency: usize,

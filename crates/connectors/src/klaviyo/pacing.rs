@@ -28,19 +28,14 @@ impl Limits {
     pub const fn new(burst: u32, steady: u32) -> Self {
         Limits { burst, steady }
     }
+}
 
-    /// The limits multiplied by `scale` (at least one call per window).
-    pub fn scaled(self, scale: f64) -> Self {
-        let scale = if scale.is_finite() && scale > 0.0 {
-            scale
-        } else {
-            1.0
-        };
-        let s = |n: u32| ((f64::from(n) * scale).floor() as u32).max(1);
-        Limits {
-            burst: s(self.burst),
-            steady: s(self.steady),
-        }
+/// A usable window scale (a bad one is 1).
+fn usable(scale: f64) -> f64 {
+    if scale.is_finite() && scale > 0.0 {
+        scale
+    } else {
+        1.0
     }
 }
 
@@ -64,6 +59,9 @@ pub fn limits_of(endpoint: &str) -> Limits {
 /// The sliding windows of one operation on one key.
 pub struct Window {
     limits: Limits,
+    /// The burst and steady window lengths: 1 s and 60 s, times the scale.
+    second: Duration,
+    minute: Duration,
     state: Mutex<State>,
 }
 
@@ -75,8 +73,16 @@ struct State {
 
 impl Window {
     pub fn new(limits: Limits) -> Self {
+        Window::scaled(limits, 1.0)
+    }
+
+    /// Windows `scale` times as long as Klaviyo's (a simulator scaled down for tests).
+    pub fn scaled(limits: Limits, scale: f64) -> Self {
+        let scale = usable(scale);
         Window {
             limits,
+            second: Duration::from_secs_f64(scale),
+            minute: Duration::from_secs_f64(60.0 * scale),
             state: Mutex::new(State {
                 second: VecDeque::new(),
                 minute: VecDeque::new(),
@@ -109,8 +115,7 @@ impl Window {
             }
             state.paused_until = None;
         }
-        let second = Duration::from_secs(1);
-        let minute = Duration::from_secs(60);
+        let (second, minute) = (self.second, self.minute);
         while state.second.front().is_some_and(|t| now - *t >= second) {
             state.second.pop_front();
         }
@@ -143,8 +148,8 @@ impl Window {
 }
 
 /// The window of `endpoint` for `api_key`, shared process-wide. Keys are held as fingerprints.
-/// `scale` shrinks the limits (tests against a simulator whose windows are scaled down); windows
-/// with different scales are kept apart.
+/// `scale` multiplies the window lengths (tests against a simulator whose windows are scaled
+/// down); windows with different scales are kept apart.
 pub fn window_for(api_key: &str, endpoint: &'static str, scale: f64) -> Arc<Window> {
     type Windows = Mutex<HashMap<(u64, &'static str, u64), Arc<Window>>>;
     static WINDOWS: OnceLock<Windows> = OnceLock::new();
@@ -154,7 +159,7 @@ pub fn window_for(api_key: &str, endpoint: &'static str, scale: f64) -> Arc<Wind
         .lock()
         .expect("pacing registry lock")
         .entry(id)
-        .or_insert_with(|| Arc::new(Window::new(limits_of(endpoint).scaled(scale))))
+        .or_insert_with(|| Arc::new(Window::scaled(limits_of(endpoint), scale)))
         .clone()
 }
 
@@ -176,9 +181,6 @@ mod tests {
             limits_of(super::super::read::LIST_WITH_COUNT),
             Limits::new(1, 15)
         );
-        assert_eq!(Limits::new(10, 150).scaled(0.1), Limits::new(1, 15));
-        assert_eq!(Limits::new(1, 15).scaled(0.01), Limits::new(1, 1));
-        assert_eq!(Limits::new(10, 150).scaled(f64::NAN), Limits::new(10, 150));
     }
 
     #[test]
@@ -198,6 +200,20 @@ mod tests {
         assert_eq!(window.try_acquire(t2), Some(Duration::from_secs(55)));
         let t3 = t0 + Duration::from_secs(60);
         assert_eq!(window.try_acquire(t3), None);
+    }
+
+    #[test]
+    fn scaled_windows_are_shorter() {
+        let window = Window::scaled(Limits::new(1, 2), 0.01);
+        let t0 = Instant::now();
+        assert_eq!(window.try_acquire(t0), None);
+        assert_eq!(window.try_acquire(t0), Some(Duration::from_millis(10)));
+        assert_eq!(window.try_acquire(t0 + Duration::from_millis(10)), None);
+        assert_eq!(
+            window.try_acquire(t0 + Duration::from_millis(20)),
+            Some(Duration::from_millis(580))
+        );
+        assert_eq!(usable(f64::NAN), 1.0);
     }
 
     #[test]
