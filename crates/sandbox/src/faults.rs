@@ -19,7 +19,7 @@ use crate::{Sandbox, Vendor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {
-    /// The vendor's rate-limit answer (Mailchimp/Lightspeed 429, Shopify THROTTLED in a 200,
+    /// The vendor's rate-limit answer (Mailchimp/Klaviyo/Lightspeed 429, Shopify THROTTLED in a 200,
     /// RetailCRM 503), with a retry-after hint in seconds.
     RateLimited { retry_after_secs: u64 },
     /// HTTP 500 with the vendor's error document.
@@ -153,6 +153,7 @@ fn rate_limited(vendor: Vendor, retry_after_secs: u64) -> Response {
             "Too Many Requests",
             "You have exceeded the limit of 10 simultaneous connections.",
         ),
+        Vendor::Klaviyo => crate::klaviyo::throttled_response(retry_after_secs),
         // Shopify's GraphQL throttling arrives as HTTP 200 with a THROTTLED error.
         Vendor::Shopify => Json(serde_json::json!({
             "errors": [{
@@ -205,6 +206,7 @@ fn server_error(vendor: Vendor) -> Response {
             "Internal Server Error",
             "An unexpected internal error has occurred. Please contact Support for more information.",
         ),
+        Vendor::Klaviyo => crate::klaviyo::server_error_response(),
         Vendor::Retailcrm => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(serde_json::json!({"success": false, "errorMsg": "Internal server error"})),

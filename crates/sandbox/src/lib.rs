@@ -2,18 +2,20 @@
 //!
 //! Each vendor lives in its own module, written from the vendor's spec in `shared/specs` and sharing
 //! no types with the connectors. All of them are served by one axum router under a prefix per vendor
-//! (`/mailchimp`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
+//! (`/mailchimp`, `/klaviyo`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
 //! - `GET /_sandbox/stats`: request counts per vendor by method, route template and status;
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
 //! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts or malformed bodies (see [`faults`]).
 
 pub mod faults;
+pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
 pub mod retailcrm;
 pub mod seed;
 pub mod shopify;
+pub mod simulator;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -25,41 +27,84 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use faults::{Fault, FaultKind, Faults};
+pub use simulator::Simulator;
 pub use stats::Stats;
 
-/// The vendors served, with the path prefix each is mounted under.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Vendor {
-    Mailchimp,
-    Shopify,
-    LightspeedX,
-    LightspeedR,
-    Retailcrm,
+/// Every simulator served: `Variant => field: Type`. This one table generates the [`Vendor`]
+/// enum, the [`Sandbox`] fields and the new / reset / seed / mount loops; the type's
+/// [`Simulator`] impl supplies the name, router and state handling.
+macro_rules! simulators {
+    ($($variant:ident => $field:ident: $ty:ty),* $(,)?) => {
+        /// The vendors served, with the path prefix each is mounted under.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(rename_all = "kebab-case")]
+        pub enum Vendor {
+            $($variant,)*
+        }
+
+        const VENDOR_COUNT: usize = [$(stringify!($variant)),*].len();
+
+        impl Vendor {
+            pub const ALL: [Vendor; VENDOR_COUNT] = [$(Vendor::$variant),*];
+
+            /// The name used in stats and fault injection, and the path prefix (`/{name}`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => <$ty as Simulator>::NAME,)*
+                }
+            }
+        }
+
+        /// Every simulator's state, cheap to clone (all fields are shared handles).
+        #[derive(Clone)]
+        pub struct Sandbox {
+            pub stats: Stats,
+            pub faults: Faults,
+            $(pub $field: $ty,)*
+            options: Arc<SandboxOptions>,
+        }
+
+        impl Sandbox {
+            fn with_options(options: SandboxOptions) -> Sandbox {
+                Sandbox {
+                    stats: Stats::default(),
+                    faults: Faults::default(),
+                    $($field: <$ty>::default(),)*
+                    options: Arc::new(options),
+                }
+            }
+
+            fn reset_simulators(&self) {
+                $(Simulator::reset(&self.$field);)*
+            }
+
+            fn seed_simulators(&self, people: &[seed::Person]) {
+                $(Simulator::seed(&self.$field, people);)*
+            }
+
+            fn mount_simulators(&self, mut app: Router) -> Router {
+                $(app = app.nest(
+                    &format!("/{}", Vendor::$variant.name()),
+                    self.mount(Vendor::$variant, &self.$field),
+                );)*
+                app
+            }
+        }
+    };
+}
+
+simulators! {
+    Mailchimp => mailchimp: mailchimp::Mailchimp,
+    Klaviyo => klaviyo: klaviyo::Klaviyo,
+    Shopify => shopify: shopify::Shopify,
+    LightspeedX => lightspeed_x: lightspeed_x::LightspeedX,
+    LightspeedR => lightspeed_r: lightspeed_r::LightspeedR,
+    Retailcrm => retailcrm: retailcrm::RetailCrm,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 5] = [
-        Vendor::Mailchimp,
-        Vendor::Shopify,
-        Vendor::LightspeedX,
-        Vendor::LightspeedR,
-        Vendor::Retailcrm,
-    ];
-
-    /// The name used in stats and fault injection, and the path prefix (`/{name}`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Vendor::Mailchimp => "mailchimp",
-            Vendor::Shopify => "shopify",
-            Vendor::LightspeedX => "lightspeed-x",
-            Vendor::LightspeedR => "lightspeed-r",
-            Vendor::Retailcrm => "retailcrm",
-        }
-    }
-
     pub fn from_name(name: &str) -> Option<Vendor> {
         Vendor::ALL.into_iter().find(|v| v.name() == name)
     }
@@ -83,31 +128,9 @@ impl Default for SandboxOptions {
     }
 }
 
-/// Every simulator's state, cheap to clone (all fields are shared handles).
-#[derive(Clone)]
-pub struct Sandbox {
-    pub stats: Stats,
-    pub faults: Faults,
-    pub mailchimp: mailchimp::Mailchimp,
-    pub shopify: shopify::Shopify,
-    pub lightspeed_x: lightspeed_x::LightspeedX,
-    pub lightspeed_r: lightspeed_r::LightspeedR,
-    pub retailcrm: retailcrm::RetailCrm,
-    options: Arc<SandboxOptions>,
-}
-
 impl Sandbox {
     pub fn new(options: SandboxOptions) -> Sandbox {
-        let sandbox = Sandbox {
-            stats: Stats::default(),
-            faults: Faults::default(),
-            mailchimp: mailchimp::Mailchimp::default(),
-            shopify: shopify::Shopify::default(),
-            lightspeed_x: lightspeed_x::LightspeedX::default(),
-            lightspeed_r: lightspeed_r::LightspeedR::default(),
-            retailcrm: retailcrm::RetailCrm::default(),
-            options: Arc::new(options),
-        };
+        let sandbox = Sandbox::with_options(options);
         sandbox.seed_demo_data();
         sandbox
     }
@@ -116,66 +139,37 @@ impl Sandbox {
     pub fn reset(&self) {
         self.stats.clear();
         self.faults.clear();
-        self.mailchimp.reset();
-        self.shopify.reset();
-        self.lightspeed_x.reset();
-        self.lightspeed_r.reset();
-        self.retailcrm.reset();
+        self.reset_simulators();
         self.seed_demo_data();
     }
 
     fn seed_demo_data(&self) {
         let people = seed::people(self.options.customers, self.options.seed);
-        self.mailchimp.seed_demo();
-        self.shopify.seed_demo(&people);
-        self.lightspeed_x.seed_demo(&people);
-        self.lightspeed_r.seed_demo(&people);
-        self.retailcrm.seed_demo(&people);
+        self.seed_simulators(&people);
+    }
+
+    /// One vendor's router with its layers: counters outermost, then the simulator's own outer
+    /// layers, then fault injection.
+    fn mount<S: Simulator>(&self, vendor: Vendor, sim: &S) -> Router {
+        let layered = sim.router().layer(axum::middleware::from_fn_with_state(
+            (vendor, self.faults.clone()),
+            faults::inject,
+        ));
+        sim.outer_layers(layered)
+            .layer(axum::middleware::from_fn_with_state(
+                (vendor, self.stats.clone()),
+                stats::record,
+            ))
     }
 
     /// The axum router serving every vendor and the `/_sandbox` control endpoints.
     pub fn router(&self) -> Router {
-        let mount = |vendor: Vendor, router: Router| {
-            let layered = router.layer(axum::middleware::from_fn_with_state(
-                (vendor, self.faults.clone()),
-                faults::inject,
-            ));
-            // Mailchimp's limit of simultaneous connections per API key must hold a slot during
-            // injected latency too, so it sits outside fault injection (inside the counters).
-            let layered = match vendor {
-                Vendor::Mailchimp => layered.layer(axum::middleware::from_fn_with_state(
-                    self.mailchimp.clone(),
-                    mailchimp::limit_connections,
-                )),
-                _ => layered,
-            };
-            let layered = layered.layer(axum::middleware::from_fn_with_state(
-                (vendor, self.stats.clone()),
-                stats::record,
-            ));
-            (format!("/{}", vendor.name()), layered)
-        };
-        let mut app = Router::new()
+        let app = Router::new()
             .route("/_sandbox/stats", get(stats_handler))
             .route("/_sandbox/reset", post(reset_handler))
             .route("/_sandbox/faults", post(faults::inject_handler))
             .with_state(self.clone());
-        for (prefix, router) in [
-            mount(Vendor::Mailchimp, mailchimp::router(self.mailchimp.clone())),
-            mount(Vendor::Shopify, shopify::router(self.shopify.clone())),
-            mount(
-                Vendor::LightspeedX,
-                lightspeed_x::router(self.lightspeed_x.clone()),
-            ),
-            mount(
-                Vendor::LightspeedR,
-                lightspeed_r::router(self.lightspeed_r.clone()),
-            ),
-            mount(Vendor::Retailcrm, retailcrm::router(self.retailcrm.clone())),
-        ] {
-            app = app.nest(&prefix, router);
-        }
-        app
+        self.mount_simulators(app)
     }
 
     /// Binds `addr` (use port 0 for a free one) and serves in a background task.
@@ -236,4 +230,19 @@ async fn stats_handler(State(sandbox): State<Sandbox>) -> axum::Json<serde_json:
 async fn reset_handler(State(sandbox): State<Sandbox>) -> axum::http::StatusCode {
     sandbox.reset();
     axum::http::StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_names_are_the_serde_names_and_round_trip() {
+        for vendor in Vendor::ALL {
+            let serde_name = serde_json::to_value(vendor).expect("serialises");
+            assert_eq!(serde_name, serde_json::json!(vendor.name()));
+            assert_eq!(Vendor::from_name(vendor.name()), Some(vendor));
+        }
+        assert_eq!(Vendor::from_name("nope"), None);
+    }
 }

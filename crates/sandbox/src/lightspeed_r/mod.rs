@@ -289,6 +289,22 @@ impl LightspeedR {
     }
 }
 
+impl crate::Simulator for LightspeedR {
+    const NAME: &'static str = "lightspeed-r";
+
+    fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    fn reset(&self) {
+        LightspeedR::reset(self);
+    }
+
+    fn seed(&self, people: &[crate::seed::Person]) {
+        self.seed_demo(people);
+    }
+}
+
 pub fn router(sim: LightspeedR) -> Router {
     Router::new()
         .route(

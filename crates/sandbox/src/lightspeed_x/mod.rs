@@ -302,6 +302,22 @@ impl LightspeedX {
     }
 }
 
+impl crate::Simulator for LightspeedX {
+    const NAME: &'static str = "lightspeed-x";
+
+    fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    fn reset(&self) {
+        LightspeedX::reset(self);
+    }
+
+    fn seed(&self, people: &[crate::seed::Person]) {
+        self.seed_demo(people);
+    }
+}
+
 pub fn router(sim: LightspeedX) -> Router {
     Router::new()
         .route("/api/2.0/customers", get(list_customers))

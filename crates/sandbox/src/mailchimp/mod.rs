@@ -149,6 +149,29 @@ fn endpoint(method: &str, path: &str) -> MethodRouter<Mailchimp> {
     }
 }
 
+impl crate::Simulator for Mailchimp {
+    const NAME: &'static str = "mailchimp";
+
+    fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    fn reset(&self) {
+        Mailchimp::reset(self);
+    }
+
+    fn seed(&self, _people: &[crate::seed::Person]) {
+        self.seed_demo();
+    }
+
+    fn outer_layers(&self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            limit_connections,
+        ))
+    }
+}
+
 /// The simulator's router (routes inside are `/3.0/…`).
 ///
 /// It authenticates every request and limits simultaneous requests per key itself; `lib.rs`

@@ -571,6 +571,22 @@ impl RetailCrm {
     }
 }
 
+impl crate::Simulator for RetailCrm {
+    const NAME: &'static str = "retailcrm";
+
+    fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    fn reset(&self) {
+        RetailCrm::reset(self);
+    }
+
+    fn seed(&self, people: &[crate::seed::Person]) {
+        self.seed_demo(people);
+    }
+}
+
 pub fn router(sim: RetailCrm) -> Router {
     Router::new()
         .route("/api/v5/customers", get(customers_handler))

@@ -439,6 +439,22 @@ fn country_name(code: &str) -> &'static str {
     }
 }
 
+impl crate::Simulator for Shopify {
+    const NAME: &'static str = "shopify";
+
+    fn router(&self) -> Router {
+        router(self.clone())
+    }
+
+    fn reset(&self) {
+        Shopify::reset(self);
+    }
+
+    fn seed(&self, people: &[crate::seed::Person]) {
+        self.seed_demo(people);
+    }
+}
+
 pub fn router(sim: Shopify) -> Router {
     Router::new()
         .route("/admin/api/{version}/graphql.json", post(graphql_handler))
