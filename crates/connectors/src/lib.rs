@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;

@@ -1,0 +1,590 @@
+//! Writes: the audience plan and segment lists, with the fewest calls Klaviyo allows.
+//!
+//! # An audience plan (C creates, U updates, A archives)
+//! 1. **Consent look-ups** (reads): a new profile the plan creates subscribed may already exist in
+//!    the account, unsubscribed or suppressed; Klaviyo's subscribe job would *clear* that
+//!    suppression. So every create with a consent decision (subscribed, or unsubscribed at the
+//!    source) is looked up first, `GET /api/profiles?filter=any(email,[…])`, 100 to a call.
+//! 2. **Bulk import jobs**: new and changed profiles, `ceil` by 10,000 profiles and 5 MB a job,
+//!    with `relationships.lists` naming the list, so joining the list costs no call of its own
+//!    (`POST /api/lists/{id}/relationships/profiles` would take profile ids, i.e. more calls).
+//!    Each job is polled with backoff until complete, and its import errors become rejected
+//!    records with Klaviyo's reason. A profile over 100 KB is refused before sending.
+//! 3. **Subscribe jobs** (`profile-subscription-bulk-create-jobs`, 1,000 a job, scoped to the
+//!    list): creates planned subscribed whose account profile is not unsubscribed or suppressed
+//!    (and not subscribed already), and list members the plan moves to subscribed (the core never
+//!    plans that for an unsubscribed or cleaned member). A profile the account has unsubscribed,
+//!    bounced, spam-reported or suppressed is added to the list *without* consent and reported as
+//!    a rejection with the reason. Never subscribed at the source: added to the list, no consent.
+//!    Pending at the source: no consent either ([U] Klaviyo has no pending state; the person's
+//!    own confirmation is what a pending opt-in waits for).
+//! 4. **Unsubscribe jobs** (`profile-subscription-bulk-delete-jobs`, 100 a job, scoped to the
+//!    list): members the plan unsubscribes (an opt-out at the source), and new profiles the
+//!    source has opted out that the account has subscribed (they joined the list in step 2, so
+//!    the job never unsubscribes anyone globally by accident: Klaviyo unsubscribes a profile that
+//!    is *not* in the given list from everything).
+//! 5. **Archives** (mirror): removed from the list, `DELETE …/relationships/profiles` in 1,000s
+//!    (profiles are never deleted). Ids come from the member read, else a look-up by email.
+//!
+//! So C new subscribed profiles into an empty account take `ceil(C/10,000)` import jobs +
+//! `ceil(C/1,000)` subscribe jobs write calls, plus `ceil(C/100)` look-ups and the polls.
+//!
+//! # A history import
+//! With `historical_import`, consent is given with `historical_import: true` and the source's
+//! consent time (`consented_at`, in the past), so no double opt-in mail and no "added to list"
+//! flow fires. The creates given consent then join the list through their subscribe job, not
+//! through the import job (whose list relationship is an ordinary "added to list").
+//!
+//! Nothing to do, no call. A stop request is honoured between steps and between calls.
+
+use std::collections::{HashMap, HashSet};
+
+use audience_core::{
+    ApplyControl, ApplyReport, ConnectorError, Email, MemberStatus, MemberWrite, Plan,
+    RecordRejection, SegmentPlan,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::{self, StreamExt};
+use reqwest::Method;
+
+use super::Inner;
+use super::client::Call;
+use super::jobs::{
+    Encoded, MAX_IMPORT_BYTES, MAX_IMPORT_PROFILES, MAX_PROFILE_BYTES, split_batches,
+};
+use super::wire::{self, Standing};
+
+/// Profiles per list add/remove call (the API's maximum).
+pub const LIST_BATCH: usize = 1000;
+/// Profiles per subscribe job (the API's maximum).
+pub const SUBSCRIBE_BATCH: usize = 1000;
+/// Profiles per unsubscribe job (the API's maximum).
+pub const UNSUBSCRIBE_BATCH: usize = 100;
+/// Emails per look-up call (one page of the largest size).
+pub const LOOKUP_BATCH: usize = 100;
+
+pub(crate) const SUBSCRIBE: &str = "POST /api/profile-subscription-bulk-create-jobs";
+pub(crate) const UNSUBSCRIBE: &str = "POST /api/profile-subscription-bulk-delete-jobs";
+pub(crate) const ADD_TO_LIST: &str = "POST /api/lists/{id}/relationships/profiles";
+pub(crate) const REMOVE_FROM_LIST: &str = "DELETE /api/lists/{id}/relationships/profiles";
+
+fn rejection(email: &str, reason: impl Into<String>) -> RecordRejection {
+    RecordRejection {
+        email: email.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// What the plan's creates need for consent, after the look-ups.
+#[derive(Default)]
+struct ConsentPlan<'a> {
+    subscribe: Vec<&'a str>,
+    unsubscribe: Vec<&'a str>,
+}
+
+impl Inner {
+    pub(crate) async fn apply(
+        &self,
+        plan: &Plan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError> {
+        let mut report = ApplyReport::default();
+        if plan.is_empty() {
+            return Ok(report);
+        }
+        let historical = self
+            .historical_import
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // The fallback consent time of a history import: when this apply started.
+        let started = Utc::now() - chrono::Duration::seconds(1);
+        let field_updates: Vec<&MemberWrite> = plan
+            .updates
+            .iter()
+            .filter(|w| !w.fields.is_empty())
+            .collect();
+        let subscribed_updates: Vec<&MemberWrite> = plan
+            .updates
+            .iter()
+            .filter(|w| w.status == Some(MemberStatus::Subscribed))
+            .collect();
+        let unsubscribed_updates: Vec<&MemberWrite> = plan
+            .updates
+            .iter()
+            .filter(|w| w.status == Some(MemberStatus::Unsubscribed))
+            .collect();
+        if plan.creates.is_empty()
+            && field_updates.is_empty()
+            && subscribed_updates.is_empty()
+            && unsubscribed_updates.is_empty()
+            && plan.archives.is_empty()
+        {
+            // Only statuses Klaviyo has no word for (pending): nothing to send.
+            return Ok(report);
+        }
+        let total = (plan.creates.len() + plan.updates.len() + plan.archives.len()) as u64;
+        let mut done = 0u64;
+        control.report(done, total);
+
+        let (list_id, created_list) = self.list_for_write().await?;
+        if created_list {
+            report.write_calls += 1;
+        }
+
+        // 1. Consent of new profiles in the account.
+        let consent = match self
+            .creates_consent(&plan.creates, &list_id, control, &mut report)
+            .await?
+        {
+            Some(consent) => consent,
+            None => {
+                report.stopped_early = true;
+                return Ok(report);
+            }
+        };
+
+        // 2. Import jobs.
+        let mut refused: HashSet<String> = HashSet::new();
+        let subscribed_via_job: HashSet<&str> = if historical {
+            consent.subscribe.iter().copied().collect()
+        } else {
+            HashSet::new()
+        };
+        let mut with_list: Vec<Encoded<'_>> = Vec::new();
+        let mut without_list: Vec<Encoded<'_>> = Vec::new();
+        for (write, new) in plan
+            .creates
+            .iter()
+            .map(|w| (w, true))
+            .chain(field_updates.iter().map(|w| (*w, false)))
+        {
+            let json = serde_json::to_vec(&wire::import_profile(write, new))
+                .expect("a JSON value always encodes");
+            if json.len() > MAX_PROFILE_BYTES {
+                refused.insert(write.email.as_str().to_string());
+                report.rejected.push(rejection(
+                    write.email.as_str(),
+                    format!(
+                        "profile of {} bytes is over Klaviyo's limit of 100 KB a profile",
+                        json.len()
+                    ),
+                ));
+                continue;
+            }
+            let encoded = Encoded {
+                email: write.email.as_str(),
+                json,
+            };
+            if new && subscribed_via_job.contains(write.email.as_str()) {
+                without_list.push(encoded);
+            } else {
+                with_list.push(encoded);
+            }
+        }
+        let mut jobs: Vec<(&[Encoded<'_>], Option<&str>)> = Vec::new();
+        for (group, list) in [(&with_list, Some(list_id.as_str())), (&without_list, None)] {
+            let sizes: Vec<usize> = group.iter().map(|e| e.json.len()).collect();
+            let overhead = wire::import_job_overhead(list);
+            for range in split_batches(&sizes, MAX_IMPORT_PROFILES, MAX_IMPORT_BYTES, overhead) {
+                jobs.push((&group[range], list));
+            }
+        }
+        let job_count = jobs.len();
+        let mut finished = 0usize;
+        {
+            let mut outcomes =
+                stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
+                    .map(|(profiles, list)| async move {
+                        (profiles.len(), self.import_job(profiles, list).await)
+                    })
+                    .buffer_unordered(self.write_concurrency)
+                    .boxed();
+            while let Some((size, outcome)) = outcomes.next().await {
+                report.write_calls += 1;
+                let rejected = outcome?;
+                finished += 1;
+                refused.extend(rejected.iter().map(|r| r.email.clone()));
+                report.rejected.extend(rejected);
+                done += size as u64;
+                control.report(done.min(total), total);
+            }
+        }
+        if finished < job_count {
+            report.stopped_early = true;
+            return Ok(report);
+        }
+        report.created = plan
+            .creates
+            .iter()
+            .filter(|w| !refused.contains(w.email.as_str()))
+            .count() as u64;
+        report.updated = plan
+            .updates
+            .iter()
+            .filter(|w| !refused.contains(w.email.as_str()))
+            .filter(|w| {
+                !w.fields.is_empty()
+                    || matches!(
+                        w.status,
+                        Some(MemberStatus::Subscribed | MemberStatus::Unsubscribed)
+                    )
+            })
+            .count() as u64;
+
+        // 3. Subscribe jobs.
+        let times = self
+            .consent_times
+            .lock()
+            .expect("consent times lock")
+            .clone();
+        let consented_at = |email: &str| -> Option<String> {
+            historical.then(|| {
+                let time = Email::parse(email)
+                    .ok()
+                    .and_then(|e| times.get(&e).copied())
+                    .filter(|t| *t < started)
+                    .unwrap_or(started);
+                rfc3339(time)
+            })
+        };
+        let to_subscribe: Vec<(&str, Option<String>)> = consent
+            .subscribe
+            .iter()
+            .copied()
+            .chain(subscribed_updates.iter().map(|w| w.email.as_str()))
+            .filter(|e| !refused.contains(*e))
+            .map(|e| (e, consented_at(e)))
+            .collect();
+        if !self
+            .consent_jobs(
+                true,
+                &to_subscribe,
+                &list_id,
+                historical,
+                control,
+                &mut report,
+            )
+            .await?
+        {
+            report.stopped_early = true;
+            return Ok(report);
+        }
+
+        // 4. Unsubscribe jobs, scoped to the list (every profile here is in it).
+        let to_unsubscribe: Vec<(&str, Option<String>)> = consent
+            .unsubscribe
+            .iter()
+            .copied()
+            .chain(unsubscribed_updates.iter().map(|w| w.email.as_str()))
+            .filter(|e| !refused.contains(*e))
+            .map(|e| (e, None))
+            .collect();
+        if !self
+            .consent_jobs(
+                false,
+                &to_unsubscribe,
+                &list_id,
+                false,
+                control,
+                &mut report,
+            )
+            .await?
+        {
+            report.stopped_early = true;
+            return Ok(report);
+        }
+        report.unsubscribed = to_unsubscribe.len() as u64;
+        done += plan.updates.len().saturating_sub(field_updates.len()) as u64;
+        control.report(done.min(total), total);
+
+        // 5. Archives: out of the list, never out of the account.
+        if !plan.archives.is_empty() {
+            let emails: Vec<&str> = plan.archives.iter().map(Email::as_str).collect();
+            match self
+                .list_membership(&list_id, &emails, false, control, &mut report)
+                .await?
+            {
+                Some(removed) => report.archived = removed,
+                None => report.stopped_early = true,
+            }
+            done += emails.len() as u64;
+            control.report(done.min(total), total);
+        }
+        Ok(report)
+    }
+
+    /// Looks up the account profiles of the creates that carry a consent decision and sorts them
+    /// into subscribe, unsubscribe and neither (with a rejection naming the suppression). `None`
+    /// when a stop cut it short.
+    async fn creates_consent<'a>(
+        &self,
+        creates: &'a [MemberWrite],
+        list_id: &str,
+        control: &ApplyControl,
+        report: &mut ApplyReport,
+    ) -> Result<Option<ConsentPlan<'a>>, ConnectorError> {
+        let deciding: Vec<&MemberWrite> = creates
+            .iter()
+            .filter(|w| {
+                matches!(
+                    w.status,
+                    Some(MemberStatus::Subscribed | MemberStatus::Unsubscribed)
+                )
+            })
+            .collect();
+        let emails: Vec<&str> = deciding.iter().map(|w| w.email.as_str()).collect();
+        let batches: Vec<&[&str]> = emails.chunks(LOOKUP_BATCH).collect();
+        let batch_count = batches.len();
+        let mut found: HashMap<String, (String, Standing)> = HashMap::new();
+        let mut looked = 0usize;
+        {
+            let mut outcomes = stream::iter(
+                batches
+                    .into_iter()
+                    .take_while(|_| !control.stop_requested()),
+            )
+            .map(|batch| self.account_profiles(batch, list_id))
+            .buffer_unordered(self.write_concurrency)
+            .boxed();
+            while let Some(outcome) = outcomes.next().await {
+                found.extend(outcome?);
+                looked += 1;
+            }
+        }
+        if looked < batch_count {
+            return Ok(None);
+        }
+        let mut consent = ConsentPlan::default();
+        for write in deciding {
+            let email = write.email.as_str();
+            let standing = found.get(email).map(|(_, s)| s);
+            match write.status {
+                Some(MemberStatus::Subscribed) => match standing {
+                    Some(Standing::Subscribed) => {}
+                    Some(s) if s.blocks_subscribe().is_some() => {
+                        let why = s.blocks_subscribe().unwrap_or_default();
+                        report.rejected.push(rejection(
+                            email,
+                            format!("added to the list without consent: {why}"),
+                        ));
+                    }
+                    _ => consent.subscribe.push(email),
+                },
+                Some(MemberStatus::Unsubscribed) if standing == Some(&Standing::Subscribed) => {
+                    consent.unsubscribe.push(email);
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(consent))
+    }
+
+    /// Subscribe (or, with `subscribe` false, unsubscribe) jobs for `emails`, scoped to the list.
+    /// False when a stop cut it short.
+    async fn consent_jobs(
+        &self,
+        subscribe: bool,
+        emails: &[(&str, Option<String>)],
+        list_id: &str,
+        historical: bool,
+        control: &ApplyControl,
+        report: &mut ApplyReport,
+    ) -> Result<bool, ConnectorError> {
+        let size = if subscribe {
+            SUBSCRIBE_BATCH
+        } else {
+            UNSUBSCRIBE_BATCH
+        };
+        let (endpoint, path) = if subscribe {
+            (SUBSCRIBE, "/api/profile-subscription-bulk-create-jobs")
+        } else {
+            (UNSUBSCRIBE, "/api/profile-subscription-bulk-delete-jobs")
+        };
+        let not_found = Self::list_not_found(list_id);
+        let batches: Vec<&[(&str, Option<String>)]> = emails.chunks(size).collect();
+        let batch_count = batches.len();
+        let mut sent = 0usize;
+        let not_found = &not_found;
+        let mut outcomes = stream::iter(
+            batches
+                .into_iter()
+                .take_while(|_| !control.stop_requested()),
+        )
+        .map(|batch| async move {
+            let body = wire::consent_job(subscribe, batch, list_id, historical);
+            let call = Call::new(Method::POST, endpoint, path.to_string())
+                .json(&body)?
+                .not_found(not_found);
+            self.client.send(&call).await.map(drop)
+        })
+        .buffer_unordered(self.write_concurrency)
+        .boxed();
+        while let Some(outcome) = outcomes.next().await {
+            report.write_calls += 1;
+            outcome?;
+            sent += 1;
+        }
+        Ok(sent == batch_count)
+    }
+
+    /// Adds (`add`) or removes the profiles with these emails to or from `list_id`, 1,000 to a
+    /// call, finding ids in the cache or by look-up (in the account for an add, in the list for a
+    /// removal). Returns how many were sent, or `None` when a stop cut it short. Adds of emails
+    /// without a profile become rejections; removals of profiles not in the list are nothing to do.
+    async fn list_membership(
+        &self,
+        list_id: &str,
+        emails: &[&str],
+        add: bool,
+        control: &ApplyControl,
+        report: &mut ApplyReport,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let mut ids: Vec<(String, String)> = Vec::with_capacity(emails.len());
+        let mut missing: Vec<&str> = Vec::new();
+        for email in emails {
+            match self.cached_id(email) {
+                Some(id) => ids.push((email.to_string(), id)),
+                None => missing.push(email),
+            }
+        }
+        for batch in missing.chunks(LOOKUP_BATCH) {
+            if control.stop_requested() {
+                return Ok(None);
+            }
+            let found: HashMap<String, String> = if add {
+                self.account_profiles(batch, list_id)
+                    .await?
+                    .into_iter()
+                    .map(|(email, (id, _))| (email, id))
+                    .collect()
+            } else {
+                self.list_member_ids(list_id, batch).await?
+            };
+            for email in batch {
+                match found.get(*email) {
+                    Some(id) => ids.push((email.to_string(), id.clone())),
+                    None if add => report.rejected.push(rejection(
+                        email,
+                        "no Klaviyo profile has this email (the audience sync creates it first)",
+                    )),
+                    None => {}
+                }
+            }
+        }
+        let (endpoint, method) = if add {
+            (ADD_TO_LIST, Method::POST)
+        } else {
+            (REMOVE_FROM_LIST, Method::DELETE)
+        };
+        let not_found = Self::list_not_found(list_id);
+        let not_found = &not_found;
+        let batches: Vec<&[(String, String)]> = ids.chunks(LIST_BATCH).collect();
+        let batch_count = batches.len();
+        let mut sent = 0usize;
+        let mut count = 0u64;
+        let mut outcomes = stream::iter(
+            batches
+                .into_iter()
+                .take_while(|_| !control.stop_requested()),
+        )
+        .map(|batch| {
+            let method = method.clone();
+            async move {
+                let refs: Vec<&str> = batch.iter().map(|(_, id)| id.as_str()).collect();
+                let call = Call::new(
+                    method,
+                    endpoint,
+                    format!("/api/lists/{list_id}/relationships/profiles"),
+                )
+                .json(&wire::relationship_body(&refs))?
+                .not_found(not_found);
+                self.client.send(&call).await.map(|_| batch.len() as u64)
+            }
+        })
+        .buffer_unordered(self.write_concurrency)
+        .boxed();
+        while let Some(outcome) = outcomes.next().await {
+            report.write_calls += 1;
+            count += outcome?;
+            sent += 1;
+        }
+        Ok((sent == batch_count).then_some(count))
+    }
+
+    /// Applies a segment plan to the list called `name` (created when missing): additions and
+    /// removals 1,000 to a call. An empty plan on an existing list makes no call.
+    pub(crate) async fn apply_segment(
+        &self,
+        name: &str,
+        plan: &SegmentPlan,
+        control: &ApplyControl,
+    ) -> Result<ApplyReport, ConnectorError> {
+        let mut report = ApplyReport::default();
+        for attempt in 0..2 {
+            let (id, created) = self
+                .segment_list(name, true)
+                .await?
+                .expect("created when missing");
+            if created {
+                report.write_calls += 1;
+            }
+            if plan.is_empty() {
+                return Ok(report);
+            }
+            match self.segment_changes(&id, plan, control, &mut report).await {
+                Err(e)
+                    if e.kind == audience_core::ErrorKind::NotFound && attempt == 0 && !created =>
+                {
+                    // A cached id of a list deleted since: find (or create) it again.
+                    self.forget_segment_list(name);
+                    report = ApplyReport {
+                        write_calls: report.write_calls,
+                        ..ApplyReport::default()
+                    };
+                }
+                other => return other.map(|()| report),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn segment_changes(
+        &self,
+        list_id: &str,
+        plan: &SegmentPlan,
+        control: &ApplyControl,
+        report: &mut ApplyReport,
+    ) -> Result<(), ConnectorError> {
+        let total = (plan.add.len() + plan.remove.len()) as u64;
+        control.report(0, total);
+        let add: Vec<&str> = plan.add.iter().map(Email::as_str).collect();
+        if !add.is_empty() {
+            match self
+                .list_membership(list_id, &add, true, control, report)
+                .await?
+            {
+                Some(added) => report.segment_added = added,
+                None => {
+                    report.stopped_early = true;
+                    return Ok(());
+                }
+            }
+        }
+        control.report(add.len() as u64, total);
+        let remove: Vec<&str> = plan.remove.iter().map(Email::as_str).collect();
+        if !remove.is_empty() {
+            match self
+                .list_membership(list_id, &remove, false, control, report)
+                .await?
+            {
+                Some(removed) => report.segment_removed = removed,
+                None => report.stopped_early = true,
+            }
+        }
+        control.report(total, total);
+        Ok(())
+    }
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
