@@ -264,6 +264,7 @@ fn echo_credential(vendor: Vendor, headers: &axum::http::HeaderMap) -> Response 
         Vendor::Mailchimp => {
             crate::mailchimp::problem(StatusCode::BAD_REQUEST, "Invalid Resource", &words)
         }
+        Vendor::Klaviyo => crate::klaviyo::invalid_request_response(&words),
         Vendor::Shopify => (
             StatusCode::BAD_REQUEST,
             Json(serde_json::json!({"errors": words})),

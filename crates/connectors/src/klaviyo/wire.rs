@@ -817,6 +817,7 @@ mod tests {
             fields: fields.clone(),
             tags: Default::default(),
             unarchive: false,
+            consent_by_rule: false,
         };
         let new = import_profile(&write, true);
         assert_eq!(new["type"], "profile");

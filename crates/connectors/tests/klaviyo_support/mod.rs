@@ -154,6 +154,7 @@ pub fn create_with(i: usize, status: MemberStatus) -> MemberWrite {
         ]),
         tags: BTreeSet::new(),
         unarchive: false,
+        consent_by_rule: false,
     }
 }
 
@@ -170,6 +171,7 @@ pub fn update(i: usize) -> MemberWrite {
         fields: BTreeMap::new(),
         tags: BTreeSet::new(),
         unarchive: false,
+        consent_by_rule: false,
     }
 }
 

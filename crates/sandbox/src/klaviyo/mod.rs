@@ -163,6 +163,11 @@ pub fn throttled_response(retry_after_secs: u64) -> Response {
     ApiError::throttled(retry_after_secs).into_response()
 }
 
+/// The answer of an injected "error quoting the credential" fault, in Klaviyo's format.
+pub fn invalid_request_response(detail: &str) -> Response {
+    ApiError::invalid("/data", detail).into_response()
+}
+
 /// The answer of an injected 500 fault, in Klaviyo's format.
 pub fn server_error_response() -> Response {
     ApiError::server_error().into_response()
