@@ -5,7 +5,8 @@
 //! (`/mailchimp`, `/shopify`, `/lightspeed-x`, `/lightspeed-r`, `/retailcrm`), with:
 //! - `GET /_sandbox/stats`: request counts per vendor by method, route template and status;
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
-//! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts or malformed bodies (see [`faults`]).
+//! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts or malformed bodies (see [`faults`]);
+//! - `POST /_sandbox/mailchimp/confirm`: a pending Mailchimp member confirms (see [`mailchimp::confirm_route`]).
 
 pub mod faults;
 pub mod lightspeed_r;
@@ -159,6 +160,10 @@ impl Sandbox {
             .route("/_sandbox/stats", get(stats_handler))
             .route("/_sandbox/reset", post(reset_handler))
             .route("/_sandbox/faults", post(faults::inject_handler))
+            .route(
+                "/_sandbox/mailchimp/confirm",
+                mailchimp::confirm_route(self.mailchimp.clone()),
+            )
             .with_state(self.clone());
         for (prefix, router) in [
             mount(Vendor::Mailchimp, mailchimp::router(self.mailchimp.clone())),
