@@ -184,8 +184,9 @@ impl Member {
         member
     }
 
-    /// Records a status the member reached outside the API's rules (the person or Mailchimp
-    /// acted): unsubscribing or bouncing locks, subscribing (a signup form) unlocks.
+    /// Records a status the member reached in its consent history: unsubscribing or bouncing
+    /// locks; subscribing unlocks. The API can only subscribe a member without a lock (see
+    /// [`check_transition`]), so only the person (a signup form, a confirmation) unlocks.
     pub fn record_status(&mut self, status: MemberStatus) {
         self.compliance = match (status, self.compliance) {
             (MemberStatus::Cleaned, _) => Some(MemberStatus::Cleaned),
