@@ -6,7 +6,8 @@
 //! - `GET /_sandbox/stats`: request counts per vendor by method, route template and status;
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
 //! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts, resets, malformed, huge or
-//!   late bodies, raw answers with any header, and errors echoing the credential (see [`faults`]).
+//!   late bodies, raw answers with any header, and errors echoing the credential (see [`faults`]);
+//! - `POST /_sandbox/mailchimp/confirm`: a pending Mailchimp member confirms (see [`mailchimp::confirm_route`]).
 
 mod body;
 pub mod faults;
@@ -170,6 +171,10 @@ impl Sandbox {
             .route("/_sandbox/stats", get(stats_handler))
             .route("/_sandbox/reset", post(reset_handler))
             .route("/_sandbox/faults", post(faults::inject_handler))
+            .route(
+                "/_sandbox/mailchimp/confirm",
+                mailchimp::confirm_route(self.mailchimp.clone()),
+            )
             .with_state(self.clone());
         self.mount_simulators(app)
     }

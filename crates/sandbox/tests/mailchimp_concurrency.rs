@@ -21,7 +21,8 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eleventh_simultaneous_request_of_a_key_gets_429() {
     let mc = Mc::start().await;
-    let other_key = "abcdefabcdefabcdefabcdefabcdefab-us2";
+    // Another key of the same account (and so of its data centre, us6).
+    let other_key = "abcdefabcdefabcdefabcdefabcdefab-us6";
     // Long enough that the first ten are certainly still waiting when the 11th arrives.
     mc.sandbox()
         .faults

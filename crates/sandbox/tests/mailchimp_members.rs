@@ -42,7 +42,7 @@ async fn requests_need_an_accepted_api_key() {
     assert_eq!(ok.body["total_subscribers"], 0);
 
     // Only registered keys once keys are registered; a revoked key stops working.
-    let registered = "ffffffffffffffffffffffffffffffff-us19";
+    let registered = "ffffffffffffffffffffffffffffffff-us6";
     mc.sim().set_valid_keys([registered]);
     assert_eq!(mc.get("/ping").await.status, 401);
     let with_registered = mc

@@ -8,7 +8,7 @@ mod mailchimp_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use audience_sandbox::mailchimp::ROUTES;
+use audience_sandbox::mailchimp::{ROUTES, SPEC_OPERATIONS};
 use mailchimp_support::*;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -234,6 +234,31 @@ fn every_served_route_is_in_the_spec_with_its_method() {
             "{method} {template}: the spec's {path} has no {method}"
         );
     }
+}
+
+/// The simulator's table of the spec's operations (which decides 501 / 405 / 404 for routes it
+/// does not serve) is the spec's, operation for operation.
+#[test]
+fn spec_operation_table_matches_the_spec() {
+    let Some(spec) = load_spec() else {
+        return;
+    };
+    let from_spec: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            ["get", "post", "put", "patch", "delete"]
+                .into_iter()
+                .filter(|m| operations.get(*m).is_some())
+                .map(move |m| (path.clone(), m.to_uppercase()))
+        })
+        .collect();
+    let table: BTreeSet<(String, String)> = SPEC_OPERATIONS
+        .iter()
+        .flat_map(|(path, methods)| methods.iter().map(|m| (path.to_string(), m.to_string())))
+        .collect();
+    assert_eq!(table, from_spec);
 }
 
 #[tokio::test]

@@ -132,15 +132,34 @@ pub async fn limit_connections(
     crate::body::hold_until_sent(response, slot)
 }
 
-/// Middleware: 401 "API Key Missing" without credentials, 401 "API Key Invalid" for a key the
-/// account does not accept (see [`Mailchimp::set_valid_keys`]).
+/// The data centre an API key names (`…-us6` → `us6`): its suffix after the last `-` when that
+/// is letters then digits. OAuth tokens and keys without such a suffix name none.
+pub(super) fn key_data_center(key: &str) -> Option<&str> {
+    let (_, dc) = key.rsplit_once('-')?;
+    let letters = dc.chars().take_while(|c| c.is_ascii_lowercase()).count();
+    let well_formed =
+        letters >= 1 && dc.len() > letters && dc[letters..].bytes().all(|b| b.is_ascii_digit());
+    well_formed.then_some(dc)
+}
+
+/// Middleware: 401 "API Key Missing" without credentials, 403 "Wrong Datacenter" for a key of
+/// another data centre than the account's ([`Mailchimp::set_data_center`]), 401 "API Key
+/// Invalid" for a key the account does not accept (see [`Mailchimp::set_valid_keys`]).
 pub async fn authenticate(State(sim): State<Mailchimp>, request: Request, next: Next) -> Response {
     match presented_key(request.headers()) {
         None => ApiError::ApiKeyMissing.into_response(),
         Some(Err(())) => ApiError::ApiKeyInvalid.into_response(),
         Some(Ok(key)) => {
-            let accepted = sim.lock().keys.accepts(&key);
-            if accepted {
+            let (accepted, wrong_dc) = {
+                let state = sim.lock();
+                let wrong_dc = key_data_center(&key)
+                    .filter(|dc| *dc != state.data_center)
+                    .map(str::to_string);
+                (state.keys.accepts(&key), wrong_dc)
+            };
+            if let Some(dc) = wrong_dc {
+                ApiError::WrongDatacenter(dc).into_response()
+            } else if accepted {
                 next.run(request).await
             } else {
                 ApiError::ApiKeyInvalid.into_response()

@@ -79,7 +79,11 @@ impl FieldError {
 pub enum ApiError {
     ApiKeyMissing,
     ApiKeyInvalid,
+    /// 403: the key names another data centre (the key's, carried here) than the account's.
+    WrongDatacenter(String),
     TooManyRequests,
+    /// 501: a route of the spec the simulator does not serve (`METHOD /3.0/template`).
+    NotImplemented(String),
     NotFound,
     MethodNotAllowed,
     JsonParse,
@@ -103,7 +107,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::WrongDatacenter(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
@@ -114,7 +120,9 @@ impl ApiError {
         match self {
             ApiError::ApiKeyMissing => "API Key Missing",
             ApiError::ApiKeyInvalid => "API Key Invalid",
+            ApiError::WrongDatacenter(_) => "Wrong Datacenter",
             ApiError::TooManyRequests => "Too Many Requests",
+            ApiError::NotImplemented(_) => "Not Implemented",
             ApiError::NotFound => "Resource Not Found",
             ApiError::MethodNotAllowed => "Method Not Allowed",
             ApiError::JsonParse => "JSON Parse Error",
@@ -138,9 +146,19 @@ impl ApiError {
                 "Your API key may be invalid, or you've attempted to access the wrong datacenter."
                     .to_string()
             }
+            // [U] The glossary names the title; the wording of the detail is the simulator's.
+            ApiError::WrongDatacenter(dc) => format!(
+                "The API key provided is linked to a different datacenter ({dc}). Send requests \
+                 to the datacenter named by the key's suffix."
+            ),
             ApiError::TooManyRequests => {
                 "You have exceeded the limit of 10 simultaneous connections.".to_string()
             }
+            // Not Mailchimp's: says plainly that the gap is the simulator's, not a missing record.
+            ApiError::NotImplemented(route) => format!(
+                "The Mailchimp simulator does not serve {route}, which the Mailchimp API has. \
+                 Add it to the simulator before relying on it."
+            ),
             ApiError::NotFound => "The requested resource could not be found.".to_string(),
             ApiError::MethodNotAllowed => "The requested method and resource are not compatible. \
                  See the Allow header for this resource's available methods."

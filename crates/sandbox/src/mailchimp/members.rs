@@ -24,14 +24,45 @@ const STATUS_FILTER: &[&str] = &[
 
 /// Reads the member fields of a write body (`Add_List_Members*`); type errors collect in
 /// `fields.errors`. `tags` (an array of names) is read only where the operation takes it.
+///
+/// Schema rules checked here, before any merge-field or member rule:
+/// - a merge value may not be `null` (`merge_fields.FNAME`: "Data did not match any of the
+///   schemas described in anyOf.", Mailchimp's answer to the official spec's `anyOf` of value
+///   types; a missing value is left out, a value is cleared with `""`);
+/// - interest values are booleans (`interests.{id}`).
 pub fn member_input(fields: &mut Fields<'_>, with_tags: bool) -> MemberInput {
+    let merge_fields = fields.object("merge_fields").cloned();
+    for (tag, value) in merge_fields.iter().flatten() {
+        if value.is_null() {
+            fields.errors.push(FieldError::new(
+                format!("merge_fields.{tag}"),
+                "Data did not match any of the schemas described in anyOf.",
+            ));
+        }
+    }
+    let interests = fields.object("interests").cloned();
+    for (id, value) in interests.iter().flatten() {
+        if !value.is_boolean() {
+            let found = match value {
+                Value::Null => "NULL",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                _ => "object",
+            };
+            fields.errors.push(FieldError::new(
+                format!("interests.{id}"),
+                format!("Schema describes boolean, {found} found instead"),
+            ));
+        }
+    }
     let mut input = MemberInput {
         email_address: fields.string("email_address"),
         status: fields.status("status"),
         status_if_new: fields.status("status_if_new"),
         email_type: fields.one_of("email_type", &["html", "text"]),
-        merge_fields: fields.object("merge_fields").cloned(),
-        interests: fields.object("interests").cloned(),
+        merge_fields,
+        interests,
         language: fields.string("language"),
         vip: fields.boolean("vip"),
         ip_signup: fields.string("ip_signup"),
@@ -272,6 +303,16 @@ fn write(
         }
     }
     let input = member_input(&mut fields, false);
+    // The PATCH body (`Add_List_Members_3`) has no `transactional` in its status enum.
+    if mode == Mode::Update && input.status == Some(MemberStatus::Transactional) {
+        fields.errors.push(FieldError::new(
+            "status",
+            format!(
+                "Schema describes enum, \"transactional\" is not one of {:?}",
+                MemberStatus::PATCHABLE
+            ),
+        ));
+    }
     fields.into_result()?;
     let mut state = sim.lock();
     let outcome = state.write_member(&list_id, Some(&hash), input, mode, skip_merge)?;

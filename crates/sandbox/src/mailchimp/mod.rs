@@ -10,18 +10,49 @@
 //!
 //! Rules simulated (details on the functions that implement them):
 //! - HTTP Basic auth with an API key as the password (401 "API Key Missing"/"API Key Invalid"),
-//!   see [`Mailchimp::set_valid_keys`];
+//!   see [`Mailchimp::set_valid_keys`]; a key naming another data centre than the account's
+//!   gets 403 "Wrong Datacenter" ([`Mailchimp::set_data_center`]);
 //! - at most 10 simultaneous requests per API key, the 11th gets 429 "Too Many Requests"
 //!   ([`limit_connections`]);
 //! - member id = MD5 of the lowercased address ([`subscriber_hash`]);
-//! - "Member Exists", "Member In Compliance State" (unsubscribed or cleaned → subscribed),
-//!   "Forgotten Email Not Subscribed" (after `delete-permanent`), "… looks fake or invalid";
+//! - "Member Exists", "Forgotten Email Not Subscribed" (after `delete-permanent`), "… looks fake
+//!   or invalid" (reserved and placeholder domains and TLDs, throw-away services);
+//! - consent history: once unsubscribed or cleaned, a member can never be set `subscribed` by
+//!   API, on any route and through any detour (transactional, pending, archive and restore):
+//!   400 "Member In Compliance State" (a per-member error in batch subscribe). Only the person's
+//!   own confirmation of a `pending` request makes them subscribed again
+//!   ([`Mailchimp::confirm_subscription`], over HTTP `POST /_sandbox/mailchimp/confirm`);
 //! - batch subscribe ≤500 members with per-member errors inside a 200; static segments (tags)
 //!   with ≤500 addresses per bulk update;
 //! - merge fields (`FNAME`, `LNAME`, `ADDRESS` as an object, `PHONE`, `BIRTHDAY` by default);
+//!   `null` values are refused by the schema; interests only by the ids the audience has
+//!   ([`Mailchimp::add_interest`]; others: 400 "Invalid interest ID: '…'.");
+//! - each operation's own status enum (`PATCH` has no `transactional`);
 //! - an optional plan contact limit ([`Mailchimp::set_contact_limit`]);
 //! - `last_changed` on every change, for `since_last_changed`; the clock can be moved forward
-//!   ([`Mailchimp::advance_clock`]) so tests need no sleeps.
+//!   ([`Mailchimp::advance_clock`]) so tests need no sleeps;
+//! - an operation of the spec the simulator does not serve answers 501 "Not Implemented" (never
+//!   404, which a client would read as a missing record); a method the spec does not have on a
+//!   path is 405, a path outside the API 404 ([`SPEC_OPERATIONS`]).
+//!
+//! Assumptions the spec and Mailchimp's documentation do not settle ([U]):
+//! - [U] A cleaned address is refused not only `subscribed` but also `pending` and
+//!   `transactional` (only `unsubscribed` is accepted): Mailchimp's help calls cleaned
+//!   addresses not re-subscribable, and public reports say they cannot be added back or updated
+//!   outside a double opt-in signup. An unsubscribed member may be set `pending` (Mailchimp then
+//!   sends a re-confirmation) or `transactional`, but neither lifts the lock.
+//! - [U] A member with a consent history cannot change address (PUT/PATCH with another
+//!   `email_address`): otherwise the old address would be free to be added as subscribed.
+//! - [U] The person's confirmation also clears a cleaned history (as a signup form does in
+//!   Mailchimp); a cleaned member only becomes pending outside the API
+//!   ([`Mailchimp::set_member_status`]).
+//! - [U] The account lives in one data centre, [`DEFAULT_DATA_CENTER`] (`us6`, that of every
+//!   example and demo key) unless [`Mailchimp::set_data_center`] says otherwise. The simulator's
+//!   URL has no data centre in its host, so the account's stands in for the host's; OAuth tokens
+//!   (no `-dc` suffix) are not checked. The detail text of the 403 is the simulator's.
+//! - [U] Interest values must be booleans (the spec's `additionalProperties: boolean`).
+//! - [U] Which domains Mailchimp calls fake is not published; see the lists in `email.rs`.
+//! - [U] The 501 document is the simulator's own (Mailchimp never answers 501).
 
 mod auth;
 mod email;
@@ -33,6 +64,7 @@ mod merge_fields;
 mod params;
 mod render;
 mod segments;
+mod spec_routes;
 mod state;
 
 use std::collections::BTreeMap;
@@ -40,6 +72,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use chrono::{DateTime, Duration, Utc};
@@ -51,6 +85,7 @@ pub use error::problem;
 pub use lists::MAX_BATCH_MEMBERS;
 pub use params::{DEFAULT_COUNT, MAX_COUNT};
 pub use segments::MAX_SEGMENT_BATCH;
+pub use spec_routes::SPEC_OPERATIONS;
 pub use state::MemberStatus;
 
 use error::ApiError;
@@ -61,6 +96,10 @@ pub const DEMO_LIST_ID: &str = "a1b2c3d4e5";
 
 /// A well-formed API key the simulator accepts by default (`<32 hex>-<datacenter>`).
 pub const EXAMPLE_API_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
+
+/// The data centre the simulated account lives in unless [`Mailchimp::set_data_center`] says
+/// otherwise: that of [`EXAMPLE_API_KEY`], which the examples and the demo use.
+pub const DEFAULT_DATA_CENTER: &str = "us6";
 
 /// Every route served, as `(method, path template)`; the spec's path is the template without its
 /// `/3.0` prefix (`/3.0/` and `/3.0` are the spec's `/`). The router is built from this table.
@@ -183,8 +222,8 @@ pub fn router(sim: Mailchimp) -> Router {
         router = router.route(path, endpoint(method, path));
     }
     router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unserved)
+        .method_not_allowed_fallback(unserved)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             auth::authenticate,
@@ -196,12 +235,48 @@ pub fn router(sim: Mailchimp) -> Router {
         .with_state(sim)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+/// A request no route of [`ROUTES`] takes: 501 "Not Implemented" for an operation of the spec
+/// the simulator does not serve, so a gap in the simulator cannot pass for a missing record;
+/// Mailchimp's own 405 for a method the spec does not have on the path, 404 for a path outside
+/// the API.
+async fn unserved(method: Method, uri: Uri) -> ApiError {
+    let Some(path) = uri.path().strip_prefix("/3.0") else {
+        return ApiError::NotFound;
+    };
+    match spec_routes::lookup(method.as_str(), path) {
+        Ok(template) => ApiError::NotImplemented(format!("{method} /3.0{template}")),
+        Err(true) => ApiError::MethodNotAllowed,
+        Err(false) => ApiError::NotFound,
+    }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// The sandbox control `POST /_sandbox/mailchimp/confirm` (mounted by `lib.rs`, outside the
+/// API: no auth, no fault injection, not counted in the stats): body `{"list_id",
+/// "email_address"}`, plays "the person clicked the confirmation link" for a `pending` member
+/// (see [`Mailchimp::confirm_subscription`]). 204 when done; 404 for no such audience or member;
+/// 400 for a member who is not pending or a malformed body.
+pub fn confirm_route<S: Clone + Send + Sync + 'static>(sim: Mailchimp) -> MethodRouter<S> {
+    post(move |body: Bytes| {
+        let sim = sim.clone();
+        async move {
+            match confirm_request(&sim, &body) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(error) => error.into_response(),
+            }
+        }
+    })
+}
+
+fn confirm_request(sim: &Mailchimp, body: &Bytes) -> Result<(), ApiError> {
+    let body = params::json_object(body)?;
+    let mut fields = params::Fields::new(&body);
+    let list_id = fields.required_string("list_id");
+    let email = fields.required_string("email_address");
+    fields.into_result()?;
+    let (Some(list_id), Some(email)) = (list_id, email) else {
+        return Err(ApiError::NotFound);
+    };
+    sim.lock().confirm(&list_id, &subscriber_hash(&email))
 }
 
 /// A 200 JSON answer, trimmed by `fields` / `exclude_fields`.
@@ -220,6 +295,9 @@ pub struct MemberSnapshot {
     pub status: MemberStatus,
     /// For an archived member, the status it had when archived; otherwise `status`.
     pub status_before_archive: MemberStatus,
+    /// The consent history that blocks resubscribing by API: `Some(Unsubscribed)` or
+    /// `Some(Cleaned)` once the member unsubscribed or bounced, until the person confirms.
+    pub compliance: Option<MemberStatus>,
     /// Merge-field values that are set, by tag (`ADDRESS` is an object).
     pub merge_fields: BTreeMap<String, Value>,
     /// Tag names, in tag-id order.
@@ -244,8 +322,8 @@ impl Mailchimp {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Clears every audience and setting (keys, contact limit, clock) and the connection
-    /// high-water marks.
+    /// Clears every audience and setting (keys, data centre, contact limit, clock) and the
+    /// connection high-water marks.
     pub fn reset(&self) {
         *self.lock() = State::default();
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
@@ -351,6 +429,30 @@ impl Mailchimp {
         self.lock()
             .set_status_directly(list_id, &subscriber_hash(email), status)
             .is_ok()
+    }
+
+    /// The person confirmed their subscription (clicked the double opt-in link): a `pending`
+    /// member becomes `subscribed` and their consent history (an earlier unsubscribe or bounce)
+    /// is cleared; this is the only way back to `subscribed` once that history exists. Returns
+    /// false (and changes nothing) when there is no such member or it is not pending. Over HTTP:
+    /// [`confirm_route`].
+    pub fn confirm_subscription(&self, list_id: &str, email: &str) -> bool {
+        self.lock()
+            .confirm(list_id, &subscriber_hash(email))
+            .is_ok()
+    }
+
+    /// Adds an interest (a group) to an audience and returns its id; writes may then put members
+    /// in it (`interests: {id: true}`). Any other interest id is refused ("Invalid interest
+    /// ID"). Panics if the audience does not exist.
+    pub fn add_interest(&self, list_id: &str, name: &str) -> String {
+        let mut state = self.lock();
+        let list = state
+            .list_mut(list_id)
+            .unwrap_or_else(|_| panic!("no Mailchimp audience {list_id}"));
+        let id = email::hex_md5(&format!("interest:{list_id}:{name}"))[..10].to_string();
+        list.interests.insert(id.clone(), name.to_string());
+        id
     }
 
     /// Permanently deletes a member, as `…/actions/delete-permanent` does. Returns false if there
@@ -507,6 +609,19 @@ impl Mailchimp {
         self.lock().keys.only = Some(keys.into_iter().map(Into::into).collect());
     }
 
+    /// Moves the account to another data centre (default [`DEFAULT_DATA_CENTER`]): from now on a
+    /// key whose suffix names another data centre gets 403 "Wrong Datacenter", as it would on
+    /// `https://{dc}.api.mailchimp.com`. The simulator is reached without the data centre in
+    /// the host, so the account's data centre stands in for the host's.
+    pub fn set_data_center(&self, dc: &str) {
+        self.lock().data_center = dc.to_string();
+    }
+
+    /// The account's data centre.
+    pub fn data_center(&self) -> String {
+        self.lock().data_center.clone()
+    }
+
     /// Back to the default: any well-formed key is accepted (revoked keys stay revoked).
     pub fn accept_any_well_formed_key(&self) {
         self.lock().keys.only = None;
@@ -563,6 +678,7 @@ fn snapshot(list: &state::List, hash: &str, member: &state::Member) -> MemberSna
         email_address: member.email_address.clone(),
         status: member.visible_status(),
         status_before_archive: member.status,
+        compliance: member.compliance,
         merge_fields: member.merge_fields.clone(),
         tags: list
             .tags_of(hash)

@@ -32,6 +32,11 @@ impl MemberStatus {
         "transactional",
     ];
 
+    /// Statuses `PATCH /lists/{list_id}/members/{subscriber_hash}` may set (its body,
+    /// `Add_List_Members_3`, has no `transactional`).
+    pub const PATCHABLE: &'static [&'static str] =
+        &["subscribed", "unsubscribed", "cleaned", "pending"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MemberStatus::Subscribed => "subscribed",
@@ -133,6 +138,11 @@ pub struct Member {
     /// compliance state survives archiving).
     pub status: MemberStatus,
     pub archived: bool,
+    /// The member's consent history: `Some(Unsubscribed)` once they unsubscribed,
+    /// `Some(Cleaned)` once their address bounced (the stronger of the two is kept). It outlives
+    /// every later status (transactional, pending, archived) and only the person's own
+    /// confirmation clears it (see [`State::confirm`]).
+    pub compliance: Option<MemberStatus>,
     pub email_type: String,
     pub merge_fields: BTreeMap<String, Value>,
     pub interests: Map<String, Value>,
@@ -150,11 +160,12 @@ pub struct Member {
 
 impl Member {
     pub fn new(seq: u64, email: String, status: MemberStatus, now: DateTime<Utc>) -> Member {
-        Member {
+        let mut member = Member {
             seq,
             email_address: email,
             status,
             archived: false,
+            compliance: None,
             email_type: "html".to_string(),
             merge_fields: BTreeMap::new(),
             interests: Map::new(),
@@ -168,7 +179,24 @@ impl Member {
             timestamp_opt: (status == MemberStatus::Subscribed).then_some(now),
             member_rating: 2,
             last_changed: now,
-        }
+        };
+        member.record_status(status);
+        member
+    }
+
+    /// Records a status the member reached in its consent history: unsubscribing or bouncing
+    /// locks; subscribing unlocks. The API can only subscribe a member without a lock (see
+    /// [`check_transition`]), so only the person (a signup form, a confirmation) unlocks.
+    pub fn record_status(&mut self, status: MemberStatus) {
+        self.compliance = match (status, self.compliance) {
+            (MemberStatus::Cleaned, _) => Some(MemberStatus::Cleaned),
+            (MemberStatus::Unsubscribed, Some(MemberStatus::Cleaned)) => {
+                Some(MemberStatus::Cleaned)
+            }
+            (MemberStatus::Unsubscribed, _) => Some(MemberStatus::Unsubscribed),
+            (MemberStatus::Subscribed, _) => None,
+            (_, lock) => lock,
+        };
     }
 
     pub fn visible_status(&self) -> MemberStatus {
@@ -203,6 +231,8 @@ pub struct List {
     pub merge_fields: Vec<MergeField>,
     pub next_merge_id: u64,
     pub segments: BTreeMap<u64, Segment>,
+    /// Interests (groups) members may be put in: interest id → name.
+    pub interests: BTreeMap<String, String>,
     pub last_sub_date: Option<DateTime<Utc>>,
     pub last_unsub_date: Option<DateTime<Utc>>,
 }
@@ -344,6 +374,8 @@ pub struct State {
     pub next_segment_id: u64,
     pub contact_limit: Option<u64>,
     pub keys: KeyPolicy,
+    /// The data centre the account lives in (`us6`); keys naming another get 403.
+    pub data_center: String,
     pub clock_offset: Duration,
     pub created: DateTime<Utc>,
 }
@@ -357,6 +389,7 @@ impl Default for State {
             next_segment_id: 10_001,
             contact_limit: None,
             keys: KeyPolicy::default(),
+            data_center: super::DEFAULT_DATA_CENTER.to_string(),
             clock_offset: Duration::zero(),
             created: Utc::now().trunc_subsecs(0),
         }
@@ -440,6 +473,7 @@ impl State {
             next_merge_id: merge_fields.len() as u64 + 1,
             merge_fields,
             segments: BTreeMap::new(),
+            interests: BTreeMap::new(),
             last_sub_date: None,
             last_unsub_date: None,
         };
@@ -529,6 +563,19 @@ impl State {
             }
         };
 
+        // Interests are keyed by id; an id the audience does not define is refused whatever
+        // its value (Mailchimp: 400 "Invalid interest ID: '…'.").
+        if let Some(unknown) = input
+            .interests
+            .iter()
+            .flat_map(|i| i.keys())
+            .find(|id| !list.interests.contains_key(*id))
+        {
+            return Err(ApiError::InvalidResource(format!(
+                "Invalid interest ID: '{unknown}'."
+            )));
+        }
+
         let Some(existing) = list.members.get(&key).cloned() else {
             // A new contact.
             let email = email.ok_or_else(blank_email)?;
@@ -602,7 +649,12 @@ impl State {
             .clone()
             .unwrap_or_else(|| existing.email_address.clone());
         if let Some(requested) = requested {
-            check_transition(existing.status, requested, &shown_email)?;
+            check_transition(
+                existing.status,
+                existing.compliance,
+                requested,
+                &shown_email,
+            )?;
             if existing.archived {
                 over_limit(requested, &shown_email)?;
             }
@@ -615,6 +667,14 @@ impl State {
             && subscriber_hash(email) != key
         {
             check_address(email)?;
+            // [U] Moving a locked member to a new address would leave the old address free to
+            // be added again as `subscribed`; Mailchimp refuses address changes of cleaned
+            // members ("You can only update email addresses for members with a status of
+            // subscribed"), and the simulator refuses them for every member with a consent
+            // history.
+            if existing.compliance.is_some() {
+                return Err(ApiError::ComplianceState(existing.email_address.clone()));
+            }
             let moved = subscriber_hash(email);
             if list.members.contains_key(&moved) {
                 return Err(ApiError::MemberExists(email.clone()));
@@ -654,6 +714,7 @@ impl State {
             }
             member.status = requested;
             member.archived = false;
+            member.record_status(requested);
         }
         let mut changed = member != existing;
         list.members.remove(&key);
@@ -718,6 +779,7 @@ impl State {
         } else {
             member.status = status;
             member.archived = false;
+            member.record_status(status);
         }
         member.merge_fields.extend(merge_fields);
         member.last_changed = now;
@@ -743,6 +805,7 @@ impl State {
         } else {
             member.status = status;
             member.archived = false;
+            member.record_status(status);
         }
         member.last_changed = now;
         match status {
@@ -750,6 +813,32 @@ impl State {
             MemberStatus::Subscribed => list.last_sub_date = Some(now),
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The person confirmed their subscription (double opt-in link or signup form): a `pending`
+    /// member becomes `subscribed` and their consent history is cleared. Anyone else is refused:
+    /// 404 for no such (or an archived) member, 400 for a member who is not pending.
+    pub fn confirm(&mut self, list_id: &str, hash: &str) -> Result<(), ApiError> {
+        let now = self.now();
+        let list = self.list_mut(list_id)?;
+        let member = list
+            .members
+            .get_mut(hash)
+            .filter(|m| !m.archived)
+            .ok_or(ApiError::NotFound)?;
+        if member.status != MemberStatus::Pending {
+            return Err(ApiError::InvalidResource(format!(
+                "{} is {}, not pending: only a pending member can confirm a subscription.",
+                member.email_address,
+                member.status.as_str()
+            )));
+        }
+        member.status = MemberStatus::Subscribed;
+        member.compliance = None;
+        member.timestamp_opt = Some(now);
+        member.last_changed = now;
+        list.last_sub_date = Some(now);
         Ok(())
     }
 
@@ -841,27 +930,35 @@ pub fn check_address(email: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The compliance rules on a status change requested through the API.
+/// The compliance rules on a status change requested through the API, from the member's
+/// current status and consent history (`lock`, see [`Member::compliance`]).
 ///
-/// - `unsubscribed` → `subscribed` is refused ("Member In Compliance State"); `pending` is
-///   allowed (Mailchimp then emails a confirmation, the documented way back);
-/// - `cleaned` (bounced) → `subscribed` or `pending` is refused: a cleaned address cannot be
-///   resubscribed (Mailchimp's detail names "unsubscribe, bounce, or compliance review").
+/// - `subscribed` is refused ("Member In Compliance State") for a member who is or ever was
+///   unsubscribed or cleaned, whatever happened since (transactional, pending, archived): only
+///   the person's own confirmation clears that history;
+/// - `pending` is allowed after an unsubscribe (Mailchimp then emails a re-confirmation, the
+///   documented way back) but refused for a cleaned address;
+/// - a cleaned (bounced) address may only be set `unsubscribed` (or stay `cleaned`): it is never
+///   re-subscribable by API. [U] The spec does not say whether a cleaned member may become
+///   `pending` or `transactional`; Mailchimp's detail names "unsubscribe, bounce, or compliance
+///   review" and public reports say a cleaned address cannot be added back or updated outside a
+///   double opt-in signup, so the simulator refuses both.
 ///
 /// Other changes (to unsubscribed, transactional, cleaned) are allowed.
 pub fn check_transition(
     current: MemberStatus,
+    lock: Option<MemberStatus>,
     requested: MemberStatus,
     email: &str,
 ) -> Result<(), ApiError> {
-    let refused = matches!(
-        (current, requested),
-        (MemberStatus::Unsubscribed, MemberStatus::Subscribed)
-            | (
-                MemberStatus::Cleaned,
-                MemberStatus::Subscribed | MemberStatus::Pending
-            )
-    );
+    use MemberStatus as S;
+    let cleaned = current == S::Cleaned || lock == Some(S::Cleaned);
+    let locked = cleaned || current == S::Unsubscribed || lock.is_some();
+    let refused = match requested {
+        S::Subscribed => locked,
+        S::Pending | S::Transactional => cleaned,
+        S::Unsubscribed | S::Cleaned | S::Archived => false,
+    };
     if refused {
         Err(ApiError::ComplianceState(email.to_string()))
     } else {
@@ -990,7 +1087,8 @@ fn replace_tags(
 ///   mappings early.
 /// - `ADDRESS` (type `address`) takes an object `{addr1, addr2, city, state, zip, country}`
 ///   (addr1, city, state and zip required: "Please enter a complete address"), or Mailchimp's
-///   double-space-separated string form; `""`/`null` clears it.
+///   double-space-separated string form; `""` clears it (`null` is refused by the schema
+///   before this, see `members::member_input`).
 /// - `number` takes a number (or numeric string); `birthday` takes `MM/DD`; radio/dropdown take
 ///   one of their choices when choices are defined; other types take text.
 /// - New contacts must fill `required` fields ("Please enter a value") unless
@@ -1048,7 +1146,7 @@ fn normalise_merge_fields(
 fn normalise_value(field: &MergeField, value: &Value) -> Result<Value, String> {
     let empty = Value::String(String::new());
     match (field.kind.as_str(), value) {
-        (_, Value::Null) => Ok(empty),
+        // `null` never gets here: the schema refuses it (see `members::member_input`).
         (_, Value::String(s)) if s.is_empty() => Ok(empty),
         ("address", Value::Object(parts)) => {
             if parts
