@@ -3,6 +3,8 @@
 #   make test          every check CI runs: fmt, clippy, unit + integration tests on a real
 #                      control plane (builds the test binaries on first use)
 #   make testbins      build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#   make image         the operator's OCI image from the release binary (buildah, no Docker
+#                      engine; installs podman/buildah/runc when missing); hack/image.sh --help
 #   make cluster       the same control plane in the background (target/cluster/kubeconfig)
 #   make cluster-down  stop it
 #   make build | fmt | lint | crds
@@ -14,7 +16,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: test testbins toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: test testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 # Components the checks need (a toolchain without them is otherwise left as is).
 toolchain:
@@ -29,6 +31,10 @@ toolchain:
 testbins:
 	@hack/testbins.sh
 
+# Prints the image reference as the last line of stdout.
+image:
+	@hack/image.sh build
+
 test: toolchain
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
@@ -37,6 +43,9 @@ test: toolchain
 	$(CARGO) fmt --all -- --check; \
 	echo "== cargo clippy --workspace --all-targets -- -D warnings"; \
 	$(CARGO) clippy --workspace --all-targets -- -D warnings; \
+	echo "== hack/image.sh build (release binary; tests/image_run.rs runs this image)"; \
+	image="$$(hack/image.sh build | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_IMAGE="$$image"; \
 	echo "== cargo test --workspace"; \
 	$(CARGO) test --workspace
 
