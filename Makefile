@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: help test testbins toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 ## help: this list of targets
 help:
@@ -28,6 +28,10 @@ toolchain:
 testbins:
 	@hack/testbins.sh
 
+## image: the operator's OCI image from the release binary (buildah, no Docker engine); prints its reference
+image:
+	@hack/image.sh build
+
 ## test: every check CI runs: fmt, clippy -D warnings, unit, property, contract and control-plane tests
 test: toolchain
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
@@ -37,6 +41,9 @@ test: toolchain
 	$(CARGO) fmt --all -- --check; \
 	echo "== cargo clippy --workspace --all-targets -- -D warnings"; \
 	$(CARGO) clippy --workspace --all-targets -- -D warnings; \
+	echo "== hack/image.sh build (release binary; tests/image_run.rs runs this image)"; \
+	image="$$(hack/image.sh build | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_IMAGE="$$image"; \
 	echo "== cargo test --workspace"; \
 	$(CARGO) test --workspace
 

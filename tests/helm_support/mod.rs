@@ -517,6 +517,18 @@ pub fn ready_condition(obj: &DynamicObject) -> Option<(String, String, String)> 
 pub struct OperatorProcess {
     pub child: tokio::process::Child,
     pub log: PathBuf,
+    /// Run by `kill` and on drop, after the child is killed (e.g. removing a container that
+    /// outlives its `podman run` client).
+    pub on_stop: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if let Some(stop) = &self.on_stop {
+            stop();
+        }
+    }
 }
 
 impl OperatorProcess {
@@ -538,7 +550,11 @@ impl OperatorProcess {
             .stderr(file)
             .kill_on_drop(true);
         let child = cmd.spawn().expect("starting audience-operator run");
-        OperatorProcess { child, log }
+        OperatorProcess {
+            child,
+            log,
+            on_stop: None,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -592,6 +608,9 @@ impl OperatorProcess {
     /// Stops the process (SIGKILL) and reaps it.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+        if let Some(stop) = &self.on_stop {
+            stop();
+        }
     }
 }
 
@@ -714,6 +733,38 @@ pub async fn operator_brings_example_ready(
     app_ns: &str,
     extra_args: &[String],
 ) -> (OperatorProcess, RunningSandbox) {
+    operator_brings_example_ready_with(env, release_ns, sa, lease, app_ns, extra_args, |l| {
+        OperatorProcess::start(l.kubeconfig, l.dir, l.args)
+    })
+    .await
+}
+
+/// What a launcher of `audience-operator run` gets from [`operator_brings_example_ready_with`].
+pub struct Launch<'a> {
+    /// The ServiceAccount's TokenRequest token.
+    pub token: &'a str,
+    /// A kubeconfig that authenticates with `token`.
+    pub kubeconfig: &'a Path,
+    /// A scratch directory for the run (its log goes there).
+    pub dir: &'a Path,
+    /// The release namespace (the ServiceAccount's and the Lease's).
+    pub release_ns: &'a str,
+    /// Arguments after `run` (lease, identity, sandbox URL, extra flags).
+    pub args: &'a [String],
+}
+
+/// [`operator_brings_example_ready`] with the operator started by `start` (e.g. in its image).
+/// `start` must log JSON (`--log-json`) to the returned log and serve the probes on a loopback
+/// port it logs.
+pub async fn operator_brings_example_ready_with(
+    env: &TestEnv,
+    release_ns: &str,
+    sa: &str,
+    lease: &str,
+    app_ns: &str,
+    extra_args: &[String],
+    start: impl FnOnce(&Launch<'_>) -> OperatorProcess,
+) -> (OperatorProcess, RunningSandbox) {
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::events::v1::Event;
     use kube::api::ListParams;
@@ -743,7 +794,13 @@ pub async fn operator_brings_example_ready(
         sandbox.url(),
     ];
     args.extend(extra_args.iter().cloned());
-    let mut op = OperatorProcess::start(&kubeconfig, &dir, &args);
+    let mut op = start(&Launch {
+        token: &token,
+        kubeconfig: &kubeconfig,
+        dir: &dir,
+        release_ns,
+        args: &args,
+    });
 
     // The probes the chart points at answer.
     let addr = op.http_addr().await;
