@@ -3,6 +3,7 @@
 #   make test          every check CI runs: fmt, clippy, unit + integration tests on a real
 #                      control plane (builds the test binaries on first use)
 #   make testbins      build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#                      (hack/gotools.sh builds the small Go test tools under their own key)
 #   make cluster       the same control plane in the background (target/cluster/kubeconfig)
 #   make cluster-down  stop it
 #   make build | fmt | lint | crds
@@ -33,6 +34,9 @@ test: toolchain
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
 	echo "== AUDIENCE_OPERATOR_TESTBINS=$$dir"; \
+	tools="$$(hack/gotools.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_GOTOOLS="$$tools"; \
+	echo "== AUDIENCE_OPERATOR_GOTOOLS=$$tools"; \
 	echo "== cargo fmt --all -- --check"; \
 	$(CARGO) fmt --all -- --check; \
 	echo "== cargo clippy --workspace --all-targets -- -D warnings"; \
