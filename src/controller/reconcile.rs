@@ -23,7 +23,8 @@ use crate::crd::{
 };
 use crate::engine::{Phase, ProgressFn};
 use crate::status::{
-    PROGRESSING, READY, Reason, format_duration, push_history, set_condition, truncate,
+    Health, PROGRESSING, READY, Reason, format_duration, is_reconciling, push_history,
+    set_condition, set_health_conditions, truncate,
 };
 
 /// The reconcile of one object.
@@ -138,8 +139,8 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
     }
 
-    /// Sets `Ready` (False unless the reason is a success), `Progressing=False`, the observed
-    /// generation and the next run time.
+    /// Sets `Ready` (False unless the reason is a success), `Progressing=False`, `Stalled` and
+    /// `Reconciling` (kstatus), the observed generation and the next run time.
     fn settle(
         &self,
         status: &mut SyncStatus,
@@ -172,6 +173,9 @@ impl<K: SyncObject> Reconciler<'_, K> {
             generation,
             now,
         );
+        let reconciling = is_reconciling(&status.conditions, generation);
+        let health = Health::Settled(reason, message);
+        set_health_conditions(&mut status.conditions, health, generation, reconciling, now);
         status.observed_generation = generation;
         status.next_sync_time = next.map(Time);
     }
@@ -306,6 +310,15 @@ impl<K: SyncObject> Reconciler<'_, K> {
             "Started",
             format!("run started ({})", trigger.describe()),
             generation,
+            started_at,
+        );
+        let new_generation = status.observed_generation != generation;
+        let health = Health::Running;
+        set_health_conditions(
+            &mut status.conditions,
+            health,
+            generation,
+            new_generation,
             started_at,
         );
         self.apply(&status).await?;
