@@ -223,3 +223,53 @@ fn the_argo_cd_config_in_the_docs_covers_every_kind_with_the_tested_script() {
         "the chart's NOTES point at the health checks"
     );
 }
+
+/// The YAML blocks of a README section, parsed.
+fn readme_manifests(section: &str) -> Vec<serde_yaml::Value> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n## {section}\n"))
+        .unwrap_or_else(|| panic!("README has no section {section:?}"));
+    let body = &readme[start + 1..];
+    let body = &body[..body[3..].find("\n## ").map_or(body.len(), |i| i + 3)];
+    let mut docs = Vec::new();
+    for block in body.split("```yaml\n").skip(1) {
+        let yaml = &block[..block.find("```").unwrap()];
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            docs.push(<serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap());
+        }
+    }
+    docs
+}
+
+fn kinds(docs: &[serde_yaml::Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| d["kind"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn readme_has_copy_paste_manifests_for_flux_and_argo_cd() {
+    let flux = readme_manifests("With Flux");
+    assert_eq!(
+        kinds(&flux),
+        ["GitRepository", "HelmRelease", "Kustomization"]
+    );
+    let ks = &flux[2];
+    assert_eq!(
+        ks["spec"]["wait"].as_bool(),
+        Some(true),
+        "Flux waits on kstatus"
+    );
+    assert_eq!(
+        flux[1]["spec"]["chart"]["spec"]["chart"].as_str(),
+        Some("./charts/audience-operator")
+    );
+    let argo = readme_manifests("With Argo CD");
+    assert_eq!(kinds(&argo), ["Application", "Application"]);
+    assert_eq!(
+        argo[0]["spec"]["source"]["path"].as_str(),
+        Some("charts/audience-operator")
+    );
+    assert!(root().join("charts/audience-operator/Chart.yaml").exists());
+}
