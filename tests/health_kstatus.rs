@@ -92,9 +92,10 @@ async fn synced_is_current_a_spec_edit_is_in_progress_until_applied() {
         condition(o, "Reconciling").is_some_and(|(s, _)| s == "True")
     })
     .await;
-    let (status, message) = kstatus(&object(&o));
-    assert_eq!(status, "InProgress");
+    let (_, message) = condition(&o, "Reconciling").unwrap();
     assert!(message.contains("applying generation 2"), "{message}");
+    assert_eq!(condition(&o, "Stalled").unwrap().0, "False");
+    assert_eq!(kstatus(&object(&o)).0, "InProgress");
     assert_eq!(argo(&object(&o)).0, "Progressing");
 
     let o = wait_reason(&api, "edit", "Synced").await;
