@@ -109,7 +109,7 @@ pub fn budget_usage() -> Vec<BudgetUsage> {
         .expect("budgets lock")
         .iter()
         .map(|((vendor, id), b)| BudgetUsage {
-            vendor,
+            vendor: *vendor,
             key: format!("{:016x}", id)[..8].to_string(),
             in_flight: b.max.saturating_sub(b.permits.available_permits()),
             max_concurrent: b.max,
