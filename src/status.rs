@@ -424,11 +424,13 @@ mod tests {
 
         // A new generation that stalls: Stalled wins, Reconciling ends.
         set_health_conditions(&mut c, Health::Running, Some(3), true, t1);
+        let still = is_reconciling(&c, Some(3));
+        assert!(still);
         set_health_conditions(
             &mut c,
             Health::Settled(Reason::AuthFailed, "401"),
             Some(3),
-            is_reconciling(&c, Some(3)),
+            still,
             t1,
         );
         assert_eq!(health(&c), ("True".into(), "False".into()));
