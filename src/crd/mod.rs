@@ -89,24 +89,6 @@ fn starts_list_item(line: &str) -> bool {
     digits > 0 && line[digits..].starts_with(". ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::join_lines;
-
-    #[test]
-    fn wrapped_lines_join_and_paragraphs_and_lists_stay() {
-        assert_eq!(
-            join_lines("A five-field cron expression, e.g.\n`0 * * * *` for hourly."),
-            "A five-field cron expression, e.g. `0 * * * *` for hourly."
-        );
-        assert_eq!(
-            join_lines("First paragraph\nwraps.\n\nSecond one.\n- item one\n- item two\n  wrapped"),
-            "First paragraph wraps.\n\nSecond one.\n- item one\n- item two wrapped"
-        );
-        assert_eq!(join_lines("one line"), "one line");
-    }
-}
-
 /// One CRD as YAML (one document, starting with `---`).
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
     let body = serde_yaml::to_string(crd).expect("a CRD serialises to YAML");
@@ -124,4 +106,22 @@ pub fn crd_files() -> Vec<(&'static str, String)> {
         ("audiencesyncs.yaml", crd_yaml(&prose(AudienceSync::crd()))),
         ("segmentsyncs.yaml", crd_yaml(&prose(SegmentSync::crd()))),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_lines;
+
+    #[test]
+    fn wrapped_lines_join_and_paragraphs_and_lists_stay() {
+        assert_eq!(
+            join_lines("A five-field cron expression, e.g.\n`0 * * * *` for hourly."),
+            "A five-field cron expression, e.g. `0 * * * *` for hourly."
+        );
+        assert_eq!(
+            join_lines("First paragraph\nwraps.\n\nSecond one.\n- item one\n- item two\n  wrapped"),
+            "First paragraph wraps.\n\nSecond one.\n- item one\n- item two wrapped"
+        );
+        assert_eq!(join_lines("one line"), "one line");
+    }
 }

@@ -108,8 +108,8 @@ pub fn budget_usage() -> Vec<BudgetUsage> {
         .lock()
         .expect("budgets lock")
         .iter()
-        .map(|((vendor, id), b)| BudgetUsage {
-            vendor: *vendor,
+        .map(|(&(vendor, id), b)| BudgetUsage {
+            vendor,
             key: format!("{:016x}", id)[..8].to_string(),
             in_flight: b.max.saturating_sub(b.permits.available_permits()),
             max_concurrent: b.max,
