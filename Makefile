@@ -37,6 +37,9 @@ test: toolchain
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
 	echo "== AUDIENCE_OPERATOR_TESTBINS=$$dir"; \
+	tools="$$(hack/gotools.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_GOTOOLS="$$tools"; \
+	echo "== AUDIENCE_OPERATOR_GOTOOLS=$$tools"; \
 	echo "== cargo fmt --all -- --check"; \
 	$(CARGO) fmt --all -- --check; \
 	echo "== cargo clippy --workspace --all-targets -- -D warnings"; \

@@ -9,8 +9,22 @@
 //!   transport failure), fed by the connectors' call observer;
 //! - `audience_operator_leader`: 1 while this replica holds the lease;
 //! - `audience_sync_in_progress{kind}`: runs under way.
+//!
+//! Read at scrape time from the controllers' caches (so a deleted sync's series goes with it):
+//! - `audience_sync_interval_seconds{kind,namespace,name}`: the time between two scheduled runs
+//!   (for a cron schedule, between its next two occurrences); absent while suspended;
+//! - `audience_sync_last_success_timestamp_seconds{kind,namespace,name}`: `status.lastSyncTime`;
+//! - `audience_sync_stalled{kind,namespace,name,reason}`: 1 while `Stalled=True` (a person must
+//!   act), with its reason.
+//!
+//! And from the connectors' key budgets (`audience_connectors::http::budget_usage`):
+//! - `audience_vendor_key_requests_in_flight{vendor,key}` and
+//!   `audience_vendor_key_max_concurrent{vendor,key}`: a key's budget (`key` is a fingerprint);
+//! - `audience_vendor_key_paused{vendor,key}`: 1 while a vendor's slow-down answer holds the key.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -23,6 +37,24 @@ use prometheus_client::registry::Registry;
 use crate::crd::RunCounts;
 
 type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// One sync as a scrape reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncSample {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Time between scheduled runs; `None` while suspended or when the schedule is invalid.
+    pub interval: Option<Duration>,
+    /// `status.lastSyncTime`, in Unix seconds.
+    pub last_success: Option<f64>,
+    /// The reason of `Stalled=True`.
+    pub stalled: Option<String>,
+}
+
+/// Lists the syncs one controller knows (its cache), at each scrape.
+pub type SyncLister = Box<dyn Fn() -> Vec<SyncSample> + Send + Sync>;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -41,6 +73,16 @@ pub struct Metrics {
     vendor_calls: Family<Labels, Counter>,
     in_progress: Family<Labels, Gauge>,
     leader: Gauge,
+    sync_interval: Family<Labels, FloatGauge>,
+    last_success: Family<Labels, FloatGauge>,
+    stalled: Family<Labels, Gauge>,
+    key_in_flight: Family<Labels, Gauge>,
+    key_max: Family<Labels, Gauge>,
+    key_paused: Family<Labels, Gauge>,
+    listers: Mutex<BTreeMap<u64, SyncLister>>,
+    next_lister: AtomicU64,
+    /// One scrape at a time refreshes and encodes the scrape-time gauges.
+    render_lock: Mutex<()>,
 }
 
 impl Metrics {
@@ -86,6 +128,42 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let sync_interval = Family::<Labels, FloatGauge>::default();
+        let last_success = Family::<Labels, FloatGauge>::default();
+        let stalled = Family::<Labels, Gauge>::default();
+        let key_in_flight = Family::<Labels, Gauge>::default();
+        let key_max = Family::<Labels, Gauge>::default();
+        let key_paused = Family::<Labels, Gauge>::default();
+        registry.register(
+            "sync_interval_seconds",
+            "Time between two scheduled runs of a sync (absent while suspended)",
+            sync_interval.clone(),
+        );
+        registry.register(
+            "sync_last_success_timestamp_seconds",
+            "When a sync last succeeded (status.lastSyncTime)",
+            last_success.clone(),
+        );
+        registry.register(
+            "sync_stalled",
+            "1 while a sync is Stalled (a person must act), by reason",
+            stalled.clone(),
+        );
+        registry.register(
+            "vendor_key_requests_in_flight",
+            "Requests in flight on a vendor API key's budget",
+            key_in_flight.clone(),
+        );
+        registry.register(
+            "vendor_key_max_concurrent",
+            "Concurrent requests a vendor API key's budget allows",
+            key_max.clone(),
+        );
+        registry.register(
+            "vendor_key_paused",
+            "1 while a vendor's slow-down answer holds every request on a key",
+            key_paused.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -95,6 +173,15 @@ impl Metrics {
             vendor_calls,
             in_progress,
             leader,
+            sync_interval,
+            last_success,
+            stalled,
+            key_in_flight,
+            key_max,
+            key_paused,
+            listers: Mutex::new(BTreeMap::new()),
+            next_lister: AtomicU64::new(0),
+            render_lock: Mutex::new(()),
         }
     }
 
@@ -175,10 +262,109 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    /// Adds a source of per-sync gauges (a controller's cache); returns its id for
+    /// [`Metrics::unwatch_syncs`].
+    pub fn watch_syncs(&self, lister: SyncLister) -> u64 {
+        let id = self.next_lister.fetch_add(1, Ordering::Relaxed);
+        self.listers
+            .lock()
+            .expect("listers lock")
+            .insert(id, lister);
+        id
+    }
+
+    /// Drops a source (its controller stopped).
+    pub fn unwatch_syncs(&self, id: u64) {
+        self.listers.lock().expect("listers lock").remove(&id);
+    }
+
+    /// Rebuilds the scrape-time gauges from the caches and the key budgets.
+    fn refresh(&self) {
+        for family in [&self.sync_interval, &self.last_success] {
+            family.clear();
+        }
+        self.stalled.clear();
+        for sample in self
+            .listers
+            .lock()
+            .expect("listers lock")
+            .values()
+            .flat_map(|list| list())
+        {
+            let base = [
+                ("kind", sample.kind.as_str()),
+                ("namespace", sample.namespace.as_str()),
+                ("name", sample.name.as_str()),
+            ];
+            if let Some(d) = sample.interval {
+                self.sync_interval
+                    .get_or_create(&labels(&base))
+                    .set(d.as_secs_f64());
+            }
+            if let Some(t) = sample.last_success {
+                self.last_success.get_or_create(&labels(&base)).set(t);
+            }
+            if let Some(reason) = &sample.stalled {
+                let mut l = labels(&base);
+                l.push(("reason".into(), reason.clone()));
+                self.stalled.get_or_create(&l).set(1);
+            }
+        }
+        for family in [&self.key_in_flight, &self.key_max, &self.key_paused] {
+            family.clear();
+        }
+        for b in audience_connectors::http::budget_usage() {
+            let l = labels(&[("vendor", b.vendor), ("key", &b.key)]);
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            self.key_in_flight.get_or_create(&l).set(n(b.in_flight));
+            self.key_max.get_or_create(&l).set(n(b.max_concurrent));
+            self.key_paused.get_or_create(&l).set(i64::from(b.paused));
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
+        let _one = self.render_lock.lock().expect("render lock");
+        self.refresh();
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("encoding metrics into a String cannot fail");
         out
     }
+}
+
+/// The per-sync samples of one controller's cache.
+pub fn sync_lister<K: crate::sync::SyncObject>(
+    store: kube::runtime::reflector::Store<kube::core::DeserializeGuard<K>>,
+) -> SyncLister {
+    use kube::ResourceExt;
+    Box::new(move || {
+        store
+            .state()
+            .iter()
+            .filter_map(|guard| guard.0.as_ref().ok())
+            .map(|obj| {
+                let status = obj.sync_status();
+                let interval = if obj.suspend() {
+                    None
+                } else {
+                    crate::schedule::Cadence::parse(obj.schedule())
+                        .ok()
+                        .map(|c| c.interval())
+                };
+                SyncSample {
+                    kind: K::KIND.to_string(),
+                    namespace: obj.namespace().unwrap_or_default(),
+                    name: obj.name_any(),
+                    interval,
+                    last_success: status
+                        .and_then(|s| s.last_sync_time.as_ref())
+                        .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+                    stalled: status
+                        .and_then(|s| crate::status::condition(s, crate::status::STALLED))
+                        .filter(|c| c.status == "True")
+                        .map(|c| c.reason.clone()),
+                }
+            })
+            .collect()
+    })
 }

@@ -89,6 +89,19 @@ impl Cadence {
         }
     }
 
+    /// The usual time between two runs (for a cron schedule, between its next two occurrences
+    /// from now): what "stale" is measured against.
+    pub fn interval(&self) -> Duration {
+        match self {
+            Cadence::Interval(d) => *d,
+            Cadence::Cron { .. } => {
+                let first = self.next_after(Timestamp::now());
+                let second = self.next_after(first);
+                Duration::try_from(first.duration_until(second)).unwrap_or(Duration::ZERO)
+            }
+        }
+    }
+
     /// The next run after a run that ended at `after` (or, with no run yet, after now).
     pub fn next_after(&self, after: Timestamp) -> Timestamp {
         match self {

@@ -459,3 +459,177 @@ async fn schema_refuses_bad_values_with_a_clear_message() {
         }
     }
 }
+
+/// The metric names the operator exports, read from its own `/metrics` text (HELP/TYPE lines are
+/// written for every registered family, samples or not): counters as `_total`, histograms as
+/// `_bucket`/`_sum`/`_count`.
+fn exported_metrics() -> BTreeSet<String> {
+    let text = audience_operator::metrics::Metrics::global().render();
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for s in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{s}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    assert!(names.len() > 5, "exported: {names:?}\n{text}");
+    names
+}
+
+/// Metric names in a PromQL expression (after it parsed): every `audience_*` identifier.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("audience_") {
+        let before = rest[..i].chars().last();
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn check_promql(what: &str, expr: &str, exported: &BTreeSet<String>) {
+    // Grafana's variables are not PromQL: give them a value as Grafana would.
+    let query = expr
+        .replace("$__rate_interval", "5m")
+        .replace("$kind", ".*");
+    if let Err(e) = promql_parser::parser::parse(&query) {
+        panic!("{what}: {expr:?} does not parse: {e}");
+    }
+    let names = metric_names(expr);
+    assert!(
+        !names.is_empty(),
+        "{what}: {expr:?} names no operator metric"
+    );
+    for name in names {
+        assert!(
+            exported.contains(&name),
+            "{what}: {name} is not a metric the operator exports ({exported:?})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dashboard_and_alerts_render_behind_values_and_use_only_exported_metrics() {
+    let docs = render("mon", NS, &[]).await;
+    let inv = inventory(&docs);
+    assert!(
+        !inv.iter().any(|(k, _, _)| k == "PrometheusRule")
+            && !inv
+                .iter()
+                .any(|(k, n, _)| k == "ConfigMap" && n.ends_with("-dashboard")),
+        "both are off by default: {inv:?}"
+    );
+
+    let docs = render(
+        "mon",
+        NS,
+        &[
+            "--set",
+            "grafanaDashboard.enabled=true,grafanaDashboard.namespace=monitoring",
+            "--set",
+            "prometheusRule.enabled=true,prometheusRule.labels.release=kube-prometheus,prometheusRule.ruleLabels.team=growth",
+        ],
+    )
+    .await;
+    let exported = exported_metrics();
+
+    let cm = find(&docs, "ConfigMap", "mon-audience-operator-dashboard");
+    assert_eq!(cm["metadata"]["namespace"].as_str(), Some("monitoring"));
+    assert_eq!(
+        cm["metadata"]["labels"]["grafana_dashboard"].as_str(),
+        Some("1")
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(cm["data"]["audience-operator.json"].as_str().unwrap())
+            .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let titles: Vec<&str> = panels
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Runs by outcome",
+        "Failures by reason",
+        "Contacts changed",
+        "Vendor calls by vendor",
+        "429s by vendor",
+        "Run duration (p50, p95)",
+        "Time since last success",
+    ] {
+        assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
+    }
+    let mut used = BTreeSet::new();
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            check_promql(p["title"].as_str().unwrap(), expr, &exported);
+            used.extend(metric_names(expr));
+        }
+    }
+
+    let rule = find(&docs, "PrometheusRule", "mon-audience-operator");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"].as_str(),
+        Some("kube-prometheus")
+    );
+    let rules = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    let alerts: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    assert_eq!(
+        alerts,
+        [
+            "AudienceSyncStalled",
+            "AudienceSyncsFailing",
+            "AudienceSyncStale",
+            "AudienceVendorKeyBudgetSaturated"
+        ]
+    );
+    for r in rules {
+        let name = r["alert"].as_str().unwrap();
+        check_promql(name, r["expr"].as_str().unwrap(), &exported);
+        used.extend(metric_names(r["expr"].as_str().unwrap()));
+        assert_eq!(r["labels"]["team"].as_str(), Some("growth"), "{name}");
+        assert_eq!(r["labels"]["severity"].as_str(), Some("warning"), "{name}");
+        assert!(r["for"].as_str().is_some() && r["annotations"]["summary"].as_str().is_some());
+    }
+    let stale = rules
+        .iter()
+        .find(|r| r["alert"] == "AudienceSyncStale")
+        .unwrap();
+    assert!(
+        stale["expr"]
+            .as_str()
+            .unwrap()
+            .contains("2 * audience_sync_interval_seconds"),
+        "stale is measured against twice the interval"
+    );
+    // The check can fail: a name the operator does not export is refused.
+    let refused = std::panic::catch_unwind(|| {
+        check_promql(
+            "probe",
+            "rate(audience_no_such_metric_total[5m])",
+            &exported,
+        )
+    });
+    assert!(refused.is_err());
+    assert!(used.len() >= 10, "{used:?}");
+}

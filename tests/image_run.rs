@@ -313,7 +313,7 @@ async fn image_is_non_root_labelled_and_holds_only_the_binary_and_its_libraries(
         "never",
         &image.reference,
     ]);
-    let files = exported_files(&podman_bytes(&["export", &c.0]));
+    let mut files = exported_files(&podman_bytes(&["export", &c.0]));
     // podman adds these mount points to every container.
     for runtime in [
         "/etc/hosts",

@@ -210,6 +210,9 @@ async fn run_kind<K: SyncObject>(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let gauges = ctx
+        .metrics
+        .watch_syncs(crate::metrics::sync_lister(store.clone()));
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
@@ -241,6 +244,7 @@ async fn run_kind<K: SyncObject>(
             }
         })
         .await;
+    ctx.metrics.unwatch_syncs(gauges);
     tracing::info!(
         kind = K::KIND,
         namespace = namespace.as_deref().unwrap_or("*"),

@@ -17,7 +17,7 @@ use super::status::{RunTimes, Settled, record_failure, record_success, settle};
 use super::{Context, object_key};
 use crate::crd::{APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus};
 use crate::schedule::{Cadence, Decision, Observed, Trigger, decide};
-use crate::status::{PROGRESSING, Reason, set_condition, truncate};
+use crate::status::{Health, PROGRESSING, Reason, set_condition, set_health_conditions, truncate};
 use crate::sync::{SyncError, SyncObject};
 
 /// The reconcile of one object.
@@ -184,6 +184,15 @@ impl<K: SyncObject> Reconciler<'_, K> {
             "Started",
             format!("run started ({})", trigger.describe()),
             generation,
+            started_at,
+        );
+        // kstatus: Reconciling while a new generation's first run goes on; Stalled cleared.
+        let new_generation = status.observed_generation != generation;
+        set_health_conditions(
+            &mut status.conditions,
+            Health::Running,
+            generation,
+            new_generation,
             started_at,
         );
         self.apply(&status).await?;

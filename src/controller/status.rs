@@ -9,7 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{HistoryEntry, LastRun, RunCounts, SyncStatus};
 use crate::status::{
-    PROGRESSING, READY, Reason, format_duration, push_history, set_condition, truncate,
+    Health, PROGRESSING, READY, Reason, format_duration, is_reconciling, push_history,
+    set_condition, set_health_conditions, truncate,
 };
 use crate::sync::{Executed, SyncError};
 
@@ -38,8 +39,8 @@ pub struct Settled {
 /// The `lastRun.outcome` and Event reason of a run stopped at a safe point.
 pub const INTERRUPTED: &str = "Interrupted";
 
-/// Sets `Ready` (False unless the reason is a success), `Progressing=False`, the observed
-/// generation and the next run time.
+/// Sets `Ready` (False unless the reason is a success), `Progressing=False`, `Stalled` and
+/// `Reconciling` (kstatus), the observed generation and the next run time.
 pub fn settle(
     status: &mut SyncStatus,
     reason: Reason,
@@ -69,6 +70,15 @@ pub fn settle(
         "Idle",
         idle,
         generation,
+        now,
+    );
+    // kstatus: Stalled for what needs a person, Reconciling until a new generation settles.
+    let reconciling = is_reconciling(&status.conditions, generation);
+    set_health_conditions(
+        &mut status.conditions,
+        Health::Settled(reason, message),
+        generation,
+        reconciling,
         now,
     );
     status.observed_generation = generation;

@@ -35,9 +35,61 @@ pub const CREDENTIALS_LABEL: &str = "sync.audience-operator.io/credentials";
 /// Annotation: the `planId` of a plan stopped by the safety limit that may go ahead.
 pub const APPROVE_PLAN_ANNOTATION: &str = "sync.audience-operator.io/approve-plan";
 
-/// Both CRDs, AudienceSync first.
+/// Both CRDs, AudienceSync first, with field descriptions as prose.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![AudienceSync::crd(), SegmentSync::crd()]
+    vec![prose(AudienceSync::crd()), prose(SegmentSync::crd())]
+}
+
+/// Joins the hard line breaks that doc comments wrap at into spaces, so `kubectl explain` reads
+/// sentences rather than broken lines. Paragraph breaks (blank lines) stay, and so does the
+/// break before a list item (`- `, `* `, `1. `).
+pub fn prose(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises to JSON");
+    join_descriptions(&mut value);
+    serde_json::from_value(value).expect("joining descriptions keeps a CRD a CRD")
+}
+
+fn join_descriptions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match child {
+                    serde_json::Value::String(text) if k == "description" => {
+                        *text = join_lines(text);
+                    }
+                    _ => join_descriptions(child),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(join_descriptions),
+        _ => {}
+    }
+}
+
+/// One paragraph a line; see [`prose`].
+pub fn join_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            let mut out = String::new();
+            for line in paragraph.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !out.is_empty() {
+                    out.push(if starts_list_item(line) { '\n' } else { ' ' });
+                }
+                out.push_str(line);
+            }
+            out
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn starts_list_item(line: &str) -> bool {
+    if line.starts_with("- ") || line.starts_with("* ") {
+        return true;
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && line[digits..].starts_with(". ")
 }
 
 /// One CRD as YAML (one document, starting with `---`).
@@ -54,7 +106,25 @@ pub fn crds_yaml() -> String {
 /// The files in `crds/` and their content.
 pub fn crd_files() -> Vec<(&'static str, String)> {
     vec![
-        ("audiencesyncs.yaml", crd_yaml(&AudienceSync::crd())),
-        ("segmentsyncs.yaml", crd_yaml(&SegmentSync::crd())),
+        ("audiencesyncs.yaml", crd_yaml(&prose(AudienceSync::crd()))),
+        ("segmentsyncs.yaml", crd_yaml(&prose(SegmentSync::crd()))),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_lines;
+
+    #[test]
+    fn wrapped_lines_join_and_paragraphs_and_lists_stay() {
+        assert_eq!(
+            join_lines("A five-field cron expression, e.g.\n`0 * * * *` for hourly."),
+            "A five-field cron expression, e.g. `0 * * * *` for hourly."
+        );
+        assert_eq!(
+            join_lines("First paragraph\nwraps.\n\nSecond one.\n- item one\n- item two\n  wrapped"),
+            "First paragraph wraps.\n\nSecond one.\n- item one\n- item two wrapped"
+        );
+        assert_eq!(join_lines("one line"), "one line");
+    }
 }

@@ -54,6 +54,7 @@ fn observe(vendor: &'static str, endpoint: &str, status: u16) {
 /// the vendor says to slow down. Every sync using the same key in this process shares it.
 pub struct KeyBudget {
     permits: Arc<Semaphore>,
+    max: usize,
     paused_until: Mutex<Option<Instant>>,
 }
 
@@ -61,6 +62,7 @@ impl KeyBudget {
     fn new(max_concurrent: usize) -> Self {
         KeyBudget {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            max: max_concurrent.max(1),
             paused_until: Mutex::new(None),
         }
     }
@@ -93,10 +95,11 @@ impl KeyBudget {
     }
 }
 
+type Budgets = Mutex<HashMap<(&'static str, u64), Arc<KeyBudget>>>;
+static BUDGETS: OnceLock<Budgets> = OnceLock::new();
+
 /// Process-wide registry of key budgets. Keys are stored as fingerprints, never in clear.
 pub fn budget_for(vendor: &'static str, api_key: &str, max_concurrent: usize) -> Arc<KeyBudget> {
-    type Budgets = Mutex<HashMap<(&'static str, u64), Arc<KeyBudget>>>;
-    static BUDGETS: OnceLock<Budgets> = OnceLock::new();
     let budgets = BUDGETS.get_or_init(Default::default);
     let id = (vendor, xxh3_64(api_key.as_bytes()));
     budgets
@@ -105,6 +108,44 @@ pub fn budget_for(vendor: &'static str, api_key: &str, max_concurrent: usize) ->
         .entry(id)
         .or_insert_with(|| Arc::new(KeyBudget::new(max_concurrent)))
         .clone()
+}
+
+/// How full one key's budget is right now (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUsage {
+    pub vendor: &'static str,
+    /// The first 8 hex digits of the key's 64-bit fingerprint: tells keys apart, reveals nothing.
+    pub key: String,
+    pub in_flight: usize,
+    pub max_concurrent: usize,
+    /// Held by a vendor's slow-down answer.
+    pub paused: bool,
+}
+
+/// Every key budget in this process.
+pub fn budget_usage() -> Vec<BudgetUsage> {
+    let Some(budgets) = BUDGETS.get() else {
+        return Vec::new();
+    };
+    let now = Instant::now();
+    let mut out: Vec<BudgetUsage> = budgets
+        .lock()
+        .expect("budgets lock")
+        .iter()
+        .map(|(&(vendor, id), b)| BudgetUsage {
+            vendor,
+            key: format!("{:016x}", id)[..8].to_string(),
+            in_flight: b.max.saturating_sub(b.permits.available_permits()),
+            max_concurrent: b.max,
+            paused: b
+                .paused_until
+                .lock()
+                .expect("budget lock")
+                .is_some_and(|until| until > now),
+        })
+        .collect();
+    out.sort_by(|a, b| (a.vendor, &a.key).cmp(&(b.vendor, &b.key)));
+    out
 }
 
 /// How a connector retries.
