@@ -134,6 +134,14 @@ impl SyncReport {
                 c.segment_removed
             );
         }
+        if c.consent_by_rule > 0 {
+            // The merchant should see who became a non-subscriber, and why.
+            let _ = write!(
+                line,
+                "\n  consent: {} decided by consentPolicy.whenSourceCannotOptIn (the source records opt-outs only)",
+                c.consent_by_rule
+            );
+        }
         Some(line)
     }
 
