@@ -94,7 +94,7 @@ ensure_tools() {
 configure() {
   local run="${XDG_RUNTIME_DIR:-/tmp}/audience-operator-containers-$EUID"
   mkdir -p "$STATE/storage" "$run"
-  cat >"$STATE/containers.conf.new" <<EOF
+  cat >"$STATE/containers.conf.$$" <<EOF
 # Written by hack/image.sh.
 [containers]
 # podman's default ulimits cannot be set inside some CI containers
@@ -106,15 +106,16 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 EOF
-  cat >"$STATE/storage.conf.new" <<EOF
+  cat >"$STATE/storage.conf.$$" <<EOF
 # Written by hack/image.sh.
 [storage]
 driver = "vfs"
 graphroot = "$STATE/storage"
 runroot = "$run"
 EOF
-  mv "$STATE/containers.conf.new" "$STATE/containers.conf"
-  mv "$STATE/storage.conf.new" "$STATE/storage.conf"
+  # One temporary name per process: tests call this script in parallel.
+  mv "$STATE/containers.conf.$$" "$STATE/containers.conf"
+  mv "$STATE/storage.conf.$$" "$STATE/storage.conf"
   export CONTAINERS_CONF="$STATE/containers.conf"
   export CONTAINERS_STORAGE_CONF="$STATE/storage.conf"
   export BUILDAH_ISOLATION=chroot

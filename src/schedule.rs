@@ -173,7 +173,8 @@ pub struct Observed<'a> {
 }
 
 /// Ready reasons after which a changed Secret is worth an immediate run.
-pub const CREDENTIAL_REASONS: [&str; 2] = ["CredentialsMissing", "AuthFailed"];
+pub const CREDENTIAL_REASONS: [&str; 3] =
+    ["CredentialsMissing", "CredentialsNotAllowed", "AuthFailed"];
 
 /// Decides whether a run is due now.
 pub fn decide(o: &Observed<'_>, now: Timestamp) -> Decision {

@@ -219,7 +219,8 @@ async fn a_rate_limit_after_a_good_run_is_not_failed() {
             kind: FaultKind::RateLimited {
                 retry_after_secs: 0,
             },
-            count: 6,
+            // Enough that every concurrent read exhausts its four tries.
+            count: 16,
             path_contains: None,
         },
     );

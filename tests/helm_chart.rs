@@ -464,7 +464,46 @@ async fn schema_refuses_bad_values_with_a_clear_message() {
 /// written for every registered family, samples or not): counters as `_total`, histograms as
 /// `_bucket`/`_sum`/`_count`.
 fn exported_metrics() -> BTreeSet<String> {
-    let text = audience_operator::metrics::Metrics::global().render();
+    use audience_operator::metrics::{Metrics, SyncSample};
+    let metrics = Metrics::global();
+    // A family is exported once it has a sample: record what a running operator records (a run,
+    // a vendor call, a key budget, a sync in a controller's cache), then read the exposition.
+    metrics.run_started("AudienceSync");
+    metrics.run_finished(
+        "AudienceSync",
+        "Synced",
+        true,
+        std::time::Duration::from_millis(5),
+        Some(&audience_operator::crd::RunCounts {
+            created: 1,
+            updated: 1,
+            archived: 1,
+            unsubscribed: 1,
+            ..Default::default()
+        }),
+    );
+    metrics.run_started("AudienceSync");
+    metrics.run_finished(
+        "AudienceSync",
+        "RateLimited",
+        false,
+        std::time::Duration::from_millis(5),
+        None,
+    );
+    metrics.vendor_call("mailchimp", "GET /lists/{list_id}", 429);
+    let _budget = audience_connectors::http::budget_for("mailchimp", "metrics-test-key", 10);
+    let lister = metrics.watch_syncs(Box::new(|| {
+        vec![SyncSample {
+            kind: "AudienceSync".into(),
+            namespace: "shop".into(),
+            name: "sample".into(),
+            interval: Some(std::time::Duration::from_secs(3600)),
+            last_success: Some(1.0),
+            stalled: Some("AuthFailed".into()),
+        }]
+    }));
+    let text = metrics.render();
+    metrics.unwatch_syncs(lister);
     let mut names = BTreeSet::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("# TYPE ") else {

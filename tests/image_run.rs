@@ -267,6 +267,11 @@ async fn image_is_non_root_labelled_and_holds_only_the_binary_and_its_libraries(
         &image.reference,
     ]))
     .expect("podman image inspect prints JSON");
+    // Some podman versions print a one-element array even with `--format '{{json .}}'`.
+    let inspect = match inspect {
+        serde_json::Value::Array(mut images) if images.len() == 1 => images.remove(0),
+        other => other,
+    };
     let config = &inspect["Config"];
     assert_eq!(config["User"], USER, "{config}");
     assert_eq!(
