@@ -67,7 +67,7 @@ mod tests {
     use super::*;
 
     fn conn(kind: ErrorKind) -> ConnectorError {
-        ConnectorError::new("mailchimp", "GET /lists/{list_id}", kind, "boom")
+        ConnectorError::new("some-vendor", "GET /things", kind, "boom")
     }
 
     #[test]
