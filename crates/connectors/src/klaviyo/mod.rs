@@ -71,6 +71,13 @@ pub use write::{LIST_BATCH, LOOKUP_BATCH, SUBSCRIBE_BATCH, UNSUBSCRIBE_BATCH};
 pub const DEFAULT_SECRET_KEY: &str = "apiKey";
 /// Klaviyo's API host.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
+/// What the operator needs to know about Klaviyo.
+pub const DESCRIPTOR: crate::vendor::VendorDescriptor = crate::vendor::VendorDescriptor {
+    name: VENDOR,
+    default_secret_key: DEFAULT_SECRET_KEY,
+    credential_name: "private API key",
+    hosts: &["a.klaviyo.com"],
+};
 /// The API revision this connector is written against.
 pub const REVISION: &str = "2026-07-15";
 /// Calls in flight at once on one key (Klaviyo limits rates, not connections).
@@ -474,6 +481,17 @@ impl Target for KlaviyoTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_descriptor_owns_only_klaviyos_api_host() {
+        assert_eq!(DESCRIPTOR.name, "klaviyo");
+        assert!(DESCRIPTOR.owns_host("a.klaviyo.com"));
+        assert!(!DESCRIPTOR.owns_host("klaviyo.com.evil.example"));
+        assert_eq!(
+            url::Url::parse(DEFAULT_BASE_URL).unwrap().host_str(),
+            Some("a.klaviyo.com")
+        );
+    }
 
     #[test]
     fn config_is_checked_without_echoing_the_key() {
