@@ -129,6 +129,22 @@ impl<K: SyncObject> Reconciler<'_, K> {
             Decision::WaitFor(d) => Ok(Action::requeue(d)),
             Decision::WaitForChange => Ok(Action::await_change()),
             Decision::Run(trigger) => {
+                // The watch cache can lag behind the operator's own last status write: a
+                // reconcile queued by a progress patch may see the object as it was before the
+                // run finished and start it again. Decide once more on the object as the API
+                // server has it, so a finished run is never started twice.
+                let fresh = self.api.get(&self.obj.name_any()).await?;
+                if fresh.meta().resource_version != self.obj.meta().resource_version {
+                    if observed.secret_changed {
+                        self.ctx.mark_secret_changed(key.clone());
+                    }
+                    let again = Reconciler {
+                        obj: &fresh,
+                        ctx: self.ctx,
+                        api: self.api.clone(),
+                    };
+                    return Box::pin(again.reconcile()).await;
+                }
                 let _permit = self
                     .ctx
                     .runs
