@@ -259,13 +259,7 @@ async fn read_errors(response: Response) -> String {
     }
 }
 
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
-    }
-}
+pub(crate) use crate::http::truncate;
 
 #[cfg(test)]
 mod tests {

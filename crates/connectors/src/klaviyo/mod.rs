@@ -370,18 +370,7 @@ impl KlaviyoTarget {
                 )
             })?;
         let base = match &config.base_url {
-            Some(url) => {
-                let parsed = url::Url::parse(url.trim()).map_err(|e| {
-                    invalid_config("base URL", format!("the base URL is not a URL: {e}"))
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(invalid_config(
-                        "base URL",
-                        "the base URL must be http or https",
-                    ));
-                }
-                url.trim().trim_end_matches('/').to_string()
-            }
+            Some(url) => crate::config::checked_base_url(VENDOR, url)?,
             None => DEFAULT_BASE_URL.to_string(),
         };
         let list_id = match &list {
