@@ -42,6 +42,9 @@ pub struct AudienceJob<'a> {
     pub contact_limit: Option<u64>,
     /// Plan only; write nothing.
     pub dry_run: bool,
+    /// The sync's first full push (no run has finished yet): a history import, see
+    /// [`Plan::history_import`].
+    pub history_import: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -60,6 +63,8 @@ pub struct SegmentJob<'a> {
     pub approved_plan: Option<String>,
     pub contact_limit: Option<u64>,
     pub dry_run: bool,
+    /// The sync's first run: members it adds are a history import.
+    pub history_import: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -129,7 +134,8 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
     })
     .await?;
     report(job.progress.as_ref(), Phase::Planning, 0, 0);
-    let plan = planner.finish();
+    let mut plan = planner.finish();
+    plan.history_import = job.history_import;
     check(
         &plan,
         job.safety.as_ref(),
@@ -191,6 +197,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
     if !adds_members {
         audience_plan = Plan::default();
     }
+    audience_plan.history_import = job.history_import;
     // Emails the audience will not hold (skipped as undeliverable) cannot join the segment.
     let unplaceable: HashSet<&str> = audience_plan
         .skipped

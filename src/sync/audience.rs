@@ -149,6 +149,7 @@ impl SyncObject for AudienceSync {
             approved_plan: parts.approved_plan,
             contact_limit: spec.target.get().and_then(TargetRef::contact_limit),
             dry_run: spec.dry_run,
+            history_import: self.first_run(),
             control: parts.control,
             progress: parts.progress,
         })

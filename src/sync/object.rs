@@ -74,6 +74,12 @@ pub trait SyncObject:
     fn target(&self) -> Option<TargetRef<'_>>;
     fn mode_str(&self) -> &'static str;
     fn field_mapping(&self) -> &FieldMappingSpec;
+    /// No run has finished yet: this run is the first full push, a history import.
+    fn first_run(&self) -> bool {
+        self.sync_status()
+            .and_then(|s| s.last_sync_time.as_ref())
+            .is_none()
+    }
     /// Kind-specific checks beyond the schema.
     fn validate_kind(&self) -> Result<(), String> {
         Ok(())

@@ -66,6 +66,10 @@ pub struct SourceContact {
     /// Extra attributes by the source's field name (e.g. `company`, `custom_field_1`).
     pub custom_fields: BTreeMap<String, String>,
     pub consent: Consent,
+    /// When the customer gave (or last changed) their email consent, where the source records it
+    /// (Shopify's `consentUpdatedAt`). A history import hands it to the vendor as the consent time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_at: Option<DateTime<Utc>>,
     /// When the source last edited this customer; decides which of two same-email customers wins.
     pub updated_at: DateTime<Utc>,
 }

@@ -411,6 +411,7 @@ impl AudiencePlanner {
                 tags,
                 unarchive: false,
                 consent_by_rule: by_rule,
+                consented_at: (status == MemberStatus::Subscribed).then(|| consent_time(contact)),
             });
         };
         let slot = slot as usize;
@@ -453,6 +454,7 @@ impl AudiencePlanner {
             fields: changed_fields,
             tags: new_tags,
             unarchive,
+            consented_at: (status == Some(MemberStatus::Subscribed)).then(|| consent_time(contact)),
         })
     }
 
@@ -464,6 +466,7 @@ impl AudiencePlanner {
             archives: Vec::new(),
             skipped: self.skipped.into_iter().flatten().collect(),
             counts: PlanCounts::default(),
+            history_import: false,
         };
         let mut unchanged = 0u64;
         for seen in self.seen_in_target.iter().flatten() {
@@ -572,4 +575,9 @@ pub fn plan_audience<'s, 't>(
         planner.observe(contact);
     }
     planner.finish()
+}
+
+/// When a subscribing contact consented: the source's consent time, else its last edit.
+fn consent_time(contact: &SourceContact) -> chrono::DateTime<chrono::Utc> {
+    contact.consented_at.unwrap_or(contact.updated_at)
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -96,6 +97,11 @@ pub struct MemberWrite {
     /// The status was decided by `when_source_cannot_opt_in` (the source records no opt-in).
     #[serde(default)]
     pub consent_by_rule: bool,
+    /// When the person consented, for a write that subscribes them: the source's consent time,
+    /// else the source record's last edit (the consent stood then). Vendors that import history
+    /// (Klaviyo's `historical_import`) need a consent time in the past.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_at: Option<DateTime<Utc>>,
 }
 
 /// Why a source record leads to no write.
@@ -181,6 +187,11 @@ pub struct Plan {
     pub archives: Vec<Email>,
     pub skipped: Vec<Skip>,
     pub counts: PlanCounts,
+    /// The sync's first full push: a history import. Vendors that can mark consent as historical
+    /// do so, so the import fires no "added to list" welcome flows (seed 003) and sends no
+    /// confirmation mail. Set by the runner, not the planner.
+    #[serde(default)]
+    pub history_import: bool,
 }
 
 /// The most of an audience one run may archive or unsubscribe before it stops and asks.

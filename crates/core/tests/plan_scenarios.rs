@@ -294,3 +294,37 @@ fn a_segment_plan_removing_too_many_waits_for_approval_of_exactly_that_plan() {
     let small = plan_segment(SegmentMode::Exact, &target[..45], &target);
     assert!(small.check_safety(&limit, None).is_ok());
 }
+
+#[test]
+fn a_subscribing_write_carries_the_sources_consent_time_else_its_last_edit() {
+    let consented = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap();
+    let mut with_time = contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0);
+    with_time.consented_at = Some(consented);
+    let without_time = contact("2", "bo@shop.com", "Bo", Consent::Subscribed, 5);
+    let never = contact("3", "cy@shop.com", "Cy", Consent::NotSubscribed, 7);
+    let p = plan(
+        &[with_time, without_time.clone(), never],
+        &[member("bo@shop.com", "Bo", MemberStatus::Transactional)],
+        Mode::Upsert,
+        Default::default(),
+    );
+    let create = |email: &str| {
+        p.creates
+            .iter()
+            .find(|w| w.email.as_str() == email)
+            .unwrap()
+    };
+    assert_eq!(create("ana@shop.com").consented_at, Some(consented));
+    assert_eq!(
+        create("cy@shop.com").consented_at,
+        None,
+        "no consent, no consent time"
+    );
+    assert_eq!(p.updates.len(), 1);
+    assert_eq!(p.updates[0].status, Some(MemberStatus::Subscribed));
+    assert_eq!(p.updates[0].consented_at, Some(without_time.updated_at));
+    assert!(
+        !p.history_import,
+        "the planner never decides a history import"
+    );
+}

@@ -818,6 +818,7 @@ mod tests {
             tags: Default::default(),
             unarchive: false,
             consent_by_rule: false,
+            consented_at: None,
         };
         let new = import_profile(&write, true);
         assert_eq!(new["type"], "profile");

@@ -92,9 +92,10 @@ impl Inner {
         if plan.is_empty() {
             return Ok(report);
         }
-        let historical = self
-            .historical_import
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let historical = plan.history_import
+            || self
+                .historical_import
+                .load(std::sync::atomic::Ordering::Relaxed);
         // The fallback consent time of a history import: when this apply started.
         let started = Utc::now() - chrono::Duration::seconds(1);
         let field_updates: Vec<&MemberWrite> = plan
@@ -236,11 +237,23 @@ impl Inner {
             .lock()
             .expect("consent times lock")
             .clone();
+        // The plan's consent times (the source's), else those set on the target.
+        let planned: HashMap<&str, DateTime<Utc>> = plan
+            .creates
+            .iter()
+            .chain(plan.updates.iter())
+            .filter_map(|w| w.consented_at.map(|t| (w.email.as_str(), t)))
+            .collect();
         let consented_at = |email: &str| -> Option<String> {
             historical.then(|| {
-                let time = Email::parse(email)
-                    .ok()
-                    .and_then(|e| times.get(&e).copied())
+                let time = planned
+                    .get(email)
+                    .copied()
+                    .or_else(|| {
+                        Email::parse(email)
+                            .ok()
+                            .and_then(|e| times.get(&e).copied())
+                    })
                     .filter(|t| *t < started)
                     .unwrap_or(started);
                 rfc3339(time)

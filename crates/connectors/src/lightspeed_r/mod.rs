@@ -431,6 +431,7 @@ fn into_contact(
         tags: Default::default(),
         custom_fields,
         consent,
+        consented_at: None,
         updated_at,
     })
 }

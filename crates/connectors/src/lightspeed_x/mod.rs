@@ -474,6 +474,7 @@ impl WireCustomer {
             tags: Default::default(),
             custom_fields,
             consent,
+            consented_at: None,
             updated_at,
         })
     }

@@ -491,6 +491,7 @@ impl RetailCrmSource {
             tags: c.tags.into_iter().map(WireTag::name).collect(),
             custom_fields: c.custom_fields.into_strings(),
             consent,
+            consented_at: None,
             updated_at: changed_at
                 .into_iter()
                 .chain(created_at)

@@ -930,6 +930,9 @@ struct CustomerNode {
 #[serde(rename_all = "camelCase")]
 struct EmailConsent {
     marketing_state: String,
+    /// When the consent was last changed (null when never given or changed).
+    #[serde(default)]
+    consent_updated_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1013,6 +1016,13 @@ fn customer_contact(node: CustomerNode, endpoint: &str) -> Result<SourceContact,
         address: address(node.default_address),
         tags: node.tags.into_iter().collect::<BTreeSet<_>>(),
         custom_fields: Default::default(),
+        // An unreadable consent time is no reason to drop the customer: it is only a hint.
+        consented_at: node
+            .email_marketing_consent
+            .as_ref()
+            .and_then(|c| c.consent_updated_at.as_deref())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
         consent: node
             .email_marketing_consent
             .map_or(Consent::NotSubscribed, |c| consent(&c.marketing_state)),
@@ -1047,6 +1057,7 @@ fn member_contact(node: MemberNode, endpoint: &str) -> Result<SourceContact, Con
         address: address(node.default_address),
         tags: BTreeSet::new(),
         custom_fields: Default::default(),
+        consented_at: None,
         consent: consent_state,
         updated_at: DateTime::<Utc>::UNIX_EPOCH,
     })

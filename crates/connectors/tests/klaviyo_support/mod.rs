@@ -155,6 +155,7 @@ pub fn create_with(i: usize, status: MemberStatus) -> MemberWrite {
         tags: BTreeSet::new(),
         unarchive: false,
         consent_by_rule: false,
+        consented_at: None,
     }
 }
 
@@ -172,6 +173,7 @@ pub fn update(i: usize) -> MemberWrite {
         tags: BTreeSet::new(),
         unarchive: false,
         consent_by_rule: false,
+        consented_at: None,
     }
 }
 

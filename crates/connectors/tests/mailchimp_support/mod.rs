@@ -144,6 +144,7 @@ pub fn create(i: usize) -> MemberWrite {
         tags: BTreeSet::new(),
         unarchive: false,
         consent_by_rule: false,
+        consented_at: None,
     }
 }
 
@@ -157,6 +158,7 @@ pub fn update(i: usize) -> MemberWrite {
         tags: BTreeSet::new(),
         unarchive: false,
         consent_by_rule: false,
+        consented_at: None,
     }
 }
 

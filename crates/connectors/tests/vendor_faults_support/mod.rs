@@ -227,6 +227,7 @@ pub fn create_plan(range: std::ops::Range<usize>) -> Plan {
             tags: BTreeSet::new(),
             unarchive: false,
             consent_by_rule: false,
+            consented_at: None,
         })
         .collect();
     let mut plan = Plan {
