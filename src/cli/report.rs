@@ -21,9 +21,11 @@ pub struct SyncReport {
     pub namespace: Option<String>,
     /// The source kind as the spec names it (`lightspeedXSeries`, ...).
     pub source: String,
-    /// The Mailchimp audience.
+    /// The target kind as the spec names it (`mailchimp`, `klaviyo`).
+    pub target: String,
+    /// The Mailchimp audience id, or the Klaviyo list (id or name).
     pub audience_id: String,
-    /// The Mailchimp static segment (SegmentSync).
+    /// The Mailchimp static segment or Klaviyo segment list (SegmentSync).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
     /// `upsert`/`mirror` or `exact`/`union`/`subtract`.
@@ -81,13 +83,17 @@ impl SyncReport {
 
     /// `lightspeedXSeries → Mailchimp audience a1b2c3d4e5 (mirror)`.
     pub fn describe(&self) -> String {
+        let (audience, segment) = match self.target.as_str() {
+            "klaviyo" => ("Klaviyo list", "segment list"),
+            _ => ("Mailchimp audience", "segment"),
+        };
         match &self.segment {
-            Some(segment) => format!(
-                "{} → Mailchimp audience {}, segment {segment:?} ({})",
+            Some(name) => format!(
+                "{} → {audience} {}, {segment} {name:?} ({})",
                 self.source, self.audience_id, self.mode
             ),
             None => format!(
-                "{} → Mailchimp audience {} ({})",
+                "{} → {audience} {} ({})",
                 self.source, self.audience_id, self.mode
             ),
         }
@@ -228,7 +234,7 @@ impl SyncReport {
         {
             let _ = writeln!(
                 out,
-                "  skipped {} records: duplicate emails (the last edited wins), members who unsubscribed or bounced in Mailchimp (never resubscribed by a sync), or addresses the source marks undeliverable",
+                "  skipped {} records: duplicate emails (the last edited wins), members who unsubscribed or bounced in the target (never resubscribed by a sync), or addresses the source marks undeliverable",
                 c.skipped
             );
         }

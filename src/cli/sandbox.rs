@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use audience_sandbox::{
-    Sandbox, SandboxOptions, lightspeed_r, lightspeed_x, mailchimp, retailcrm, shopify,
+    Sandbox, SandboxOptions, klaviyo, lightspeed_r, lightspeed_x, mailchimp, retailcrm, shopify,
 };
 
 use super::SandboxArgs;
@@ -71,6 +71,14 @@ pub fn describe(url: &str, customers: usize) -> String {
                 "apiKey {} (any <32 hex>-<dc> key); audience {}",
                 mailchimp::EXAMPLE_API_KEY,
                 mailchimp::DEMO_LIST_ID
+            ),
+        ),
+        (
+            "klaviyo",
+            format!("{url}/klaviyo"),
+            format!(
+                "apiKey {} (any pk_ key); lists are created by name (listName)",
+                klaviyo::EXAMPLE_API_KEY
             ),
         ),
         (

@@ -198,6 +198,7 @@ async fn run_one<K: SyncObject>(
             .kind()
             .map_or("none", |k| k.as_str())
             .to_string(),
+        target: object.target().map_or("none", |t| t.kind_str()).to_string(),
         audience_id: object
             .target()
             .map(|t| t.destination().to_string())

@@ -8,8 +8,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ConsentPolicySpec, FieldMappingSpec, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec,
-    TargetRef, schedule_default,
+    ConsentPolicySpec, FieldMappingSpec, KLAVIYO_NO_PENDING_MESSAGE, KLAVIYO_NO_PENDING_RULE,
+    KLAVIYO_NO_TAGS_MESSAGE, KLAVIYO_NO_TAGS_RULE, KlaviyoRef, MAILCHIMP_MERGE_TAGS_MESSAGE,
+    MAILCHIMP_MERGE_TAGS_RULE, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec, TargetRef,
+    klaviyo_list, schedule_default,
 };
 use super::status::SyncStatus;
 
@@ -34,28 +36,63 @@ pub struct MailchimpTarget {
     pub contact_limit: Option<u64>,
 }
 
-/// Where the audience lives: exactly one target kind. Only `mailchimp` exists today; `klaviyo` is
-/// planned and will be added as a sibling field.
+/// A Klaviyo list: profiles join it, their consent is given for it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.mailchimp)").message("give a target: mailchimp (klaviyo is planned)"))]
+#[x_kube(validation = Rule::new("has(self.listId) != has(self.listName)").message("give exactly one of listId or listName"))]
+pub struct KlaviyoTarget {
+    /// The list id, e.g. `Y6nRLr` (a list that does not exist is an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9]+$"))]
+    pub list_id: Option<String>,
+    /// The list name; the list is created on the first write when no list has that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub list_name: Option<String>,
+    /// Secret holding the private API key (key `apiKey` unless `key` says otherwise); the key
+    /// needs the profiles, lists and subscriptions scopes (read and write).
+    pub credentials_secret_ref: SecretKeyRef,
+    /// Base URL override (a proxy or a simulator). Defaults to `https://a.klaviyo.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+}
+
+/// Where the audience lives: exactly one target kind.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.mailchimp), has(self.klaviyo)].exists_one(x, x)").message("give exactly one target: mailchimp or klaviyo"))]
 pub struct AudienceTarget {
     /// A Mailchimp audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailchimp: Option<MailchimpTarget>,
+    /// A Klaviyo list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub klaviyo: Option<KlaviyoTarget>,
 }
 
 impl AudienceTarget {
-    /// The one target given.
+    /// The one target given (Mailchimp first, should a spec bypass the CEL rule).
     pub fn get(&self) -> Option<TargetRef<'_>> {
-        self.mailchimp.as_ref().map(|m| {
-            TargetRef::Mailchimp(MailchimpRef {
+        if let Some(m) = &self.mailchimp {
+            return Some(TargetRef::Mailchimp(MailchimpRef {
                 audience_id: &m.audience_id,
                 credentials: &m.credentials_secret_ref,
                 endpoint: m.endpoint.as_deref(),
                 contact_limit: m.contact_limit,
-            })
-        })
+            }));
+        }
+        let k = self.klaviyo.as_ref()?;
+        Some(TargetRef::Klaviyo(KlaviyoRef {
+            list: klaviyo_list(k.list_id.as_ref(), k.list_name.as_ref())?,
+            credentials: &k.credentials_secret_ref,
+            endpoint: k.endpoint.as_deref(),
+        }))
+    }
+
+    /// How many target kinds are given (one in a valid spec).
+    pub fn kinds_given(&self) -> usize {
+        usize::from(self.mailchimp.is_some()) + usize::from(self.klaviyo.is_some())
     }
 }
 
@@ -136,6 +173,9 @@ impl AudienceMode {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(MAILCHIMP_MERGE_TAGS_RULE).message(MAILCHIMP_MERGE_TAGS_MESSAGE))]
+#[x_kube(validation = Rule::new(KLAVIYO_NO_PENDING_RULE).message(KLAVIYO_NO_PENDING_MESSAGE))]
+#[x_kube(validation = Rule::new(KLAVIYO_NO_TAGS_RULE).message(KLAVIYO_NO_TAGS_MESSAGE))]
 pub struct AudienceSyncSpec {
     /// Where customers come from (exactly one kind).
     pub source: SourceSpec,

@@ -230,6 +230,34 @@ impl SourceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetRef<'a> {
     Mailchimp(MailchimpRef<'a>),
+    Klaviyo(KlaviyoRef<'a>),
+}
+
+/// A Klaviyo list as a target names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KlaviyoRef<'a> {
+    pub list: KlaviyoListRef<'a>,
+    pub credentials: &'a SecretKeyRef,
+    pub endpoint: Option<&'a str>,
+}
+
+/// A Klaviyo list by id, or by name (created when missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KlaviyoListRef<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
+/// A Klaviyo list: `listId` or `listName`, checked by a CEL rule on the struct that holds them.
+pub(crate) fn klaviyo_list<'a>(
+    id: Option<&'a String>,
+    name: Option<&'a String>,
+) -> Option<KlaviyoListRef<'a>> {
+    match (id, name) {
+        (Some(id), _) => Some(KlaviyoListRef::Id(id)),
+        (None, Some(name)) => Some(KlaviyoListRef::Name(name)),
+        (None, None) => None,
+    }
 }
 
 /// A Mailchimp audience as a target names it.
@@ -246,6 +274,7 @@ impl<'a> TargetRef<'a> {
     pub fn kind_str(self) -> &'static str {
         match self {
             TargetRef::Mailchimp(_) => "mailchimp",
+            TargetRef::Klaviyo(_) => "klaviyo",
         }
     }
 
@@ -253,6 +282,7 @@ impl<'a> TargetRef<'a> {
     pub fn credentials(self) -> &'a SecretKeyRef {
         match self {
             TargetRef::Mailchimp(m) => m.credentials,
+            TargetRef::Klaviyo(k) => k.credentials,
         }
     }
 
@@ -260,6 +290,10 @@ impl<'a> TargetRef<'a> {
     pub fn destination(self) -> &'a str {
         match self {
             TargetRef::Mailchimp(m) => m.audience_id,
+            TargetRef::Klaviyo(k) => match k.list {
+                KlaviyoListRef::Id(id) => id,
+                KlaviyoListRef::Name(name) => name,
+            },
         }
     }
 
@@ -267,6 +301,8 @@ impl<'a> TargetRef<'a> {
     pub fn contact_limit(self) -> Option<u64> {
         match self {
             TargetRef::Mailchimp(m) => m.contact_limit,
+            // Klaviyo limits the account's active profiles, not a list: nothing to check per list.
+            TargetRef::Klaviyo(_) => None,
         }
     }
 }
@@ -375,65 +411,70 @@ impl Safety {
     }
 }
 
-fn default_fname() -> Option<String> {
-    Some("FNAME".into())
-}
-
-fn default_lname() -> Option<String> {
-    Some("LNAME".into())
-}
-
-/// Which customer attributes are written, and into which Mailchimp merge fields (merge tags: up to
-/// 10 upper-case letters, digits and `_`). Merge fields missing in the audience are created. Fields
-/// not named here are never touched. An empty string turns a default mapping off.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// Which customer attributes are written, and into which target fields. Field names are the
+/// target's: Mailchimp merge tags (up to 10 upper-case letters, digits and `_`; missing merge
+/// fields are created), or Klaviyo profile attributes (`first_name`, `last_name`, `phone_number`,
+/// `organization`, `title`, `location`) and custom properties (any other name). A field left out
+/// takes the target's default (first and last name: `FNAME`/`LNAME` in Mailchimp,
+/// `first_name`/`last_name` in Klaviyo); an empty string turns it off. Fields not named here are
+/// never touched.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldMappingSpec {
-    /// Merge tag for the first name.
-    #[serde(default = "default_fname")]
-    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    /// Target field for the first name (default `FNAME` in Mailchimp, `first_name` in Klaviyo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub first_name: Option<String>,
-    /// Merge tag for the last name.
-    #[serde(default = "default_lname")]
-    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    /// Target field for the last name (default `LNAME` in Mailchimp, `last_name` in Klaviyo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub last_name: Option<String>,
-    /// Merge tag for the phone number (off unless given; Mailchimp's default is `PHONE`).
+    /// Target field for the phone number (off unless given; Mailchimp's usual is `PHONE`,
+    /// Klaviyo's `phone_number`, which takes E.164 numbers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    #[schemars(length(max = 255))]
     pub phone: Option<String>,
-    /// Merge tag for the postal address (off unless given; Mailchimp's default is `ADDRESS`).
+    /// Target field for the postal address (off unless given; Mailchimp's usual is `ADDRESS`,
+    /// Klaviyo's is `location`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([A-Z][A-Z0-9_]{0,9})?$"))]
+    #[schemars(length(max = 255))]
     pub address: Option<String>,
-    /// Source custom attribute → merge tag, e.g. `{company: COMPANY}`.
+    /// Source attribute → target field, e.g. `{company: COMPANY}` (Mailchimp) or
+    /// `{company: organization, title: title}` (Klaviyo).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 30))]
     pub custom_fields: BTreeMap<String, String>,
-    /// Copy the source's customer tags onto the member (added, never removed).
+    /// Copy the source's customer tags onto the member (added, never removed; Mailchimp only).
     #[serde(default)]
     pub tags: bool,
 }
 
-impl Default for FieldMappingSpec {
-    fn default() -> Self {
-        FieldMappingSpec {
-            first_name: default_fname(),
-            last_name: default_lname(),
-            phone: None,
-            address: None,
-            custom_fields: BTreeMap::new(),
-            tags: false,
-        }
-    }
-}
+/// Mailchimp merge tags in the named mapping fields (the custom ones are checked by the
+/// connector's own rules, with a message naming the field).
+pub(crate) const MAILCHIMP_MERGE_TAGS_RULE: &str = "!has(self.target.mailchimp) || !has(self.fieldMapping) || [has(self.fieldMapping.firstName) ? self.fieldMapping.firstName : '', has(self.fieldMapping.lastName) ? self.fieldMapping.lastName : '', has(self.fieldMapping.phone) ? self.fieldMapping.phone : '', has(self.fieldMapping.address) ? self.fieldMapping.address : ''].all(t, t.matches('^([A-Z][A-Z0-9_]{0,9})?$'))";
+pub(crate) const MAILCHIMP_MERGE_TAGS_MESSAGE: &str =
+    "fieldMapping: Mailchimp merge tags are up to 10 upper-case letters, digits and _ (e.g. FNAME)";
+/// Klaviyo has no pending status, and its subscribe call clears an unsubscribe.
+pub(crate) const KLAVIYO_NO_PENDING_RULE: &str = "!has(self.target.klaviyo) || !has(self.consentPolicy) || !has(self.consentPolicy.resubscribe) || self.consentPolicy.resubscribe != 'pending'";
+pub(crate) const KLAVIYO_NO_PENDING_MESSAGE: &str = "consentPolicy.resubscribe: pending has no Klaviyo meaning (Klaviyo has no pending status and never lets a sync resubscribe someone who unsubscribed): use skip";
+pub(crate) const KLAVIYO_NO_TAGS_RULE: &str = "!has(self.target.klaviyo) || !has(self.fieldMapping) || !has(self.fieldMapping.tags) || !self.fieldMapping.tags";
+pub(crate) const KLAVIYO_NO_TAGS_MESSAGE: &str = "fieldMapping.tags: Klaviyo profiles have no tags (a SegmentSync into a Klaviyo list groups customers instead)";
 
 impl FieldMappingSpec {
-    /// The core mapping; empty strings turn a field off.
-    pub fn to_mapping(&self) -> audience_core::FieldMapping {
+    /// The core mapping, with the target's `defaults` for the names left out; empty strings turn
+    /// a field off.
+    pub fn to_mapping(
+        &self,
+        defaults: &audience_core::FieldMapping,
+    ) -> audience_core::FieldMapping {
         let field = |f: &Option<String>| f.as_ref().filter(|f| !f.trim().is_empty()).cloned();
+        let or_default = |f: &Option<String>, default: &Option<String>| match f {
+            Some(_) => field(f),
+            None => default.clone(),
+        };
         audience_core::FieldMapping {
-            first_name: field(&self.first_name),
-            last_name: field(&self.last_name),
+            first_name: or_default(&self.first_name, &defaults.first_name),
+            last_name: or_default(&self.last_name, &defaults.last_name),
             phone: field(&self.phone),
             address: field(&self.address),
             custom: self.custom_fields.clone(),

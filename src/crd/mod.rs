@@ -10,15 +10,18 @@ pub mod status;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use audience::{AudienceMode, AudienceSync, AudienceSyncSpec, AudienceTarget, MailchimpTarget};
+pub use audience::{
+    AudienceMode, AudienceSync, AudienceSyncSpec, AudienceTarget, KlaviyoTarget, MailchimpTarget,
+};
 pub use common::{
-    ConsentPolicySpec, FieldMappingSpec, LightspeedRSeriesSource, LightspeedXSeriesSource,
-    MailchimpRef, Resubscribe, RetailcrmSource, Safety, Schedule, SecretKeyRef, ShopifySource,
-    SourceKind, SourceRef, SourceSpec, TargetRef, WhenSourceCannotOptIn,
+    ConsentPolicySpec, FieldMappingSpec, KlaviyoListRef, KlaviyoRef, LightspeedRSeriesSource,
+    LightspeedXSeriesSource, MailchimpRef, Resubscribe, RetailcrmSource, Safety, Schedule,
+    SecretKeyRef, ShopifySource, SourceKind, SourceRef, SourceSpec, TargetRef,
+    WhenSourceCannotOptIn,
 };
 pub use segment::{
-    MailchimpSegmentTarget, SegmentSync, SegmentSyncMode, SegmentSyncSpec, SegmentTarget,
-    SourceSegmentSpec,
+    KlaviyoSegmentTarget, MailchimpSegmentTarget, SegmentSync, SegmentSyncMode, SegmentSyncSpec,
+    SegmentTarget, SourceSegmentSpec,
 };
 pub use status::{
     HistoryEntry, LastRun, PendingApproval, PlanReport, PlannedChange, RejectedRecord, RunCounts,
@@ -37,7 +40,41 @@ pub const APPROVE_PLAN_ANNOTATION: &str = "sync.audience-operator.io/approve-pla
 
 /// Both CRDs, AudienceSync first, with field descriptions as prose.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![prose(AudienceSync::crd()), prose(SegmentSync::crd())]
+    vec![
+        kubernetes_formats(prose(AudienceSync::crd())),
+        kubernetes_formats(prose(SegmentSync::crd())),
+    ]
+}
+
+/// Replaces schemars' unsigned integer formats (`uint64`, `uint32`, …), which the API server does
+/// not know and warns about on every apply, with the signed ones it does, plus `minimum: 0` so
+/// the range stays unsigned.
+pub fn kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises to JSON");
+    rewrite_formats(&mut value);
+    serde_json::from_value(value).expect("rewriting formats keeps a CRD a CRD")
+}
+
+fn rewrite_formats(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let unsigned = match map.get("format").and_then(|f| f.as_str()) {
+                Some("uint64" | "uint" | "usize") => Some("int64"),
+                Some("uint32" | "uint16" | "uint8") => Some("int32"),
+                _ => None,
+            };
+            if let Some(format) = unsigned {
+                map.insert("format".into(), format.into());
+                let floor = map.get("minimum").and_then(|m| m.as_f64()).unwrap_or(0.0);
+                if floor <= 0.0 {
+                    map.insert("minimum".into(), 0.into());
+                }
+            }
+            map.values_mut().for_each(rewrite_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite_formats),
+        _ => {}
+    }
 }
 
 /// Joins the hard line breaks that doc comments wrap at into spaces, so `kubectl explain` reads
@@ -114,6 +151,30 @@ pub fn crd_files() -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::join_lines;
+
+    #[test]
+    fn no_crd_carries_a_format_the_api_server_does_not_know() {
+        let known = ["int32", "int64", "double", "float", "date-time", "byte"];
+        for crd in crds() {
+            let yaml = crd_yaml(&crd);
+            for line in yaml
+                .lines()
+                .filter(|l| l.trim_start().starts_with("format:"))
+            {
+                let format = line.trim_start().trim_start_matches("format:").trim();
+                assert!(
+                    known.contains(&format),
+                    "{format} in {}",
+                    crd.spec.names.kind
+                );
+            }
+        }
+        let yaml = crd_yaml(&crds()[0]);
+        assert!(
+            yaml.contains("format: int64"),
+            "unsigned counts become int64"
+        );
+    }
 
     #[test]
     fn wrapped_lines_join_and_paragraphs_and_lists_stay() {

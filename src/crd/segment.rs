@@ -8,8 +8,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ConsentPolicySpec, FieldMappingSpec, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec,
-    TargetRef, schedule_default,
+    ConsentPolicySpec, FieldMappingSpec, KLAVIYO_NO_PENDING_MESSAGE, KLAVIYO_NO_PENDING_RULE,
+    KLAVIYO_NO_TAGS_MESSAGE, KLAVIYO_NO_TAGS_RULE, KlaviyoRef, MAILCHIMP_MERGE_TAGS_MESSAGE,
+    MAILCHIMP_MERGE_TAGS_RULE, MailchimpRef, Safety, Schedule, SecretKeyRef, SourceSpec, TargetRef,
+    klaviyo_list, schedule_default,
 };
 use super::status::SyncStatus;
 
@@ -71,32 +73,72 @@ pub struct MailchimpSegmentTarget {
     pub contact_limit: Option<u64>,
 }
 
-/// Where the segment lives: exactly one target kind (only `mailchimp` today; `klaviyo` is planned).
+/// A Klaviyo list kept equal to the source segment. Klaviyo's own segments are computed by
+/// Klaviyo and cannot be written, so a source segment becomes a list, which flows can start from.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.mailchimp)").message("give a target: mailchimp (klaviyo is planned)"))]
+#[x_kube(validation = Rule::new("has(self.listId) != has(self.listName)").message("give exactly one of listId or listName"))]
+#[x_kube(validation = Rule::new("!has(self.listName) || self.listName.trim() != self.segmentList.trim()").message("segmentList must differ from listName: the segment list is kept equal to the segment, the list holds every synced customer"))]
+pub struct KlaviyoSegmentTarget {
+    /// The list every synced customer belongs to (the AudienceSync's list), by id: segment members
+    /// missing from it are added to it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9]+$"))]
+    pub list_id: Option<String>,
+    /// That list by name (created when missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub list_name: Option<String>,
+    /// Name of the Klaviyo list kept in step with the source segment; created when missing.
+    #[schemars(length(min = 1, max = 255))]
+    pub segment_list: String,
+    /// Secret holding the private API key (key `apiKey` unless `key` says otherwise).
+    pub credentials_secret_ref: SecretKeyRef,
+    /// Base URL override (a proxy or a simulator). Defaults to `https://a.klaviyo.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+}
+
+/// Where the segment lives: exactly one target kind.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.mailchimp), has(self.klaviyo)].exists_one(x, x)").message("give exactly one target: mailchimp or klaviyo"))]
 pub struct SegmentTarget {
     /// A Mailchimp static segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailchimp: Option<MailchimpSegmentTarget>,
+    /// A Klaviyo list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub klaviyo: Option<KlaviyoSegmentTarget>,
 }
 
 impl SegmentTarget {
-    /// The connection part of the one target given.
+    /// The connection part of the one target given (Mailchimp first).
     pub fn get(&self) -> Option<TargetRef<'_>> {
-        self.mailchimp.as_ref().map(|m| {
-            TargetRef::Mailchimp(MailchimpRef {
+        if let Some(m) = &self.mailchimp {
+            return Some(TargetRef::Mailchimp(MailchimpRef {
                 audience_id: &m.audience_id,
                 credentials: &m.credentials_secret_ref,
                 endpoint: m.endpoint.as_deref(),
                 contact_limit: m.contact_limit,
-            })
-        })
+            }));
+        }
+        let k = self.klaviyo.as_ref()?;
+        Some(TargetRef::Klaviyo(KlaviyoRef {
+            list: klaviyo_list(k.list_id.as_ref(), k.list_name.as_ref())?,
+            credentials: &k.credentials_secret_ref,
+            endpoint: k.endpoint.as_deref(),
+        }))
     }
 
     /// The name of the segment (tag, list) kept in step, trimmed.
     pub fn segment_name(&self) -> Option<&str> {
-        self.mailchimp.as_ref().map(|m| m.segment.trim())
+        match (&self.mailchimp, &self.klaviyo) {
+            (Some(m), _) => Some(m.segment.trim()),
+            (None, Some(k)) => Some(k.segment_list.trim()),
+            (None, None) => None,
+        }
     }
 }
 
@@ -182,6 +224,9 @@ impl SegmentSyncMode {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.sourceSegment.retailcrmSegment) || has(self.source.retailcrm)").message("retailcrmSegment needs a retailcrm source"))]
 #[x_kube(validation = Rule::new("!has(self.sourceSegment.shopifySegment) || has(self.source.shopify)").message("shopifySegment needs a shopify source"))]
+#[x_kube(validation = Rule::new(MAILCHIMP_MERGE_TAGS_RULE).message(MAILCHIMP_MERGE_TAGS_MESSAGE))]
+#[x_kube(validation = Rule::new(KLAVIYO_NO_PENDING_RULE).message(KLAVIYO_NO_PENDING_MESSAGE))]
+#[x_kube(validation = Rule::new(KLAVIYO_NO_TAGS_RULE).message(KLAVIYO_NO_TAGS_MESSAGE))]
 pub struct SegmentSyncSpec {
     /// Where customers come from (exactly one kind).
     pub source: SourceSpec,

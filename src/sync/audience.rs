@@ -143,7 +143,7 @@ impl SyncObject for AudienceSync {
             source: parts.source,
             target: parts.target,
             mode: spec.mode.to_core(),
-            mapping: spec.field_mapping.to_mapping(),
+            mapping: self.mapping(),
             consent: spec.consent_policy.to_policy(),
             safety: spec.safety.to_limit(),
             approved_plan: parts.approved_plan,

@@ -18,6 +18,7 @@
 //! Errors name the Secret and key, never a secret's value.
 
 use audience_connectors::http::RetryPolicy;
+use audience_connectors::klaviyo::{self, KlaviyoConfig, KlaviyoTarget, ListRef};
 use audience_connectors::lightspeed_r::{self, LightspeedRSource};
 use audience_connectors::lightspeed_x::{self, LightspeedXSource};
 use audience_connectors::mailchimp::{self, MailchimpConfig, MailchimpTarget};
@@ -28,7 +29,7 @@ use audience_core::{ConnectorError, ErrorKind, FieldMapping, Source, Target};
 use url::Url;
 
 use super::credentials::Credentials;
-use crate::crd::{SourceRef, TargetRef};
+use crate::crd::{KlaviyoListRef, SourceRef, TargetRef};
 
 /// Why a connector could not be built. Messages never contain a secret.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,15 @@ pub fn source_descriptor(source: SourceRef<'_>) -> &'static VendorDescriptor {
 pub fn target_descriptor(target: TargetRef<'_>) -> &'static VendorDescriptor {
     match target {
         TargetRef::Mailchimp(_) => &mailchimp::DESCRIPTOR,
+        TargetRef::Klaviyo(_) => &klaviyo::DESCRIPTOR,
+    }
+}
+
+/// The mapping a sync into this target starts from (the names its spec leaves out).
+pub fn default_mapping(target: TargetRef<'_>) -> FieldMapping {
+    match target {
+        TargetRef::Mailchimp(_) => mailchimp::default_mapping(),
+        TargetRef::Klaviyo(_) => klaviyo::default_mapping(),
     }
 }
 
@@ -68,6 +78,7 @@ pub fn target_descriptor(target: TargetRef<'_>) -> &'static VendorDescriptor {
 pub fn validate_mapping(target: TargetRef<'_>, mapping: &FieldMapping) -> Result<(), String> {
     match target {
         TargetRef::Mailchimp(_) => mailchimp::validate_mapping(mapping),
+        TargetRef::Klaviyo(_) => klaviyo::validate_mapping(mapping),
     }
 }
 
@@ -222,6 +233,18 @@ pub fn build_target(
             }
             MailchimpTarget::new(config).map(|t| Box::new(t) as Box<dyn Target>)
         }
+        TargetRef::Klaviyo(k) => {
+            let list = match k.list {
+                KlaviyoListRef::Id(id) => ListRef::Id(id.trim().to_string()),
+                KlaviyoListRef::Name(name) => ListRef::Name(name.trim().to_string()),
+            };
+            let mut config = KlaviyoConfig::new(secret, list);
+            config.base_url = base;
+            if let Some(retry) = options.retry.clone() {
+                config.retry = retry;
+            }
+            KlaviyoTarget::new(config).map(|t| Box::new(t) as Box<dyn Target>)
+        }
     };
     built.map_err(|e| from_connector(e, creds))
 }
@@ -293,8 +316,10 @@ pub fn source_base_url(
     }
 }
 
-/// The API base URL of the target: `{sandbox}/mailchimp/3.0`, else the spec's `endpoint` (plus
-/// `/3.0` unless it ends with it), else `None` for `https://{dc}.api.mailchimp.com/3.0`.
+/// The API base URL of the target. Mailchimp: `{sandbox}/mailchimp/3.0`, else the spec's
+/// `endpoint` (plus `/3.0` unless it ends with it), else `None` for
+/// `https://{dc}.api.mailchimp.com/3.0`. Klaviyo: `{sandbox}/klaviyo`, else the `endpoint` as
+/// given, else `None` for `https://a.klaviyo.com`.
 pub fn target_base_url(
     spec: TargetRef<'_>,
     sandbox: Option<&Url>,
@@ -308,6 +333,14 @@ pub fn target_base_url(
             m.endpoint.map(|e| ("mailchimp.endpoint", e)),
             policy,
             mailchimp::api_base,
+        ),
+        // Klaviyo's paths start at the host (`/api/...`): the endpoint is used as given.
+        TargetRef::Klaviyo(k) => resolve(
+            sandbox,
+            vendor,
+            k.endpoint.map(|e| ("klaviyo.endpoint", e)),
+            policy,
+            str::to_string,
         ),
     }
 }

@@ -74,6 +74,14 @@ pub trait SyncObject:
     fn target(&self) -> Option<TargetRef<'_>>;
     fn mode_str(&self) -> &'static str;
     fn field_mapping(&self) -> &FieldMappingSpec;
+    /// The field mapping, with the target's defaults for the names the spec leaves out.
+    fn mapping(&self) -> audience_core::FieldMapping {
+        let defaults = self
+            .target()
+            .map(connect::default_mapping)
+            .unwrap_or_default();
+        self.field_mapping().to_mapping(&defaults)
+    }
     /// No run has finished yet: this run is the first full push, a history import.
     fn first_run(&self) -> bool {
         self.sync_status()
@@ -121,7 +129,7 @@ pub trait SyncObject:
             return Err("give exactly one source kind".into());
         }
         let target = self.target().ok_or("give a target")?;
-        connect::validate_mapping(target, &self.field_mapping().to_mapping())?;
+        connect::validate_mapping(target, &self.mapping())?;
         self.validate_kind()
     }
 }

@@ -114,7 +114,7 @@ impl SyncObject for SegmentSync {
                 .ok_or_else(|| RunError::InvalidMapping("no source segment".into()))?,
             target_segment: spec.target.segment_name().unwrap_or_default().to_string(),
             mode: spec.mode.to_core(),
-            mapping: spec.field_mapping.to_mapping(),
+            mapping: self.mapping(),
             consent: spec.consent_policy.to_policy(),
             safety: spec.safety.to_limit(),
             approved_plan: parts.approved_plan,

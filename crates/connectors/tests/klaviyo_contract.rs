@@ -149,6 +149,8 @@ async fn consent_is_never_restored_and_never_given_without_opt_in() {
         create_with(5, MemberStatus::Unsubscribed),
         create_with(7, MemberStatus::Transactional),
         create(8),
+        // Opted out at the source, new to the account: the opt-out is recorded at once.
+        create_with(10, MemberStatus::Unsubscribed),
     ];
     let report = target
         .apply(
@@ -199,7 +201,7 @@ async fn consent_is_never_restored_and_never_given_without_opt_in() {
     let new = sim.profile_by_email(email(8).as_str()).unwrap();
     assert_eq!(new.email_marketing.consent, Consent::Subscribed);
     // Opted out at the source: unsubscribed from this list only, never globally.
-    for i in [5, 6] {
+    for i in [5, 6, 10] {
         let p = sim.profile_by_email(email(i).as_str()).unwrap();
         assert!(
             p.email_marketing
@@ -214,7 +216,7 @@ async fn consent_is_never_restored_and_never_given_without_opt_in() {
             "{i} unsubscribed globally"
         );
     }
-    assert_eq!(report.unsubscribed, 2);
+    assert_eq!(report.unsubscribed, 3);
     assert_eq!(env.calls("POST", SUBSCRIBE), 1);
     assert_eq!(env.calls("POST", UNSUBSCRIBE), 1);
     let untouched = sim.profile_by_email(email(9).as_str()).unwrap();
@@ -230,6 +232,11 @@ async fn consent_is_never_restored_and_never_given_without_opt_in() {
     assert_eq!(read[email(6).as_str()].status, MemberStatus::Unsubscribed);
     assert_eq!(read[email(7).as_str()].status, MemberStatus::Transactional);
     assert_eq!(read[email(8).as_str()].status, MemberStatus::Subscribed);
+    assert_eq!(
+        read[email(10).as_str()].status,
+        MemberStatus::Unsubscribed,
+        "a new profile opted out at the source must not read back as never subscribed"
+    );
 }
 
 #[tokio::test]
@@ -499,4 +506,22 @@ async fn segment_lists_follow_the_plan_in_thousands() {
         .await
         .unwrap();
     assert_eq!(report.rejected.len(), 1);
+}
+
+#[tokio::test]
+async fn info_of_an_existing_list_gives_its_name_and_profile_count() {
+    let env = Env::start().await;
+    let target = env.target();
+    target
+        .apply(
+            &plan((0..3).map(create).collect(), vec![], vec![]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    // A second run starts here: the list exists, its size is asked for with the spec's
+    // additional field (a simulator that refused the parameter failed every second run).
+    let info = target.info().await.unwrap();
+    assert_eq!(info.member_count, 3);
+    assert!(!info.name.is_empty());
 }

@@ -20,7 +20,8 @@
 //!    own confirmation is what a pending opt-in waits for).
 //! 4. **Unsubscribe jobs** (`profile-subscription-bulk-delete-jobs`, 100 a job, scoped to the
 //!    list): members the plan unsubscribes (an opt-out at the source), and new profiles the
-//!    source has opted out that the account has subscribed (they joined the list in step 2, so
+//!    source has opted out that the account has not unsubscribed or suppressed already, so the
+//!    opt-out is on record and the next run finds nothing to do (they joined the list in step 2, so
 //!    the job never unsubscribes anyone globally by accident: Klaviyo unsubscribes a profile that
 //!    is *not* in the given list from everything).
 //! 5. **Archives** (mirror): removed from the list, `DELETE …/relationships/profiles` in 1,000s
@@ -382,7 +383,16 @@ impl Inner {
                     }
                     _ => consent.subscribe.push(email),
                 },
-                Some(MemberStatus::Unsubscribed) if standing == Some(&Standing::Subscribed) => {
+                // An opt-out at the source is recorded in Klaviyo too, for a profile new to the
+                // account as for one subscribed already; one unsubscribed or suppressed already
+                // needs nothing. Without the job a new profile would read back as never
+                // subscribed and the next run would plan the unsubscribe again.
+                Some(MemberStatus::Unsubscribed)
+                    if matches!(
+                        standing,
+                        None | Some(Standing::Subscribed | Standing::NeverSubscribed)
+                    ) =>
+                {
                     consent.unsubscribe.push(email);
                 }
                 _ => {}

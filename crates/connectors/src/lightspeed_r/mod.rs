@@ -408,7 +408,11 @@ fn into_contact(
         })
         .filter(|a| !a.is_empty());
     let mut custom_fields = BTreeMap::new();
-    for (key, value) in [("company", customer.company), ("dob", customer.dob)] {
+    for (key, value) in [
+        ("company", customer.company),
+        ("title", customer.title),
+        ("dob", customer.dob),
+    ] {
         if !value.is_empty() {
             custom_fields.insert(key.to_string(), value);
         }
@@ -516,7 +520,7 @@ mod tests {
     fn primary_email_wins_and_no_email_unsubscribes() {
         let page: wire::Page = serde_json::from_str(
             r#"{"@attributes":{"next":""},"Customer":{"customerID":"5","firstName":"A","lastName":"B",
-              "archived":"false","company":"Acme","timeStamp":"2025-03-01T10:00:00+00:00",
+              "archived":"false","company":"Acme","title":"Buyer","timeStamp":"2025-03-01T10:00:00+00:00",
               "Contact":{"noEmail":"true","timeStamp":"2025-03-01T11:00:00+00:00",
                 "Emails":{"ContactEmail":[{"address":"work@x.co","useType":"Secondary"},{"address":"me@x.co","useType":"Primary"}]},
                 "Phones":{"ContactPhone":[{"number":"1","useType":"Home"},{"number":"2","useType":"Mobile"}]},
@@ -531,6 +535,7 @@ mod tests {
         assert_eq!(contact.consent, Consent::Unsubscribed);
         assert_eq!(contact.address.unwrap().country, "NL");
         assert_eq!(contact.custom_fields["company"], "Acme");
+        assert_eq!(contact.custom_fields["title"], "Buyer");
         assert_eq!(contact.updated_at.to_rfc3339(), "2025-03-01T11:00:00+00:00");
     }
 

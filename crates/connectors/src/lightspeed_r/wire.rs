@@ -38,6 +38,9 @@ pub(super) struct Customer {
     pub last_name: String,
     #[serde(default, deserialize_with = "text")]
     pub company: String,
+    /// A job title or honorific, as the merchant typed it.
+    #[serde(default, deserialize_with = "text")]
+    pub title: String,
     #[serde(default, deserialize_with = "text")]
     pub dob: String,
     #[serde(default, deserialize_with = "flag")]

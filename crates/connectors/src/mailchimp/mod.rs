@@ -63,6 +63,15 @@ pub fn is_merge_tag(tag: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// The mapping a Mailchimp sync starts from: the audience's standard `FNAME` and `LNAME`.
+pub fn default_mapping() -> FieldMapping {
+    FieldMapping {
+        first_name: Some("FNAME".into()),
+        last_name: Some("LNAME".into()),
+        ..FieldMapping::default()
+    }
+}
+
 /// Mailchimp's rules for a field mapping: every target field is a valid merge tag, `EMAIL` is not
 /// one of them (it is the member's address), and no tag is written twice.
 pub fn validate_mapping(mapping: &FieldMapping) -> Result<(), String> {

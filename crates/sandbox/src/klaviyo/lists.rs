@@ -100,14 +100,21 @@ pub async fn get_list(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    Query::parse(raw.as_deref(), &["fields[list]"])?;
+    let query = Query::parse(raw.as_deref(), &["fields[list]", "additional-fields[list]"])?;
+    let with_count = !query
+        .list("additional-fields[list]", &["profile_count"])?
+        .is_empty();
     let list = sim
         .lock()
         .lists
         .get(&id)
         .cloned()
         .ok_or_else(|| no_list(&id))?;
-    let doc = render(&list, &base);
+    let mut doc = render(&list, &base);
+    if with_count {
+        // The spec's one additional field: how many profiles the list holds.
+        doc["attributes"]["profile_count"] = json!(list.members.len());
+    }
     let link = doc["links"]["self"].clone();
     Ok(jsonapi::respond(
         StatusCode::OK,

@@ -105,6 +105,9 @@ pub struct Customer {
     pub last_name: String,
     pub dob: String,
     pub archived: bool,
+    /// The customer's title ([U] the docs list the field without saying what it holds; Lightspeed's
+    /// customer form calls it "Title", a job title or an honorific).
+    pub title: String,
     pub company: String,
     pub customer_type_id: u64,
     pub create_time: DateTime<Utc>,
@@ -660,7 +663,7 @@ fn render(c: &Customer, with_contact: bool, offset: FixedOffset) -> Value {
         "lastName": c.last_name,
         "dob": c.dob,
         "archived": flag(c.archived),
-        "title": "",
+        "title": c.title,
         "company": c.company,
         "companyRegistrationNumber": "",
         "vatNumber": "",
@@ -784,6 +787,11 @@ fn demo_customer(person: &Person) -> Customer {
         last_name: person.last_name.clone(),
         dob: String::new(),
         archived: false,
+        title: if person.tags.iter().any(|t| t == "wholesale") {
+            "Purchasing Manager".to_string()
+        } else {
+            String::new()
+        },
         company: if person.tags.iter().any(|t| t == "wholesale") {
             format!("{} Trading", person.last_name)
         } else {
