@@ -4,13 +4,16 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 9] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
     "lightspeed-r-to-mailchimp.yaml",
     "retailcrm-segment-exact.yaml",
     "retailcrm-segment-union.yaml",
     "retailcrm-segment-subtract.yaml",
+    "lightspeed-r-to-klaviyo.yaml",
+    "shopify-to-klaviyo.yaml",
+    "retailcrm-segment-to-klaviyo.yaml",
 ];
 
 /// The numbers in a piece of text.
@@ -79,11 +82,29 @@ fn demo_changes_something_per_example_then_nothing() {
             .lines()
             .find(|l| l.trim_start().starts_with(file))
             .unwrap_or_else(|| panic!("{file} not in the second pass:\n{second}"));
-        assert!(line.ends_with("0 changes, 0 Mailchimp writes"), "{line}");
+        assert!(line.ends_with("0 changes, 0 target writes"), "{line}");
     }
     let audience = audience_sandbox::mailchimp::DEMO_LIST_ID;
     assert!(
         stdout.contains(&format!("Mailchimp audience {audience} now:")),
         "{stdout}"
     );
+    // Each Klaviyo list holds what its source pushed, and the history import started no
+    // welcome flow (seed 003).
+    for list in [
+        "Lightspeed customers",
+        "Shopify customers",
+        "RetailCRM customers",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("Klaviyo list {list:?} now:")))
+            .unwrap_or_else(|| panic!("no line for {list}:\n{stdout}"));
+        let profiles = numbers(line.split_once("now:").unwrap().1)[0];
+        assert!(profiles > 0, "{line}");
+        assert!(
+            line.contains("\"added to list\" flows started: 0"),
+            "{line}"
+        );
+    }
 }

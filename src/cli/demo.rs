@@ -47,7 +47,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "retailcrm-segment-subtract.yaml",
         include_str!("../../examples/retailcrm-segment-subtract.yaml"),
     ),
+    (
+        "lightspeed-r-to-klaviyo.yaml",
+        include_str!("../../examples/lightspeed-r-to-klaviyo.yaml"),
+    ),
+    (
+        "shopify-to-klaviyo.yaml",
+        include_str!("../../examples/shopify-to-klaviyo.yaml"),
+    ),
+    (
+        "retailcrm-segment-to-klaviyo.yaml",
+        include_str!("../../examples/retailcrm-segment-to-klaviyo.yaml"),
+    ),
 ];
+
+/// The simulators the examples write to.
+const TARGETS: [Vendor; 2] = [Vendor::Mailchimp, Vendor::Klaviyo];
 
 /// One example manifest.
 #[derive(Debug, Clone)]
@@ -105,8 +120,8 @@ fn examples_from(dir: &Path) -> (Vec<Example>, String) {
 /// What one pass over one example did.
 struct PassResult {
     reports: Vec<SyncReport>,
-    /// Write calls (POST, PUT, PATCH, DELETE) the Mailchimp simulator served.
-    mailchimp_writes: u64,
+    /// Write calls (POST, PUT, PATCH, DELETE) the target simulators (Mailchimp, Klaviyo) served.
+    target_writes: u64,
     /// Calls each vendor served.
     requests: BTreeMap<&'static str, u64>,
 }
@@ -163,7 +178,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         }
         println!(
             "      sandbox: {}; requests served: {}",
-            plural(pass.mailchimp_writes, "Mailchimp write call"),
+            plural(pass.target_writes, "target write call"),
             requests_line(&pass.requests)
         );
         first.push(pass);
@@ -179,7 +194,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
             "  {:<34} {}, {}{}",
             example.file,
             plural(changes, "change"),
-            plural(pass.mailchimp_writes, "Mailchimp write"),
+            plural(pass.target_writes, "target write"),
             if failed > 0 { " (FAILED)" } else { "" }
         );
         second.push(pass);
@@ -206,8 +221,8 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "  {:<34} {:<62} {} writes",
             example.file,
-            format!("{summary}, {} writes", one.mailchimp_writes),
-            two.mailchimp_writes
+            format!("{summary}, {} writes", one.target_writes),
+            two.target_writes
         );
     }
     let list = parsed
@@ -230,7 +245,10 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(list) = list {
         println!("\n{}", audience_line(&sandbox, &list, &parsed));
     }
-    let second_writes: u64 = second.iter().map(|p| p.mailchimp_writes).sum();
+    for line in klaviyo_lines(&sandbox, &parsed) {
+        println!("{line}");
+    }
+    let second_writes: u64 = second.iter().map(|p| p.target_writes).sum();
     println!(
         "\nNext: `audience-operator sandbox` serves the same simulators until ctrl-c, and\n`audience-operator sync -f examples/<file> --sandbox http://127.0.0.1:8089` runs one example against it."
     );
@@ -251,7 +269,8 @@ async fn run_pass(
     options: &SyncOptions,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> PassResult {
-    let writes_before = sandbox.stats.writes(Vendor::Mailchimp);
+    let target_writes = || -> u64 { TARGETS.iter().map(|v| sandbox.stats.writes(*v)).sum() };
+    let writes_before = target_writes();
     let requests_before: Vec<u64> = Vendor::ALL
         .iter()
         .map(|v| sandbox.stats.total(*v))
@@ -265,7 +284,7 @@ async fn run_pass(
         .collect();
     PassResult {
         reports,
-        mailchimp_writes: sandbox.stats.writes(Vendor::Mailchimp) - writes_before,
+        target_writes: target_writes() - writes_before,
         requests,
     }
 }
@@ -386,6 +405,67 @@ fn audience_line(sandbox: &Sandbox, list: &str, parsed: &[(Example, Manifests)])
     line
 }
 
+/// What each Klaviyo list the examples write holds at the end, and the welcome flows started.
+fn klaviyo_lines(sandbox: &Sandbox, parsed: &[(Example, Manifests)]) -> Vec<String> {
+    let kl = &sandbox.klaviyo;
+    let mut names: Vec<(String, Option<String>)> = parsed
+        .iter()
+        .flat_map(|(_, m)| m.syncs.iter())
+        .filter_map(|s| match s {
+            SyncManifest::Audience(a) => a
+                .spec
+                .target
+                .klaviyo
+                .as_ref()
+                .and_then(|k| k.list_name.clone())
+                .map(|n| (n, None)),
+            SyncManifest::Segment(s) => s.spec.target.klaviyo.as_ref().and_then(|k| {
+                k.list_name
+                    .clone()
+                    .map(|n| (n, Some(k.segment_list.trim().to_string())))
+            }),
+        })
+        .collect();
+    names.dedup();
+    let mut lines = Vec::new();
+    for (name, segment) in names {
+        let Some(id) = kl.list_id(name.trim()) else {
+            continue;
+        };
+        let emails = kl.list_members(&id);
+        let (mut subscribed, mut never, mut out) = (0, 0, 0);
+        for email in &emails {
+            let Some(p) = kl.profile_by_email(email) else {
+                continue;
+            };
+            let m = &p.email_marketing;
+            let opted_out = !m.suppressions.is_empty()
+                || m.list_suppressions.iter().any(|(list, _, _)| *list == id);
+            match m.consent {
+                _ if opted_out => out += 1,
+                audience_sandbox::klaviyo::Consent::Subscribed => subscribed += 1,
+                audience_sandbox::klaviyo::Consent::Unsubscribed => out += 1,
+                audience_sandbox::klaviyo::Consent::NeverSubscribed => never += 1,
+            }
+        }
+        let mut line = format!(
+            "Klaviyo list {name:?} now: {} profiles ({subscribed} subscribed, {out} unsubscribed or suppressed, {never} never subscribed); \"added to list\" flows started: {}",
+            emails.len(),
+            kl.list_flows(&id)
+        );
+        if let Some(segment) = segment
+            && let Some(segment_id) = kl.list_id(&segment)
+        {
+            line.push_str(&format!(
+                "; segment list {segment:?}: {} profiles",
+                kl.list_members(&segment_id).len()
+            ));
+        }
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +481,15 @@ mod tests {
         assert!(from_dir.len() >= EMBEDDED.len());
     }
 
+    /// The target kind, its audience or list, and the name of its Secret.
+    fn own(t: crate::crd::TargetRef<'_>) -> (&'static str, String, String) {
+        (
+            t.kind_str(),
+            t.destination().to_string(),
+            t.credentials().name.clone(),
+        )
+    }
+
     /// The examples must work against a fresh sandbox: its demo audience, credentials and segments.
     #[test]
     fn examples_use_what_the_sandbox_serves() {
@@ -414,41 +503,33 @@ mod tests {
                 String::from_utf8(s.data[key].clone()).unwrap()
             };
             let (source, target) = match &m.syncs[0] {
-                SyncManifest::Audience(a) => (
-                    a.spec.source.clone(),
-                    a.spec
-                        .target
-                        .mailchimp
-                        .clone()
-                        .map(|t| (t.audience_id, t.credentials_secret_ref.name)),
-                ),
+                SyncManifest::Audience(a) => (a.spec.source.clone(), a.spec.target.get().map(own)),
                 SyncManifest::Segment(s) => {
                     let code = s.spec.source_segment.retailcrm_segment.clone();
                     assert!(
                         matches!(code.as_deref(), Some("vip" | "newsletter")),
                         "{file}: the sandbox's RetailCRM segments are vip and newsletter"
                     );
-                    (
-                        s.spec.source.clone(),
-                        s.spec
-                            .target
-                            .mailchimp
-                            .clone()
-                            .map(|t| (t.audience_id, t.credentials_secret_ref.name)),
-                    )
+                    (s.spec.source.clone(), s.spec.target.get().map(own))
                 }
             };
-            let (audience, mailchimp_secret) = target.unwrap();
-            assert_eq!(audience, mailchimp::DEMO_LIST_ID, "{file}");
-            assert!(
-                audience.chars().all(|c| c.is_ascii_alphanumeric()),
-                "{file}: the CRD allows letters and digits only"
-            );
-            assert_eq!(
-                secret(&mailchimp_secret, "apiKey"),
-                mailchimp::EXAMPLE_API_KEY,
-                "{file}"
-            );
+            let (kind, destination, target_secret) = target.unwrap();
+            match kind {
+                "mailchimp" => {
+                    assert_eq!(destination, mailchimp::DEMO_LIST_ID, "{file}");
+                    assert_eq!(
+                        secret(&target_secret, "apiKey"),
+                        mailchimp::EXAMPLE_API_KEY,
+                        "{file}"
+                    );
+                }
+                "klaviyo" => assert_eq!(
+                    secret(&target_secret, "apiKey"),
+                    audience_sandbox::klaviyo::EXAMPLE_API_KEY,
+                    "{file}"
+                ),
+                other => panic!("{file}: target {other}"),
+            }
             let source_secret = &source.credentials().unwrap().name;
             let kind = source.kind().unwrap();
             let expected = match kind {

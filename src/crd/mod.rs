@@ -150,7 +150,7 @@ pub fn crd_files() -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::join_lines;
+    use super::{crd_yaml, crds, join_lines};
 
     #[test]
     fn no_crd_carries_a_format_the_api_server_does_not_know() {

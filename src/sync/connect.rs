@@ -561,7 +561,86 @@ mod tests {
                 endpoint: endpoint.map(str::to_string),
                 contact_limit: None,
             }),
+            klaviyo: None,
         }
+    }
+
+    fn klaviyo(endpoint: Option<&str>) -> AudienceTarget {
+        AudienceTarget {
+            mailchimp: None,
+            klaviyo: Some(crate::crd::KlaviyoTarget {
+                list_id: None,
+                list_name: Some("Customers".into()),
+                credentials_secret_ref: secret_ref(),
+                endpoint: endpoint.map(str::to_string),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_klaviyo_target_is_built_under_the_sandbox_or_its_endpoint() {
+        let sandbox = Url::parse("http://127.0.0.1:8089/").unwrap();
+        let any = EndpointPolicy::Any;
+        assert_eq!(
+            target_base_url(klaviyo(None).get().unwrap(), Some(&sandbox), &any).unwrap(),
+            Some("http://127.0.0.1:8089/klaviyo".to_string())
+        );
+        assert_eq!(
+            target_base_url(
+                klaviyo(Some("https://proxy.example/k/")).get().unwrap(),
+                None,
+                &any
+            )
+            .unwrap(),
+            Some("https://proxy.example/k".to_string())
+        );
+        assert_eq!(
+            target_base_url(klaviyo(None).get().unwrap(), None, &any).unwrap(),
+            None,
+            "the connector's own https://a.klaviyo.com"
+        );
+        // Klaviyo's own host is allowed without a list; another is refused.
+        let listed = EndpointPolicy::default();
+        assert!(
+            target_base_url(
+                klaviyo(Some("https://a.klaviyo.com")).get().unwrap(),
+                None,
+                &listed
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            target_base_url(
+                klaviyo(Some("https://evil.example")).get().unwrap(),
+                None,
+                &listed
+            ),
+            Err(ConnectError::EndpointNotAllowed(_))
+        ));
+        let target = target_of(&klaviyo(None), &creds("pk_0123456789"), Some(&sandbox)).unwrap();
+        assert_eq!(target.vendor(), "klaviyo");
+    }
+
+    #[test]
+    fn each_target_fills_in_its_own_default_names() {
+        let spec = crate::crd::FieldMappingSpec::default();
+        let mc = spec.to_mapping(&default_mapping(mailchimp(None).get().unwrap()));
+        assert_eq!(mc.first_name.as_deref(), Some("FNAME"));
+        let kl = spec.to_mapping(&default_mapping(klaviyo(None).get().unwrap()));
+        assert_eq!(kl.first_name.as_deref(), Some("first_name"));
+        assert_eq!(kl.last_name.as_deref(), Some("last_name"));
+        assert_eq!(validate_mapping(klaviyo(None).get().unwrap(), &kl), Ok(()));
+        // A Mailchimp merge tag in a Klaviyo mapping is refused with Klaviyo's name for it.
+        let copied = crate::crd::FieldMappingSpec {
+            first_name: Some("FNAME".into()),
+            ..Default::default()
+        };
+        let err = validate_mapping(
+            klaviyo(None).get().unwrap(),
+            &copied.to_mapping(&default_mapping(klaviyo(None).get().unwrap())),
+        )
+        .unwrap_err();
+        assert!(err.contains("first_name"), "{err}");
     }
 
     fn sandbox() -> Url {
@@ -766,7 +845,12 @@ mod tests {
     fn no_source_or_target_gives_no_reference() {
         assert!(empty().get().is_none());
         assert_eq!(empty().kinds_given(), 0);
-        assert!(AudienceTarget { mailchimp: None }.get().is_none());
+        let none = AudienceTarget {
+            mailchimp: None,
+            klaviyo: None,
+        };
+        assert!(none.get().is_none());
+        assert_eq!(none.kinds_given(), 0);
     }
 
     fn assert_hidden(err: &ConnectError, secret: &str) {
@@ -825,7 +909,9 @@ mod tests {
     }
 
     fn mapping_rules(spec: &crate::crd::FieldMappingSpec) -> Result<(), String> {
-        validate_mapping(mailchimp(None).get().unwrap(), &spec.to_mapping())
+        let target = mailchimp(None);
+        let target = target.get().unwrap();
+        validate_mapping(target, &spec.to_mapping(&default_mapping(target)))
     }
 
     #[test]
@@ -853,7 +939,10 @@ mod tests {
             ..Default::default()
         };
         assert!(mapping_rules(&off).is_ok());
-        assert_eq!(off.to_mapping().first_name, None);
+        assert_eq!(
+            off.to_mapping(&mailchimp::default_mapping()).first_name,
+            None
+        );
     }
 
     fn listed(hosts: &[&str]) -> EndpointPolicy {
