@@ -104,8 +104,10 @@ async fn valid_object_gets_defaults_and_status_subresource() {
         .expect("a valid object is accepted");
     let spec = &created.spec;
     assert_eq!(spec.mode.as_str(), "upsert");
-    assert_eq!(spec.field_mapping.first_name.as_deref(), Some("FNAME"));
-    assert_eq!(spec.field_mapping.last_name.as_deref(), Some("LNAME"));
+    // Names left out take the target's defaults in the operator (FNAME/LNAME for Mailchimp,
+    // first_name/last_name for Klaviyo), so the server stores none.
+    assert_eq!(spec.field_mapping.first_name, None);
+    assert_eq!(spec.field_mapping.last_name, None);
     assert!(spec.consent_policy.propagate_unsubscribes);
     assert!(spec.safety.enabled);
     assert_eq!(spec.safety.max_removal_percent, 10);
@@ -237,7 +239,46 @@ async fn invalid_specs_are_refused_by_the_server() {
     let mut tag = valid_spec();
     tag["fieldMapping"] = json!({"firstName": "first name"});
     let msg = refused(&client, &ns, audience("tag", tag)).await;
-    assert!(msg.contains("spec.fieldMapping.firstName"), "{msg}");
+    assert!(msg.contains("fieldMapping: Mailchimp merge tags"), "{msg}");
+
+    // Klaviyo: one target kind, one way to name the list, no Mailchimp-only options.
+    let klaviyo =
+        json!({"klaviyo": {"listName": "Customers", "credentialsSecretRef": {"name": "k"}}});
+    let mut two_targets = valid_spec();
+    two_targets["target"]["klaviyo"] = klaviyo["klaviyo"].clone();
+    let msg = refused(&client, &ns, audience("two-targets", two_targets)).await;
+    assert!(msg.contains("give exactly one target"), "{msg}");
+    let mut both_names = valid_spec();
+    both_names["target"] = json!({"klaviyo": {"listId": "Y6nRLr", "listName": "Customers", "credentialsSecretRef": {"name": "k"}}});
+    let msg = refused(&client, &ns, audience("both-names", both_names)).await;
+    assert!(
+        msg.contains("give exactly one of listId or listName"),
+        "{msg}"
+    );
+    let mut pending = valid_spec();
+    pending["target"] = klaviyo.clone();
+    pending["consentPolicy"] = json!({"resubscribe": "pending"});
+    let msg = refused(&client, &ns, audience("k-pending", pending)).await;
+    assert!(msg.contains("pending has no Klaviyo meaning"), "{msg}");
+    let mut tags = valid_spec();
+    tags["target"] = klaviyo.clone();
+    tags["fieldMapping"] = json!({"tags": true});
+    let msg = refused(&client, &ns, audience("k-tags", tags)).await;
+    assert!(msg.contains("Klaviyo profiles have no tags"), "{msg}");
+    let mut bad_id = valid_spec();
+    bad_id["target"] = json!({"klaviyo": {"listId": "a/b", "credentialsSecretRef": {"name": "k"}}});
+    let msg = refused(&client, &ns, audience("k-bad-id", bad_id)).await;
+    assert!(msg.contains("spec.target.klaviyo.listId"), "{msg}");
+    // Klaviyo's own names are not Mailchimp merge tags, and are accepted for a Klaviyo target.
+    let mut names = valid_spec();
+    names["target"] = klaviyo.clone();
+    names["fieldMapping"] =
+        json!({"firstName": "first_name", "customFields": {"company": "organization"}});
+    let api: Api<AudienceSync> = Api::namespaced(client.clone(), &ns);
+    let ok: AudienceSync = serde_json::from_value(audience("k-names", names)).unwrap();
+    api.create(&PostParams::default(), &ok)
+        .await
+        .expect("Klaviyo attribute names are accepted for a Klaviyo target");
 
     // SegmentSync: exactly one source segment, and it must match the source kind.
     let seg: Api<DynamicObject> =

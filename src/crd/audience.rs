@@ -56,6 +56,12 @@ pub struct KlaviyoTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
+    /// Start the list's "added to list" flows (e.g. a welcome series) for the customers a run
+    /// subscribes after the first. Off by default, as in Klaviyo's own Lightspeed integration:
+    /// a returning customer would otherwise be welcomed as if new. The first run is always a
+    /// history import and starts no flow.
+    #[serde(default)]
+    pub trigger_list_flows: bool,
 }
 
 /// Where the audience lives: exactly one target kind.
@@ -87,6 +93,7 @@ impl AudienceTarget {
             list: klaviyo_list(k.list_id.as_ref(), k.list_name.as_ref())?,
             credentials: &k.credentials_secret_ref,
             endpoint: k.endpoint.as_deref(),
+            trigger_list_flows: k.trigger_list_flows,
         }))
     }
 

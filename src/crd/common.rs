@@ -239,6 +239,8 @@ pub struct KlaviyoRef<'a> {
     pub list: KlaviyoListRef<'a>,
     pub credentials: &'a SecretKeyRef,
     pub endpoint: Option<&'a str>,
+    /// Subscriptions after the first run are live (the list's flows start).
+    pub trigger_list_flows: bool,
 }
 
 /// A Klaviyo list by id, or by name (created when missing).

@@ -129,6 +129,7 @@ impl SegmentTarget {
             list: klaviyo_list(k.list_id.as_ref(), k.list_name.as_ref())?,
             credentials: &k.credentials_secret_ref,
             endpoint: k.endpoint.as_deref(),
+            trigger_list_flows: false,
         }))
     }
 

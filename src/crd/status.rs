@@ -38,7 +38,7 @@ pub struct RunCounts {
     /// Source records not written: duplicates, refused resubscribes.
     #[serde(default)]
     pub skipped: u64,
-    /// Records refused: invalid emails, and records Mailchimp rejected.
+    /// Records refused: invalid emails, and records the target rejected.
     #[serde(default)]
     pub rejected: u64,
     /// Members added to the target segment (SegmentSync).

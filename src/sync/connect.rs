@@ -240,6 +240,9 @@ pub fn build_target(
             };
             let mut config = KlaviyoConfig::new(secret, list);
             config.base_url = base;
+            // Every subscription is a history import unless the sync asks for list flows (the
+            // first run's plan is one in any case).
+            config.historical_import = !k.trigger_list_flows;
             if let Some(retry) = options.retry.clone() {
                 config.retry = retry;
             }
@@ -573,6 +576,7 @@ mod tests {
                 list_name: Some("Customers".into()),
                 credentials_secret_ref: secret_ref(),
                 endpoint: endpoint.map(str::to_string),
+                trigger_list_flows: false,
             }),
         }
     }

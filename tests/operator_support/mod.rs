@@ -151,6 +151,18 @@ impl Harness {
         )
     }
 
+    /// A well-formed Klaviyo private key of this test alone.
+    pub fn klaviyo_key(&self) -> String {
+        format!(
+            "pk_{:032x}",
+            xxhash_rust::xxh3::xxh3_128(self.ns.as_bytes())
+        )
+    }
+
+    pub fn klaviyo(&self) -> &audience_sandbox::klaviyo::Klaviyo {
+        &self.sandbox.sandbox.klaviyo
+    }
+
     pub fn shopify(&self) -> &audience_sandbox::shopify::Shopify {
         &self.sandbox.sandbox.shopify
     }

@@ -30,11 +30,15 @@
 //! So C new subscribed profiles into an empty account take `ceil(C/10,000)` import jobs +
 //! `ceil(C/1,000)` subscribe jobs write calls, plus `ceil(C/100)` look-ups and the polls.
 //!
-//! # A history import
-//! With `historical_import`, consent is given with `historical_import: true` and the source's
-//! consent time (`consented_at`, in the past), so no double opt-in mail and no "added to list"
-//! flow fires. The creates given consent then join the list through their subscribe job, not
-//! through the import job (whose list relationship is an ordinary "added to list").
+//! # Joining the list, and its flows
+//! The creates given consent join the list through their subscribe job, not through the import
+//! job, so whether the list's "added to list" flows (a welcome series) start is decided in one
+//! place: the subscription's `historical_import`. With it (the sync's first push, and every run
+//! unless the sync asks for list flows: Klaviyo's own Lightspeed integration starts no welcome
+//! series for the profiles it creates, so a returning customer is not welcomed as new), consent
+//! is given with the source's consent time (`consented_at`, in the past), and neither a double
+//! opt-in mail nor a flow goes out. Without it, the subscription is live and the list's flows
+//! start as for a sign-up.
 //!
 //! Nothing to do, no call. A stop request is honoured between steps and between calls.
 
@@ -146,11 +150,7 @@ impl Inner {
 
         // 2. Import jobs.
         let mut refused: HashSet<String> = HashSet::new();
-        let subscribed_via_job: HashSet<&str> = if historical {
-            consent.subscribe.iter().copied().collect()
-        } else {
-            HashSet::new()
-        };
+        let subscribed_via_job: HashSet<&str> = consent.subscribe.iter().copied().collect();
         let mut with_list: Vec<Encoded<'_>> = Vec::new();
         let mut without_list: Vec<Encoded<'_>> = Vec::new();
         for (write, new) in plan

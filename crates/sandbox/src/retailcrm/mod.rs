@@ -536,6 +536,24 @@ impl RetailCrm {
         self.lock().customers.len()
     }
 
+    /// Replaces the members of the segment with this code, as RetailCRM's recomputation would
+    /// (unknown ids ignored). False when no segment has the code.
+    pub fn set_segment_members(&self, code: &str, members: &[u64]) -> bool {
+        let mut state = self.lock();
+        let members: Vec<u64> = members
+            .iter()
+            .copied()
+            .filter(|m| state.customers.contains_key(m))
+            .collect();
+        match state.segments.values_mut().find(|s| s.code == code) {
+            Some(segment) => {
+                segment.members = members.into_iter().collect();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Creates a segment with these members (unknown ids ignored). Returns its id.
     pub fn create_segment(&self, code: &str, name: &str, members: &[u64]) -> u64 {
         let mut state = self.lock();
