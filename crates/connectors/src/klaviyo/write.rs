@@ -9,7 +9,10 @@
 //!    with `relationships.lists` naming the list, so joining the list costs no call of its own
 //!    (`POST /api/lists/{id}/relationships/profiles` would take profile ids, i.e. more calls).
 //!    Each job is polled with backoff until complete, and its import errors become rejected
-//!    records with Klaviyo's reason. A profile over 100 KB is refused before sending.
+//!    records with Klaviyo's reason. A profile over 100 KB is refused before sending. The jobs go
+//!    out while the look-ups of step 1 are still under way (they need nothing from them, and
+//!    each operation has its own rate-limit windows), except in a history import, where the
+//!    look-ups decide which job a profile goes in.
 //! 3. **Subscribe jobs** (`profile-subscription-bulk-create-jobs`, 1,000 a job, scoped to the
 //!    list): creates planned subscribed whose account profile is not unsubscribed or suppressed
 //!    (and not subscribed already), and list members the plan moves to subscribed (the core never
@@ -75,6 +78,18 @@ fn rejection(email: &str, reason: impl Into<String>) -> RecordRejection {
     }
 }
 
+/// What the import jobs of an apply did.
+#[derive(Default)]
+struct ImportOutcome {
+    jobs: usize,
+    finished: usize,
+    write_calls: u64,
+    done: u64,
+    rejected: Vec<RecordRejection>,
+    /// Emails refused (too large, or an import error): no consent job for them.
+    refused: HashSet<String>,
+}
+
 /// What the plan's creates need for consent, after the look-ups.
 #[derive(Default)]
 struct ConsentPlan<'a> {
@@ -123,93 +138,65 @@ impl Inner {
             return Ok(report);
         }
         let total = (plan.creates.len() + plan.updates.len() + plan.archives.len()) as u64;
-        let mut done = 0u64;
-        control.report(done, total);
+        control.report(0, total);
 
         let (list_id, created_list) = self.list_for_write().await?;
         if created_list {
             report.write_calls += 1;
         }
 
-        // 1. Consent of new profiles in the account.
-        let consent = match self
-            .creates_consent(&plan.creates, &list_id, control, &mut report)
-            .await?
-        {
-            Some(consent) => consent,
-            None => {
-                report.stopped_early = true;
-                return Ok(report);
-            }
-        };
-
-        // 2. Import jobs.
-        let mut refused: HashSet<String> = HashSet::new();
-        let subscribed_via_job: HashSet<&str> = if historical {
-            consent.subscribe.iter().copied().collect()
-        } else {
-            HashSet::new()
-        };
-        let mut with_list: Vec<Encoded<'_>> = Vec::new();
-        let mut without_list: Vec<Encoded<'_>> = Vec::new();
-        for (write, new) in plan
-            .creates
-            .iter()
-            .map(|w| (w, true))
-            .chain(field_updates.iter().map(|w| (*w, false)))
-        {
-            let json = serde_json::to_vec(&wire::import_profile(write, new))
-                .expect("a JSON value always encodes");
-            if json.len() > MAX_PROFILE_BYTES {
-                refused.insert(write.email.as_str().to_string());
-                report.rejected.push(rejection(
-                    write.email.as_str(),
-                    format!(
-                        "profile of {} bytes is over Klaviyo's limit of 100 KB a profile",
-                        json.len()
-                    ),
-                ));
-                continue;
-            }
-            let encoded = Encoded {
-                email: write.email.as_str(),
-                json,
+        // 1. Consent of new profiles in the account, and 2. the import jobs. The import jobs do
+        // not depend on the look-ups except in a history import (where the creates given consent
+        // join the list through their subscribe job, so the look-ups decide which job a profile
+        // goes in), so otherwise both run at once: the look-ups are paced by their own windows
+        // (`GET /api/profiles`, 75/s and 750/m) and the jobs by theirs (10/s and 150/m), and a
+        // large push would else wait out every look-up before its first job.
+        let mut consent_report = ApplyReport::default();
+        let (consent, imports) = if historical {
+            let consent = self
+                .creates_consent(&plan.creates, &list_id, control, &mut consent_report)
+                .await?;
+            let imports = match &consent {
+                Some(consent) => {
+                    let via_job: HashSet<&str> = consent.subscribe.iter().copied().collect();
+                    self.import_jobs(
+                        &plan.creates,
+                        &field_updates,
+                        &via_job,
+                        &list_id,
+                        control,
+                        total,
+                    )
+                    .await?
+                }
+                None => ImportOutcome::default(),
             };
-            if new && subscribed_via_job.contains(write.email.as_str()) {
-                without_list.push(encoded);
-            } else {
-                with_list.push(encoded);
-            }
-        }
-        let mut jobs: Vec<(&[Encoded<'_>], Option<&str>)> = Vec::new();
-        for (group, list) in [(&with_list, Some(list_id.as_str())), (&without_list, None)] {
-            let sizes: Vec<usize> = group.iter().map(|e| e.json.len()).collect();
-            let overhead = wire::import_job_overhead(list);
-            for range in split_batches(&sizes, MAX_IMPORT_PROFILES, MAX_IMPORT_BYTES, overhead) {
-                jobs.push((&group[range], list));
-            }
-        }
-        let job_count = jobs.len();
-        let mut finished = 0usize;
-        {
-            let mut outcomes =
-                stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
-                    .map(|(profiles, list)| async move {
-                        (profiles.len(), self.import_job(profiles, list).await)
-                    })
-                    .buffer_unordered(self.write_concurrency)
-                    .boxed();
-            while let Some((size, outcome)) = outcomes.next().await {
-                report.write_calls += 1;
-                let rejected = outcome?;
-                finished += 1;
-                refused.extend(rejected.iter().map(|r| r.email.clone()));
-                report.rejected.extend(rejected);
-                done += size as u64;
-                control.report(done.min(total), total);
-            }
-        }
-        if finished < job_count {
+            (consent, imports)
+        } else {
+            let nobody = HashSet::new();
+            futures::future::try_join(
+                self.creates_consent(&plan.creates, &list_id, control, &mut consent_report),
+                self.import_jobs(
+                    &plan.creates,
+                    &field_updates,
+                    &nobody,
+                    &list_id,
+                    control,
+                    total,
+                ),
+            )
+            .await?
+        };
+        report.rejected.extend(consent_report.rejected);
+        report.rejected.extend(imports.rejected);
+        report.write_calls += imports.write_calls;
+        let mut done = imports.done;
+        let refused = imports.refused;
+        let Some(consent) = consent else {
+            report.stopped_early = true;
+            return Ok(report);
+        };
+        if imports.finished < imports.jobs {
             report.stopped_early = true;
             return Ok(report);
         }
@@ -323,6 +310,78 @@ impl Inner {
             control.report(done.min(total), total);
         }
         Ok(report)
+    }
+
+    /// The import jobs of the creates and the field updates (`via_job`: creates that join the
+    /// list through their subscribe job instead), polled to completion, `write_concurrency` at
+    /// once. A profile over 100 KB is refused before sending.
+    async fn import_jobs(
+        &self,
+        creates: &[MemberWrite],
+        field_updates: &[&MemberWrite],
+        via_job: &HashSet<&str>,
+        list_id: &str,
+        control: &ApplyControl,
+        total: u64,
+    ) -> Result<ImportOutcome, ConnectorError> {
+        let mut outcome = ImportOutcome::default();
+        let mut with_list: Vec<Encoded<'_>> = Vec::new();
+        let mut without_list: Vec<Encoded<'_>> = Vec::new();
+        for (write, new) in creates
+            .iter()
+            .map(|w| (w, true))
+            .chain(field_updates.iter().map(|w| (*w, false)))
+        {
+            let json = serde_json::to_vec(&wire::import_profile(write, new))
+                .expect("a JSON value always encodes");
+            if json.len() > MAX_PROFILE_BYTES {
+                outcome.refused.insert(write.email.as_str().to_string());
+                outcome.rejected.push(rejection(
+                    write.email.as_str(),
+                    format!(
+                        "profile of {} bytes is over Klaviyo's limit of 100 KB a profile",
+                        json.len()
+                    ),
+                ));
+                continue;
+            }
+            let encoded = Encoded {
+                email: write.email.as_str(),
+                json,
+            };
+            if new && via_job.contains(write.email.as_str()) {
+                without_list.push(encoded);
+            } else {
+                with_list.push(encoded);
+            }
+        }
+        let mut jobs: Vec<(&[Encoded<'_>], Option<&str>)> = Vec::new();
+        for (group, list) in [(&with_list, Some(list_id)), (&without_list, None)] {
+            let sizes: Vec<usize> = group.iter().map(|e| e.json.len()).collect();
+            let overhead = wire::import_job_overhead(list);
+            for range in split_batches(&sizes, MAX_IMPORT_PROFILES, MAX_IMPORT_BYTES, overhead) {
+                jobs.push((&group[range], list));
+            }
+        }
+        outcome.jobs = jobs.len();
+        let mut outcomes = stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
+            .map(|(profiles, list)| async move {
+                (profiles.len(), self.import_job(profiles, list).await)
+            })
+            .buffer_unordered(self.write_concurrency)
+            .boxed();
+        while let Some((size, result)) = outcomes.next().await {
+            outcome.write_calls += 1;
+            let rejected = result?;
+            outcome.finished += 1;
+            outcome
+                .refused
+                .extend(rejected.iter().map(|r| r.email.clone()));
+            outcome.rejected.extend(rejected);
+            outcome.done += size as u64;
+            control.report(outcome.done.min(total), total);
+        }
+        Ok(outcome)
     }
 
     /// Looks up the account profiles of the creates that carry a consent decision and sorts them
