@@ -24,7 +24,7 @@ fn lightspeed_sync(name: &str, audience: &str, extra: serde_json::Value) -> serd
 
 #[tokio::test]
 async fn lightspeed_customers_without_an_opt_out_are_transactional_unless_the_switch_says_subscribed()
-{
+ {
     let h = harness("op-consent", true).await;
     h.default_secrets().await;
     h.secret("lightspeed", &[("token", DEMO_TOKEN)]).await;
@@ -66,7 +66,11 @@ async fn lightspeed_customers_without_an_opt_out_are_transactional_unless_the_sw
     };
     let default = wait_reason(&api, "default", "Synced").await;
     let counts = default.status.unwrap().last_run.unwrap().counts;
-    assert_eq!((counts.created, counts.consent_by_rule), (3, 2), "{counts:?}");
+    assert_eq!(
+        (counts.created, counts.consent_by_rule),
+        (3, 2),
+        "{counts:?}"
+    );
     assert_eq!(
         statuses("strict"),
         [
@@ -79,7 +83,11 @@ async fn lightspeed_customers_without_an_opt_out_are_transactional_unless_the_sw
 
     let switched = wait_reason(&api, "subscribed", "Synced").await;
     let counts = switched.status.unwrap().last_run.unwrap().counts;
-    assert_eq!((counts.created, counts.consent_by_rule), (3, 2), "{counts:?}");
+    assert_eq!(
+        (counts.created, counts.consent_by_rule),
+        (3, 2),
+        "{counts:?}"
+    );
     assert_eq!(
         statuses("asvendor"),
         [
@@ -92,9 +100,11 @@ async fn lightspeed_customers_without_an_opt_out_are_transactional_unless_the_sw
     // The rule's decision is in an Event too, so a merchant sees it without reading status.
     let events = h.events("default").await;
     assert!(
-        events
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or("").contains("whenSourceCannotOptIn")),
+        events.iter().any(|e| e
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("whenSourceCannotOptIn")),
         "{:?}",
         events.iter().map(|e| e.note.clone()).collect::<Vec<_>>()
     );

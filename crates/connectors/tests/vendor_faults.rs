@@ -1,5 +1,5 @@
-//! Every connector (Shopify, Lightspeed X, Lightspeed R, RetailCRM sources and the Mailchimp
-//! target) against a misbehaving vendor: 429 storms with and without `Retry-After` (and with
+//! Every connector (Shopify, Lightspeed X, Lightspeed R, RetailCRM sources, the Mailchimp and the
+//! Klaviyo targets) against a misbehaving vendor: 429 storms with and without `Retry-After` (and with
 //! nonsense in it), 5xx bursts, timeouts, connection resets, truncated and malformed bodies, wrong
 //! content types, huge bodies, nonsense rate-limit headers and error pages that echo the
 //! credential. Never a panic, never a lost or doubled record, the documented `ErrorKind` when the
@@ -185,6 +185,7 @@ vendor_fault_tests! {
     lightspeed_r => Vendor::LightspeedR,
     retailcrm => Vendor::Retailcrm,
     mailchimp => Vendor::Mailchimp,
+    klaviyo => Vendor::Klaviyo,
 }
 
 /// The echoing error page on a write: the Mailchimp key never leaves in the push's error.

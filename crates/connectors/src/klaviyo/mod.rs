@@ -309,20 +309,18 @@ fn invalid_config(what: &str, message: impl Into<String>) -> ConnectorError {
 impl KlaviyoTarget {
     /// Checks the configuration (key, list, base URL, revision) without calling the API.
     pub fn new(config: KlaviyoConfig) -> Result<Self, ConnectorError> {
-        let key = config.api_key.as_str();
-        if key.trim().is_empty() {
-            return Err(invalid_config("API key", "the private API key is empty"));
-        }
-        if key.trim() != key {
-            return Err(invalid_config(
-                "API key",
-                "the private API key has leading or trailing whitespace",
-            ));
-        }
+        // The shared rule of every vendor (trimmed; empty, inner spaces or control characters
+        // refused as unusable credentials), plus Klaviyo's: a private key is printable ASCII, as
+        // the `Authorization` header must be. No message names the value.
+        let key =
+            crate::config::checked_secret(VENDOR, DESCRIPTOR.credential_name, &config.api_key)?;
         if !key.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(invalid_config(
-                "API key",
-                "the private API key holds characters a key never has",
+            return Err(crate::config::invalid_credentials(
+                VENDOR,
+                format!(
+                    "the {} holds characters a key never has (printable ASCII only)",
+                    DESCRIPTOR.credential_name
+                ),
             ));
         }
         let list = match &config.list {
@@ -377,17 +375,10 @@ impl KlaviyoTarget {
             ListRef::Id(id) => Some(id.clone()),
             ListRef::Name(_) => None,
         };
-        let budget = http::budget_for(VENDOR, &config.api_key, MAX_CONNECTIONS);
+        let budget = http::budget_for(VENDOR, &key, MAX_CONNECTIONS);
         Ok(KlaviyoTarget {
             inner: Inner {
-                client: Client::new(
-                    base,
-                    &config.api_key,
-                    revision,
-                    budget,
-                    config.retry,
-                    config.pacing,
-                ),
+                client: Client::new(base, &key, revision, budget, config.retry, config.pacing),
                 list,
                 list_id: Mutex::new(list_id),
                 list_creation: tokio::sync::Mutex::new(()),
@@ -496,19 +487,30 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(named.list_id(), None);
+        // Unusable keys are credential errors, as for every vendor, and never echo the key.
         for key in [
             "",
-            " pk_secretsecret",
+            "   ",
             "pk_secret secret",
+            "pk_secret\nsecret",
             "pk_secr\u{e9}tsecret",
         ] {
             let err =
                 KlaviyoTarget::new(KlaviyoConfig::new(key, ListRef::Id("A1".into()))).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::InvalidConfig);
-            if !key.is_empty() {
-                assert!(!err.to_string().contains("secret"), "{err}");
-            }
+            assert_eq!(err.kind, ErrorKind::InvalidCredentials, "{key:?}: {err}");
+            assert!(err.to_string().contains("private API key"), "{err}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+            assert!(!format!("{err:?}").contains("secret"), "{err:?}");
         }
+        // Surrounding whitespace (a Secret written with a trailing newline) is trimmed, as for
+        // the other vendors.
+        assert!(
+            KlaviyoTarget::new(KlaviyoConfig::new(
+                " pk_secretsecret\n",
+                ListRef::Id("A1".into())
+            ))
+            .is_ok()
+        );
         let err =
             KlaviyoTarget::new(KlaviyoConfig::new("pk_1", ListRef::Id("a/b".into()))).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);

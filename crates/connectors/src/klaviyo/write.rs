@@ -5,30 +5,35 @@
 //!    the account, unsubscribed or suppressed; Klaviyo's subscribe job would *clear* that
 //!    suppression. So every create with a consent decision (subscribed, or unsubscribed at the
 //!    source) is looked up first, `GET /api/profiles?filter=any(email,[…])`, 100 to a call.
-//! 2. **Bulk import jobs**: new and changed profiles, `ceil` by 10,000 profiles and 5 MB a job,
-//!    with `relationships.lists` naming the list, so joining the list costs no call of its own
-//!    (`POST /api/lists/{id}/relationships/profiles` would take profile ids, i.e. more calls).
-//!    Each job is polled with backoff until complete, and its import errors become rejected
-//!    records with Klaviyo's reason. A profile over 100 KB is refused before sending.
+//! 2. **Bulk import jobs**: new and changed profiles, `ceil` by 10,000 profiles and 5 MB a job.
+//!    Creates not planned subscribed carry `relationships.lists` naming the list, so joining it
+//!    costs no call of its own (`POST /api/lists/{id}/relationships/profiles` would take profile
+//!    ids, i.e. more calls); creates planned subscribed are imported without it and join through
+//!    their subscribe job (see below). Each job is polled with backoff until complete, and its
+//!    import errors become rejected records with Klaviyo's reason. A profile over 100 KB is
+//!    refused before sending. The jobs go out while the look-ups of step 1 are still under way:
+//!    they need nothing from them, and each operation has its own rate-limit windows.
 //! 3. **Subscribe jobs** (`profile-subscription-bulk-create-jobs`, 1,000 a job, scoped to the
-//!    list): creates planned subscribed whose account profile is not unsubscribed or suppressed
-//!    (and not subscribed already), and list members the plan moves to subscribed (the core never
-//!    plans that for an unsubscribed or cleaned member). A profile the account has unsubscribed,
-//!    bounced, spam-reported or suppressed is added to the list *without* consent and reported as
-//!    a rejection with the reason. Never subscribed at the source: added to the list, no consent.
-//!    Pending at the source: no consent either ([U] Klaviyo has no pending state; the person's
-//!    own confirmation is what a pending opt-in waits for).
+//!    list): creates planned subscribed whose account profile is not unsubscribed or suppressed,
+//!    and list members the plan moves to subscribed (the core never plans that for an
+//!    unsubscribed or cleaned member). A profile the account has unsubscribed, bounced,
+//!    spam-reported or suppressed gets no consent: it joins the list through
+//!    `relationships/profiles` (its id known from the look-up) and is reported as a rejection
+//!    with the reason. Never subscribed at the source: added to the list, no consent. Pending at
+//!    the source: no consent either ([U] Klaviyo has no pending state; the person's own
+//!    confirmation is what a pending opt-in waits for).
 //! 4. **Unsubscribe jobs** (`profile-subscription-bulk-delete-jobs`, 100 a job, scoped to the
 //!    list): members the plan unsubscribes (an opt-out at the source), and new profiles the
 //!    source has opted out that the account has not unsubscribed or suppressed already, so the
-//!    opt-out is on record and the next run finds nothing to do (they joined the list in step 2, so
-//!    the job never unsubscribes anyone globally by accident: Klaviyo unsubscribes a profile that
-//!    is *not* in the given list from everything).
+//!    opt-out is on record and the next run finds nothing to do (they joined the list in step 2,
+//!    so the job never unsubscribes anyone globally by accident: Klaviyo unsubscribes a profile
+//!    that is *not* in the given list from everything).
 //! 5. **Archives** (mirror): removed from the list, `DELETE …/relationships/profiles` in 1,000s
 //!    (profiles are never deleted). Ids come from the member read, else a look-up by email.
 //!
 //! So C new subscribed profiles into an empty account take `ceil(C/10,000)` import jobs +
-//! `ceil(C/1,000)` subscribe jobs write calls, plus `ceil(C/100)` look-ups and the polls.
+//! `ceil(C/1,000)` subscribe jobs write calls, plus `ceil(C/100)` look-ups and the polls (and one
+//! list call per 1,000 of them the account had suppressed).
 //!
 //! # Joining the list, and its flows
 //! The creates given consent join the list through their subscribe job, not through the import
@@ -80,11 +85,26 @@ fn rejection(email: &str, reason: impl Into<String>) -> RecordRejection {
     }
 }
 
+/// What the import jobs of an apply did.
+#[derive(Default)]
+struct ImportOutcome {
+    jobs: usize,
+    finished: usize,
+    write_calls: u64,
+    done: u64,
+    rejected: Vec<RecordRejection>,
+    /// Emails refused (too large, or an import error): no consent job for them.
+    refused: HashSet<String>,
+}
+
 /// What the plan's creates need for consent, after the look-ups.
 #[derive(Default)]
 struct ConsentPlan<'a> {
     subscribe: Vec<&'a str>,
     unsubscribe: Vec<&'a str>,
+    /// Creates planned subscribed that the account has unsubscribed or suppressed: imported
+    /// without the list (as every planned subscriber is), they join it with no consent.
+    join_list: Vec<&'a str>,
 }
 
 impl Inner {
@@ -128,89 +148,48 @@ impl Inner {
             return Ok(report);
         }
         let total = (plan.creates.len() + plan.updates.len() + plan.archives.len()) as u64;
-        let mut done = 0u64;
-        control.report(done, total);
+        control.report(0, total);
 
         let (list_id, created_list) = self.list_for_write().await?;
         if created_list {
             report.write_calls += 1;
         }
 
-        // 1. Consent of new profiles in the account.
-        let consent = match self
-            .creates_consent(&plan.creates, &list_id, control, &mut report)
-            .await?
-        {
-            Some(consent) => consent,
-            None => {
-                report.stopped_early = true;
-                return Ok(report);
-            }
-        };
-
-        // 2. Import jobs.
-        let mut refused: HashSet<String> = HashSet::new();
-        let subscribed_via_job: HashSet<&str> = consent.subscribe.iter().copied().collect();
-        let mut with_list: Vec<Encoded<'_>> = Vec::new();
-        let mut without_list: Vec<Encoded<'_>> = Vec::new();
-        for (write, new) in plan
+        // 1. Consent of new profiles in the account, and 2. the import jobs, at once: the creates
+        // planned subscribed are imported without the list and join it through their subscribe
+        // job (see "Joining the list"), so which job a profile goes in never waits for a
+        // look-up. The look-ups are paced by their own windows (`GET /api/profiles`, 75/s and
+        // 750/m) and the jobs by theirs (10/s and 150/m); one after the other, a large push
+        // would wait out every look-up before its first job.
+        let mut consent_report = ApplyReport::default();
+        let via_job: HashSet<&str> = plan
             .creates
             .iter()
-            .map(|w| (w, true))
-            .chain(field_updates.iter().map(|w| (*w, false)))
-        {
-            let json = serde_json::to_vec(&wire::import_profile(write, new))
-                .expect("a JSON value always encodes");
-            if json.len() > MAX_PROFILE_BYTES {
-                refused.insert(write.email.as_str().to_string());
-                report.rejected.push(rejection(
-                    write.email.as_str(),
-                    format!(
-                        "profile of {} bytes is over Klaviyo's limit of 100 KB a profile",
-                        json.len()
-                    ),
-                ));
-                continue;
-            }
-            let encoded = Encoded {
-                email: write.email.as_str(),
-                json,
-            };
-            if new && subscribed_via_job.contains(write.email.as_str()) {
-                without_list.push(encoded);
-            } else {
-                with_list.push(encoded);
-            }
-        }
-        let mut jobs: Vec<(&[Encoded<'_>], Option<&str>)> = Vec::new();
-        for (group, list) in [(&with_list, Some(list_id.as_str())), (&without_list, None)] {
-            let sizes: Vec<usize> = group.iter().map(|e| e.json.len()).collect();
-            let overhead = wire::import_job_overhead(list);
-            for range in split_batches(&sizes, MAX_IMPORT_PROFILES, MAX_IMPORT_BYTES, overhead) {
-                jobs.push((&group[range], list));
-            }
-        }
-        let job_count = jobs.len();
-        let mut finished = 0usize;
-        {
-            let mut outcomes =
-                stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
-                    .map(|(profiles, list)| async move {
-                        (profiles.len(), self.import_job(profiles, list).await)
-                    })
-                    .buffer_unordered(self.write_concurrency)
-                    .boxed();
-            while let Some((size, outcome)) = outcomes.next().await {
-                report.write_calls += 1;
-                let rejected = outcome?;
-                finished += 1;
-                refused.extend(rejected.iter().map(|r| r.email.clone()));
-                report.rejected.extend(rejected);
-                done += size as u64;
-                control.report(done.min(total), total);
-            }
-        }
-        if finished < job_count {
+            .filter(|w| w.status == Some(MemberStatus::Subscribed))
+            .map(|w| w.email.as_str())
+            .collect();
+        let (consent, imports) = futures::future::try_join(
+            self.creates_consent(&plan.creates, &list_id, control, &mut consent_report),
+            self.import_jobs(
+                &plan.creates,
+                &field_updates,
+                &via_job,
+                &list_id,
+                control,
+                total,
+            ),
+        )
+        .await?;
+        report.rejected.extend(consent_report.rejected);
+        report.rejected.extend(imports.rejected);
+        report.write_calls += imports.write_calls;
+        let mut done = imports.done;
+        let refused = imports.refused;
+        let Some(consent) = consent else {
+            report.stopped_early = true;
+            return Ok(report);
+        };
+        if imports.finished < imports.jobs {
             report.stopped_early = true;
             return Ok(report);
         }
@@ -219,6 +198,23 @@ impl Inner {
             .iter()
             .filter(|w| !refused.contains(w.email.as_str()))
             .count() as u64;
+        // Creates refused consent (the account unsubscribed or suppressed them) join the list
+        // without it; the look-ups cached their ids, so this is the add call alone.
+        let join: Vec<&str> = consent
+            .join_list
+            .iter()
+            .copied()
+            .filter(|e| !refused.contains(*e))
+            .collect();
+        if !join.is_empty()
+            && self
+                .list_membership(&list_id, &join, true, control, &mut report)
+                .await?
+                .is_none()
+        {
+            report.stopped_early = true;
+            return Ok(report);
+        }
         report.updated = plan
             .updates
             .iter()
@@ -326,6 +322,78 @@ impl Inner {
         Ok(report)
     }
 
+    /// The import jobs of the creates and the field updates (`via_job`: creates that join the
+    /// list through their subscribe job instead), polled to completion, `write_concurrency` at
+    /// once. A profile over 100 KB is refused before sending.
+    async fn import_jobs(
+        &self,
+        creates: &[MemberWrite],
+        field_updates: &[&MemberWrite],
+        via_job: &HashSet<&str>,
+        list_id: &str,
+        control: &ApplyControl,
+        total: u64,
+    ) -> Result<ImportOutcome, ConnectorError> {
+        let mut outcome = ImportOutcome::default();
+        let mut with_list: Vec<Encoded<'_>> = Vec::new();
+        let mut without_list: Vec<Encoded<'_>> = Vec::new();
+        for (write, new) in creates
+            .iter()
+            .map(|w| (w, true))
+            .chain(field_updates.iter().map(|w| (*w, false)))
+        {
+            let json = serde_json::to_vec(&wire::import_profile(write, new))
+                .expect("a JSON value always encodes");
+            if json.len() > MAX_PROFILE_BYTES {
+                outcome.refused.insert(write.email.as_str().to_string());
+                outcome.rejected.push(rejection(
+                    write.email.as_str(),
+                    format!(
+                        "profile of {} bytes is over Klaviyo's limit of 100 KB a profile",
+                        json.len()
+                    ),
+                ));
+                continue;
+            }
+            let encoded = Encoded {
+                email: write.email.as_str(),
+                json,
+            };
+            if new && via_job.contains(write.email.as_str()) {
+                without_list.push(encoded);
+            } else {
+                with_list.push(encoded);
+            }
+        }
+        let mut jobs: Vec<(&[Encoded<'_>], Option<&str>)> = Vec::new();
+        for (group, list) in [(&with_list, Some(list_id)), (&without_list, None)] {
+            let sizes: Vec<usize> = group.iter().map(|e| e.json.len()).collect();
+            let overhead = wire::import_job_overhead(list);
+            for range in split_batches(&sizes, MAX_IMPORT_PROFILES, MAX_IMPORT_BYTES, overhead) {
+                jobs.push((&group[range], list));
+            }
+        }
+        outcome.jobs = jobs.len();
+        let mut outcomes = stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
+            .map(|(profiles, list)| async move {
+                (profiles.len(), self.import_job(profiles, list).await)
+            })
+            .buffer_unordered(self.write_concurrency)
+            .boxed();
+        while let Some((size, result)) = outcomes.next().await {
+            outcome.write_calls += 1;
+            let rejected = result?;
+            outcome.finished += 1;
+            outcome
+                .refused
+                .extend(rejected.iter().map(|r| r.email.clone()));
+            outcome.rejected.extend(rejected);
+            outcome.done += size as u64;
+            control.report(outcome.done.min(total), total);
+        }
+        Ok(outcome)
+    }
+
     /// Looks up the account profiles of the creates that carry a consent decision and sorts them
     /// into subscribe, unsubscribe and neither (with a rejection naming the suppression). `None`
     /// when a stop cut it short.
@@ -372,14 +440,16 @@ impl Inner {
             let email = write.email.as_str();
             let standing = found.get(email).map(|(_, s)| s);
             match write.status {
+                // Subscribed in the account already: the subscribe job (no suppression to lift)
+                // is how this new list member joins, like every other.
                 Some(MemberStatus::Subscribed) => match standing {
-                    Some(Standing::Subscribed) => {}
                     Some(s) if s.blocks_subscribe().is_some() => {
                         let why = s.blocks_subscribe().unwrap_or_default();
                         report.rejected.push(rejection(
                             email,
                             format!("added to the list without consent: {why}"),
                         ));
+                        consent.join_list.push(email);
                     }
                     _ => consent.subscribe.push(email),
                 },

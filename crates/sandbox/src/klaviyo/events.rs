@@ -175,7 +175,7 @@ fn record(state: &mut Account, profile_id: &str, event: NewEvent, backfill: bool
         properties: event.properties,
         backfill,
     });
-    if let Some(profile) = state.profiles.get_mut(profile_id)
+    if let Some(mut profile) = state.profiles.get_mut(profile_id)
         && profile.last_event_date.is_none_or(|d| d < at)
     {
         profile.last_event_date = Some(at);

@@ -165,7 +165,7 @@ pub async fn create_list(
 
 /// Members of a list or segment, in pages.
 pub fn members_page(
-    members: Vec<(String, (Profile, DateTime<Utc>))>,
+    members: Vec<(String, (&Profile, DateTime<Utc>))>,
     query: &Query,
     base: &Base,
     path: &str,
@@ -215,15 +215,17 @@ pub async fn list_profiles(
     )?;
     let state = sim.lock();
     let list = state.lists.get(&id).ok_or_else(|| no_list(&id))?;
-    let members: Vec<(String, (Profile, DateTime<Utc>))> = list
+    let members: Vec<(String, (&Profile, DateTime<Utc>))> = list
         .members
         .iter()
         .filter_map(|(pid, joined)| state.profiles.get(pid).map(|p| (p, *joined)))
         .filter(|(p, _)| profiles::passes(p, &conditions))
-        .map(|(p, joined)| (p.id.clone(), (p.clone(), joined)))
+        .map(|(p, joined)| (p.id.clone(), (p, joined)))
         .collect();
+    // Rendered under the lock: only the page's profiles, never a copy of every member.
+    let page = members_page(members, &query, &base, &format!("/api/lists/{id}/profiles"));
     drop(state);
-    members_page(members, &query, &base, &format!("/api/lists/{id}/profiles"))
+    page
 }
 
 /// Reads `{"data": [{"type": "profile", "id"}]}` of a relationships call.

@@ -28,6 +28,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod filter;
@@ -323,7 +324,7 @@ impl Klaviyo {
             .upsert_profile(None, &input)
             .expect("seeded profiles have one identifier");
         let now = state.now();
-        let profile = state.profiles.get_mut(&id).expect("just created");
+        let mut profile = state.profiles.get_mut(&id).expect("just created");
         let m = &mut profile.email_marketing;
         let (consent_state, suppression) = match consent {
             SeedConsent::NeverSubscribed => (Consent::NeverSubscribed, None),
@@ -392,7 +393,7 @@ impl Klaviyo {
         let Some(id) = state.find_by_email(email).map(|p| p.id.clone()) else {
             return false;
         };
-        let profile = state.profiles.get_mut(&id).expect("found");
+        let mut profile = state.profiles.get_mut(&id).expect("found");
         if !profile.pending_double_opt_in.remove(list_id) {
             return false;
         }
@@ -401,6 +402,7 @@ impl Klaviyo {
         m.consent_timestamp = Some(now);
         m.double_optin = Some(true);
         m.last_updated = Some(now);
+        drop(profile);
         if state.add_member(list_id, &id) {
             state.count_flow(format!("list:{list_id}"));
         }

@@ -3,12 +3,15 @@
 //! with the existing id in the error's `meta.duplicate_profile_id`), and the upsert
 //! `POST /api/profile-import` (201 created / 200 updated). Writes are at most 100 KB.
 
+use std::collections::BTreeSet;
+
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::directory::{Identifier, Profiles};
 use super::error::ApiError;
 use super::filter::{self, Condition};
 use super::jsonapi::{self, Base, Obj, Query, opt_time, time};
@@ -96,39 +99,75 @@ impl View {
     }
 }
 
-/// The conditions of a profile-collection `filter`, and whether a profile passes them.
+/// The conditions of a profile-collection `filter`, and whether a profile passes them. Email
+/// values are lowercased here, once, as Klaviyo matches emails without regard to case [U].
 pub fn profile_filter(
     query: &Query,
     allowed: &[(&str, &[&str])],
 ) -> Result<Vec<Condition>, ApiError> {
-    match query.get("filter") {
-        None => Ok(Vec::new()),
-        Some(raw) => filter::parse(raw, allowed, &["created", "updated", "joined_group_at"]),
+    let mut conditions = match query.get("filter") {
+        None => Vec::new(),
+        Some(raw) => filter::parse(raw, allowed, &["created", "updated", "joined_group_at"])?,
+    };
+    for c in conditions.iter_mut().filter(|c| c.field == "email") {
+        match &mut c.value {
+            filter::Operand::Text(t) => *t = t.to_lowercase(),
+            filter::Operand::List(l) => l.iter_mut().for_each(|t| *t = t.to_lowercase()),
+            filter::Operand::Time(_) => {}
+        }
     }
+    Ok(conditions)
 }
 
+/// Whether a profile passes conditions made by [`profile_filter`].
 pub fn passes(profile: &Profile, conditions: &[Condition]) -> bool {
     conditions.iter().all(|c| match c.field.as_str() {
         "id" | "profile_id" => c.matches_text(Some(&profile.id)),
-        "email" => {
-            let lowered = Condition {
-                value: match &c.value {
-                    filter::Operand::Text(t) => filter::Operand::Text(t.to_lowercase()),
-                    filter::Operand::List(l) => {
-                        filter::Operand::List(l.iter().map(|t| t.to_lowercase()).collect())
-                    }
-                    other => other.clone(),
-                },
-                ..c.clone()
-            };
-            lowered.matches_text(profile.email.as_deref())
-        }
+        "email" => c.matches_text(profile.email.as_deref()),
         "phone_number" => c.matches_text(profile.phone_number.as_deref()),
         "external_id" => c.matches_text(profile.external_id.as_deref()),
         "created" => c.matches_time(profile.created),
         "updated" => c.matches_time(profile.updated),
         _ => true,
     })
+}
+
+/// The profiles passing `conditions`, in id order. A condition on an identifier narrows the
+/// candidates through the account's indexes first (every condition is still checked on each), so
+/// a look-up by email does not scan the account.
+pub fn matching<'a>(profiles: &'a Profiles, conditions: &[Condition]) -> Vec<&'a Profile> {
+    let narrowing = conditions.iter().find_map(|c| {
+        let values: Vec<&str> = match &c.value {
+            filter::Operand::Text(t) if c.op == "equals" => vec![t.as_str()],
+            filter::Operand::List(l) if c.op == "any" => l.iter().map(String::as_str).collect(),
+            _ => return None,
+        };
+        let by = match c.field.as_str() {
+            "id" | "profile_id" => None,
+            "email" => Some(Identifier::Email),
+            "phone_number" => Some(Identifier::PhoneNumber),
+            "external_id" => Some(Identifier::ExternalId),
+            _ => return None,
+        };
+        Some((by, values))
+    });
+    let Some((by, values)) = narrowing else {
+        return profiles
+            .values()
+            .filter(|p| passes(p, conditions))
+            .collect();
+    };
+    let ids: BTreeSet<&str> = match by {
+        None => values.into_iter().collect(),
+        Some(by) => values
+            .into_iter()
+            .flat_map(|v| profiles.ids_by(by, v).map(String::as_str))
+            .collect(),
+    };
+    ids.into_iter()
+        .filter_map(|id| profiles.get(id))
+        .filter(|p| passes(p, conditions))
+        .collect()
 }
 
 /// Only the sort orders that keep id order are simulated: `id` and `created` (ids grow with
@@ -308,15 +347,13 @@ pub async fn get_profiles(
     let conditions = profile_filter(&query, FILTERS)?;
     check_sort(&query, &["id", "created"])?;
     let state = sim.lock();
-    let matching: Vec<(String, Profile)> = state
-        .profiles
-        .values()
-        .filter(|p| passes(p, &conditions))
-        .map(|p| (p.id.clone(), p.clone()))
+    let found: Vec<(String, &Profile)> = matching(&state.profiles, &conditions)
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
         .collect();
-    drop(state);
-    let (chunk, links) = jsonapi::page(&matching, &query, size, &base, "/api/profiles")?;
+    let (chunk, links) = jsonapi::page(&found, &query, size, &base, "/api/profiles")?;
     let data: Vec<Value> = chunk.iter().map(|p| render(p, &base, &view)).collect();
+    drop(state);
     Ok(jsonapi::respond(
         StatusCode::OK,
         json!({"data": data, "links": links}),

@@ -125,18 +125,20 @@ pub async fn segment_profiles(
     )?;
     let state = sim.lock();
     let segment = state.segments.get(&id).ok_or_else(|| no_segment(&id))?;
-    let members: Vec<(String, (Profile, DateTime<Utc>))> = segment
+    let members: Vec<(String, (&Profile, DateTime<Utc>))> = segment
         .members
         .iter()
         .filter_map(|(pid, joined)| state.profiles.get(pid).map(|p| (p, *joined)))
         .filter(|(p, _)| profiles::passes(p, &conditions))
-        .map(|(p, joined)| (p.id.clone(), (p.clone(), joined)))
+        .map(|(p, joined)| (p.id.clone(), (p, joined)))
         .collect();
-    drop(state);
-    members_page(
+    // Rendered under the lock: only the page's profiles, never a copy of every member.
+    let page = members_page(
         members,
         &query,
         &base,
         &format!("/api/segments/{id}/profiles"),
-    )
+    );
+    drop(state);
+    page
 }

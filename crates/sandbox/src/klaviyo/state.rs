@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
+use super::directory::{Identifier, Profiles};
 use super::ratelimit::Limiter;
 
 /// Email-marketing consent as Klaviyo reports it (`subscriptions.email.marketing.consent`).
@@ -405,7 +406,8 @@ pub fn well_formed(key: &str) -> bool {
 pub struct State {
     pub keys: Keys,
     pub account: Account,
-    pub profiles: BTreeMap<String, Profile>,
+    /// By id, indexed by identifier (see [`super::directory`]).
+    pub profiles: Profiles,
     pub lists: BTreeMap<String, List>,
     pub segments: BTreeMap<String, Segment>,
     pub metrics: BTreeMap<String, Metric>,
@@ -431,7 +433,7 @@ impl Default for State {
         State {
             keys: Keys::default(),
             account: Account::default(),
-            profiles: BTreeMap::new(),
+            profiles: Profiles::default(),
             lists: BTreeMap::new(),
             segments: BTreeMap::new(),
             metrics: BTreeMap::new(),
@@ -513,10 +515,8 @@ impl State {
     }
 
     pub fn find_by_email(&self, email: &str) -> Option<&Profile> {
-        let email = email.to_lowercase();
         self.profiles
-            .values()
-            .find(|p| p.email.as_deref() == Some(email.as_str()))
+            .find_by(Identifier::Email, &email.to_lowercase())
     }
 
     /// The profile an identifier set points at: `id` first, then email, external id, phone [U].
@@ -530,44 +530,43 @@ impl State {
             return Some(p.id.clone());
         }
         if let Some(external) = input.external_id.value()
-            && let Some(p) = self
-                .profiles
-                .values()
-                .find(|p| p.external_id.as_deref() == Some(external.as_str()))
+            && let Some(p) = self.profiles.find_by(Identifier::ExternalId, external)
         {
             return Some(p.id.clone());
         }
         if let Some(phone) = input.phone_number.value()
-            && let Some(p) = self
-                .profiles
-                .values()
-                .find(|p| p.phone_number.as_deref() == Some(phone.as_str()))
+            && let Some(p) = self.profiles.find_by(Identifier::PhoneNumber, phone)
         {
             return Some(p.id.clone());
         }
         None
     }
 
-    /// Another profile than `own` holding one of the identifiers `input` sets.
+    /// Another profile than `own` holding one of the identifiers `input` sets (the first in id
+    /// order, as a scan of the account would find it).
     pub fn conflicting(&self, own: Option<&str>, input: &ProfileInput) -> Option<String> {
-        self.profiles
-            .values()
-            .filter(|p| Some(p.id.as_str()) != own)
-            .find(|p| {
-                input
-                    .email
-                    .value()
-                    .is_some_and(|e| p.email.as_deref() == Some(e.to_lowercase().as_str()))
-                    || input
-                        .phone_number
-                        .value()
-                        .is_some_and(|v| p.phone_number.as_deref() == Some(v.as_str()))
-                    || input
-                        .external_id
-                        .value()
-                        .is_some_and(|v| p.external_id.as_deref() == Some(v.as_str()))
+        let email = input.email.value().map(|e| e.to_lowercase());
+        let wanted = [
+            (Identifier::Email, email.as_deref()),
+            (
+                Identifier::PhoneNumber,
+                input.phone_number.value().map(String::as_str),
+            ),
+            (
+                Identifier::ExternalId,
+                input.external_id.value().map(String::as_str),
+            ),
+        ];
+        wanted
+            .into_iter()
+            .filter_map(|(identifier, value)| {
+                let value = value?;
+                self.profiles
+                    .ids_by(identifier, value)
+                    .find(|id| Some(id.as_str()) != own)
             })
-            .map(|p| p.id.clone())
+            .min()
+            .cloned()
     }
 
     /// Creates a profile (refused when another one has one of its identifiers).
@@ -579,7 +578,7 @@ impl State {
         let id = self.profile_id();
         let mut profile = Profile::new(id.clone(), now);
         profile.apply(input, now);
-        self.profiles.insert(id.clone(), profile);
+        self.profiles.insert(profile);
         Ok(id)
     }
 
@@ -593,7 +592,7 @@ impl State {
             return Err(ProfileConflict::Duplicate { existing_id });
         }
         let now = self.now();
-        if let Some(profile) = self.profiles.get_mut(id) {
+        if let Some(mut profile) = self.profiles.get_mut(id) {
             profile.apply(input, now);
         }
         Ok(())

@@ -244,7 +244,8 @@ pub async fn subscribe(State(sim): State<Klaviyo>, body: Bytes) -> Result<Respon
     };
     for entry in &entries {
         let id = profile_of(&mut state, entry)?;
-        let profile = state.profiles.get_mut(&id).expect("profile exists");
+        let mut guard = state.profiles.get_mut(&id).expect("profile exists");
+        let profile = &mut *guard;
         let marketing = &mut profile.email_marketing;
         marketing
             .suppressions
@@ -259,6 +260,7 @@ pub async fn subscribe(State(sim): State<Klaviyo>, body: Bytes) -> Result<Respon
             if let Some(l) = &list {
                 profile.pending_double_opt_in.insert(l.clone());
             }
+            drop(guard);
             *state.double_opt_in_sent.entry(key).or_default() += 1;
             continue;
         }
@@ -268,6 +270,7 @@ pub async fn subscribe(State(sim): State<Klaviyo>, body: Bytes) -> Result<Respon
         marketing.method_detail = custom_source.clone();
         marketing.double_optin = Some(false);
         profile.updated = now;
+        drop(guard);
         if let Some(list) = &list {
             let joined = state.add_member(list, &id);
             if joined && !historical {
@@ -296,7 +299,8 @@ pub async fn unsubscribe(State(sim): State<Klaviyo>, body: Bytes) -> Result<Resp
         let in_list = list
             .as_ref()
             .is_some_and(|l| state.lists[l].members.contains_key(&id));
-        let profile = state.profiles.get_mut(&id).expect("profile exists");
+        let mut guard = state.profiles.get_mut(&id).expect("profile exists");
+        let profile = &mut *guard;
         let marketing = &mut profile.email_marketing;
         marketing.last_updated = Some(now);
         profile.updated = now;
