@@ -234,7 +234,7 @@ impl SyncReport {
         {
             let _ = writeln!(
                 out,
-                "  skipped {} records: duplicate emails (the last edited wins), members who unsubscribed or bounced in the target (never resubscribed by a sync), or addresses the source marks undeliverable",
+                "  skipped {} records: duplicate emails (the last edited wins), members who unsubscribed or bounced in the target (never resubscribed by a sync), addresses the source marks undeliverable, or records the target refused before and the source has not changed since",
                 c.skipped
             );
         }

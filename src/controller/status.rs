@@ -144,6 +144,9 @@ pub fn record_success(
         counts: c,
     });
     status.rejected_sample = ex.rejected;
+    if let Some(held) = ex.held_rejections {
+        status.held_rejections = held;
+    }
     status.plan = ex.plan.map(|mut p| {
         p.time = Some(Time(finished));
         p
@@ -205,6 +208,9 @@ fn record_interrupted(
         counts: c,
     });
     status.rejected_sample = ex.rejected;
+    if let Some(held) = ex.held_rejections {
+        status.held_rejections = held;
+    }
     if ex.checkpoint.is_some() {
         status.checkpoint = ex.checkpoint;
     }

@@ -113,6 +113,44 @@ pub struct RejectedRecord {
     pub reason: String,
 }
 
+/// A write the target refused, remembered so it is not sent again while the source record stays
+/// the same (tried again after 7 days, or at once when the record changes).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRejection {
+    pub email: String,
+    /// The vendor's reason.
+    pub reason: String,
+    /// Fingerprint of the refused write (changes when the source record does).
+    pub fingerprint: String,
+    /// When this write was first refused.
+    pub since: Time,
+    /// When it was last sent.
+    pub last_tried: Time,
+}
+
+impl HeldRejection {
+    pub fn from_core(r: &audience_core::RememberedRejection) -> Option<Self> {
+        Some(HeldRejection {
+            email: r.email.clone(),
+            reason: r.reason.clone(),
+            fingerprint: r.fingerprint.clone(),
+            since: Time(jiff::Timestamp::from_second(r.since.timestamp()).ok()?),
+            last_tried: Time(jiff::Timestamp::from_second(r.last_tried.timestamp()).ok()?),
+        })
+    }
+
+    pub fn to_core(&self) -> Option<audience_core::RememberedRejection> {
+        Some(audience_core::RememberedRejection {
+            email: self.email.clone(),
+            reason: self.reason.clone(),
+            fingerprint: self.fingerprint.clone(),
+            since: chrono::DateTime::from_timestamp(self.since.0.as_second(), 0)?,
+            last_tried: chrono::DateTime::from_timestamp(self.last_tried.0.as_second(), 0)?,
+        })
+    }
+}
+
 /// One past run.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -202,6 +240,11 @@ pub struct SyncStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub rejected_sample: Vec<RejectedRecord>,
+    /// Writes the target refused, held back while the source record is unchanged (at most 500,
+    /// most recently tried first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub held_rejections: Vec<HeldRejection>,
     /// The last 5 runs, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5))]

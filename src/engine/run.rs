@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::collections::HashSet;
 
 use audience_core::plan::CapacityExceeded;
+use audience_core::rejections;
 use audience_core::{
     ApplyControl, ApplyReport, AudiencePlanner, Checkpoint, ConnectorError, ConsentPolicy, Email,
-    FieldMapping, Mode, Plan, PlanCounts, PlanOptions, ReadScope, SafetyLimit, SafetyStop,
-    SegmentMode, SegmentPlan, Source, SourceSegment, Target, TargetIndex, plan_segment,
+    FieldMapping, Mode, Plan, PlanCounts, PlanOptions, ReadScope, RejectionPolicy,
+    RememberedRejection, SafetyLimit, SafetyStop, SegmentMode, SegmentPlan, Source, SourceSegment,
+    Target, TargetIndex, plan_segment,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -45,6 +47,8 @@ pub struct AudienceJob<'a> {
     /// The sync's first full push (no run has finished yet): a history import, see
     /// [`Plan::history_import`].
     pub history_import: bool,
+    /// Writes the target refused in earlier runs (held back while unchanged).
+    pub remembered: Vec<RememberedRejection>,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -65,6 +69,8 @@ pub struct SegmentJob<'a> {
     pub dry_run: bool,
     /// The sync's first run: members it adds are a history import.
     pub history_import: bool,
+    /// Writes the target refused in earlier runs (held back while unchanged).
+    pub remembered: Vec<RememberedRejection>,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -78,6 +84,10 @@ pub struct RunOutcome {
     pub applied: Option<ApplyReport>,
     /// The plan (kept whole; callers show a sample).
     pub plan: Plan,
+    /// The refused writes to remember after this run; `None` when the run wrote nothing (a dry
+    /// run), so the memory stays as it was.
+    #[serde(skip)]
+    pub remembered: Option<Vec<RememberedRejection>>,
     /// The source checkpoint reached; save it only now that the plan is applied.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -136,6 +146,9 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
     report(job.progress.as_ref(), Phase::Planning, 0, 0);
     let mut plan = planner.finish();
     plan.history_import = job.history_import;
+    let now = chrono::Utc::now();
+    let policy = RejectionPolicy::default();
+    let held = rejections::hold_back(&mut plan, &job.remembered, now, &policy);
     check(
         &plan,
         job.safety.as_ref(),
@@ -149,6 +162,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
             applied: None,
             plan,
             checkpoint,
+            remembered: None,
         });
     }
     let applied = apply_plan(
@@ -159,11 +173,20 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         job.progress.as_ref(),
     )
     .await?;
+    let remembered = rejections::remember(
+        &job.remembered,
+        held,
+        &plan,
+        &applied.rejected,
+        now,
+        &policy,
+    );
     Ok(RunOutcome {
         counts,
         applied: Some(applied),
         plan,
         checkpoint,
+        remembered: Some(remembered),
     })
 }
 
@@ -198,11 +221,20 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
         audience_plan = Plan::default();
     }
     audience_plan.history_import = job.history_import;
+    let now = chrono::Utc::now();
+    let policy = RejectionPolicy::default();
+    let held = rejections::hold_back(&mut audience_plan, &job.remembered, now, &policy);
     // Emails the audience will not hold (skipped as undeliverable) cannot join the segment.
     let unplaceable: HashSet<&str> = audience_plan
         .skipped
         .iter()
-        .filter(|s| matches!(s.reason, audience_core::SkipReason::Undeliverable))
+        .filter(|s| {
+            matches!(
+                s.reason,
+                audience_core::SkipReason::Undeliverable
+                    | audience_core::SkipReason::RejectedBefore { .. }
+            )
+        })
         .map(|s| s.email.as_str())
         .collect();
     segment_emails.retain(|e| !unplaceable.contains(e.as_str()));
@@ -232,6 +264,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 applied: None,
                 plan: audience_plan,
                 checkpoint,
+                remembered: None,
             },
             segment_plan,
             applied: None,
@@ -259,12 +292,21 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             .await
             .map_err(RunError::Target)?
     };
+    let remembered = rejections::remember(
+        &job.remembered,
+        held,
+        &audience_plan,
+        &audience_applied.rejected,
+        now,
+        &policy,
+    );
     Ok(SegmentOutcome {
         audience: RunOutcome {
             counts: audience_counts,
             applied: Some(audience_applied),
             plan: audience_plan,
             checkpoint,
+            remembered: Some(remembered),
         },
         segment_plan,
         applied: Some(segment_applied),

@@ -105,6 +105,11 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
             outcome.checkpoint.clone()
         },
         stopped_early: outcome.applied.as_ref().is_some_and(|a| a.stopped_early),
+        held_rejections: outcome.remembered.as_ref().map(|r| {
+            r.iter()
+                .filter_map(crate::crd::status::HeldRejection::from_core)
+                .collect()
+        }),
     }
 }
 
@@ -150,6 +155,7 @@ impl SyncObject for AudienceSync {
             contact_limit: spec.target.get().and_then(TargetRef::contact_limit),
             dry_run: spec.dry_run,
             history_import: self.first_run(),
+            remembered: self.remembered_rejections(),
             control: parts.control,
             progress: parts.progress,
         })

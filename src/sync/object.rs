@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::connect;
 use super::error::SyncError;
+use crate::crd::status::HeldRejection;
 use crate::crd::{
     FieldMappingSpec, PlanReport, RejectedRecord, RunCounts, Schedule, SourceRef, SourceSpec,
     SyncStatus, TargetRef,
@@ -49,6 +50,8 @@ pub struct Executed {
     /// A stop was requested (shutdown, lost leadership) and the run ended at a safe point before
     /// it finished: what it applied is counted, the rest is left for the next run.
     pub stopped_early: bool,
+    /// The refused writes to remember (`None`: keep what the status holds, e.g. a dry run).
+    pub held_rejections: Option<Vec<HeldRejection>>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).
@@ -87,6 +90,17 @@ pub trait SyncObject:
         self.sync_status()
             .and_then(|s| s.last_sync_time.as_ref())
             .is_none()
+    }
+    /// Writes the target refused in earlier runs, as the status remembers them.
+    fn remembered_rejections(&self) -> Vec<audience_core::RememberedRejection> {
+        self.sync_status()
+            .map(|s| {
+                s.held_rejections
+                    .iter()
+                    .filter_map(HeldRejection::to_core)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
     /// Kind-specific checks beyond the schema.
     fn validate_kind(&self) -> Result<(), String> {

@@ -121,6 +121,7 @@ impl SyncObject for SegmentSync {
             contact_limit: spec.target.get().and_then(TargetRef::contact_limit),
             dry_run: spec.dry_run,
             history_import: self.first_run(),
+            remembered: self.remembered_rejections(),
             control: parts.control,
             progress: parts.progress,
         })

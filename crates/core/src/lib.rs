@@ -23,6 +23,7 @@ pub mod mapping;
 pub mod member;
 pub mod plan;
 pub mod prepare;
+pub mod rejections;
 pub mod segment;
 
 pub use connector::{
@@ -38,4 +39,5 @@ pub use plan::{
     CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, Plan, PlanCounts,
     ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason,
 };
+pub use rejections::{RejectionPolicy, RememberedRejection};
 pub use segment::{SegmentMode, SegmentPlan, SourceSegment, plan_segment};

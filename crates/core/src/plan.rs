@@ -116,6 +116,9 @@ pub enum SkipReason {
     ResubscribeRefused { target_status: MemberStatus },
     /// The source marks the address undeliverable (bounced, invalid or redacted): not created.
     Undeliverable,
+    /// The target refused this very write before (see [`crate::rejections`]): held back until
+    /// the source changes it or the wait is over.
+    RejectedBefore { reason: String },
 }
 
 impl SkipReason {
@@ -126,6 +129,7 @@ impl SkipReason {
             SkipReason::DuplicateEmail { .. } => "DuplicateEmail",
             SkipReason::ResubscribeRefused { .. } => "ResubscribeRefused",
             SkipReason::Undeliverable => "Undeliverable",
+            SkipReason::RejectedBefore { .. } => "RejectedBefore",
         }
     }
 
@@ -140,6 +144,9 @@ impl SkipReason {
                 target_status.as_str()
             ),
             SkipReason::Undeliverable => "the source marks the address undeliverable".to_string(),
+            SkipReason::RejectedBefore { reason } => format!(
+                "the target refused this record before ({reason}); sent again when it changes at the source"
+            ),
         }
     }
 }
