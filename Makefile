@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: help test testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test reliability testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 ## help: this list of targets
 help:
@@ -49,6 +49,12 @@ test: toolchain
 	export AUDIENCE_OPERATOR_IMAGE="$$image"; \
 	echo "== cargo test --workspace"; \
 	$(CARGO) test --workspace
+
+## reliability: the process-fault suite at full length (SIGKILL at random points of a 20,000-contact push, ten seeds)
+reliability:
+	@dir="$$(hack/testbins.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
+	AUDIENCE_OPERATOR_KILL_SEEDS=10 $(CARGO) test --test operator_kill -- --nocapture
 
 ## build: cargo build of the workspace
 build:
