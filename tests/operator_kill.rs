@@ -147,7 +147,7 @@ async fn sigkill_at_random_points_of_a_push_loses_nothing_and_repeats_no_write()
         let mut rng = 0x9e37_79b9_7f4a_7c15 ^ seed;
         let minimum = CONTACTS as u64 / BATCH;
         let kills = 1 + next(&mut rng) % 3;
-        let mut operator = start(&env, &ns, &sandbox);
+        let mut operator = start(env, &ns, &sandbox);
         let mut killed = 0;
         for _ in 0..kills {
             let already = sim.stats.writes(Vendor::Mailchimp);
@@ -169,7 +169,7 @@ async fn sigkill_at_random_points_of_a_push_loses_nothing_and_repeats_no_write()
             operator.0.kill().expect("SIGKILL");
             operator.0.wait().unwrap();
             killed += 1;
-            operator = start(&env, &ns, &sandbox);
+            operator = start(env, &ns, &sandbox);
         }
 
         let deadline = tokio::time::Instant::now() + WAIT;
