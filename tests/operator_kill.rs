@@ -110,7 +110,7 @@ async fn sigkill_at_random_points_of_a_push_loses_nothing_and_repeats_no_write()
                     email: Some(format!("c{i}@gmail.com")),
                     first_name: Some(format!("First{i}")),
                     last_name: Some("Kill".into()),
-                    marketing_state: if i % 10 == 0 {
+                    marketing_state: if i.is_multiple_of(10) {
                         "UNSUBSCRIBED".into()
                     } else {
                         "SUBSCRIBED".into()
@@ -195,7 +195,7 @@ async fn sigkill_at_random_points_of_a_push_loses_nothing_and_repeats_no_write()
                 "seed {seed}: {}",
                 m.email_address
             );
-            let want = if i % 10 == 0 {
+            let want = if i.is_multiple_of(10) {
                 MemberStatus::Unsubscribed
             } else {
                 MemberStatus::Subscribed
