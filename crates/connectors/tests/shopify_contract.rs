@@ -110,6 +110,7 @@ async fn full_read_of_10000_customers_in_40_calls() {
         assert_eq!(Some(&address.region), wire.province_code.as_ref());
         assert_eq!(Some(&address.postal_code), wire.zip.as_ref());
         assert_eq!(Some(&address.country), wire.country_code.as_ref());
+        assert_eq!(contact.custom_fields.get("company"), wire.company.as_ref());
         let expected = match record.marketing_state.as_str() {
             "SUBSCRIBED" => Consent::Subscribed,
             "UNSUBSCRIBED" => Consent::Unsubscribed,
@@ -117,6 +118,15 @@ async fn full_read_of_10000_customers_in_40_calls() {
         };
         assert_eq!(contact.consent, expected);
     }
+    // The company (kept on the default address) is read where the shop has one.
+    let with_company = contacts
+        .iter()
+        .filter(|c| c.custom_fields.contains_key("company"))
+        .count();
+    assert!(
+        with_company > 0,
+        "the demo shop has wholesale customers with a company"
+    );
     // The last page's checkpoint is the newest updatedAt, in UTC with its zone.
     let newest = contacts.iter().map(|c| c.updated_at).max().unwrap();
     let checkpoint = pages.last().unwrap().checkpoint.clone().unwrap();

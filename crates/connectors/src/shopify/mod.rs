@@ -741,7 +741,7 @@ const CUSTOMERS_QUERY: &str = r#"query Customers($first: Int!, $after: String, $
         phone
         tags
         updatedAt
-        defaultAddress { address1 address2 city province provinceCode zip country countryCodeV2 }
+        defaultAddress { address1 address2 city province provinceCode zip country countryCodeV2 company }
         emailMarketingConsent { marketingState marketingOptInLevel consentUpdatedAt }
       }
     }
@@ -962,6 +962,7 @@ struct PhoneNumber {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MailingAddress {
+    company: Option<String>,
     address1: Option<String>,
     address2: Option<String>,
     city: Option<String>,
@@ -1007,6 +1008,16 @@ fn customer_contact(node: CustomerNode, endpoint: &str) -> Result<SourceContact,
             )
         })?
         .with_timezone(&Utc);
+    // Shopify keeps the company on the customer's addresses: the default one's is the customer's
+    // (`fieldMapping.customFields: {company: …}`, e.g. Klaviyo's `organization`).
+    let custom_fields = node
+        .default_address
+        .as_ref()
+        .and_then(|a| a.company.as_deref())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| [("company".to_string(), c.to_string())].into())
+        .unwrap_or_default();
     Ok(SourceContact {
         source_id: node.id,
         email: node.email.unwrap_or_default(),
@@ -1015,7 +1026,7 @@ fn customer_contact(node: CustomerNode, endpoint: &str) -> Result<SourceContact,
         phone: node.phone.unwrap_or_default(),
         address: address(node.default_address),
         tags: node.tags.into_iter().collect::<BTreeSet<_>>(),
-        custom_fields: Default::default(),
+        custom_fields,
         // An unreadable consent time is no reason to drop the customer: it is only a hint.
         consented_at: node
             .email_marketing_consent

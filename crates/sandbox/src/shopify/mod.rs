@@ -71,6 +71,8 @@ pub struct MailingAddress {
     pub country: Option<String>,
     /// ISO 3166-1 alpha-2 (`countryCodeV2`).
     pub country_code: Option<String>,
+    /// The company of the address (Shopify keeps a customer's company on their addresses).
+    pub company: Option<String>,
 }
 
 /// One customer of the simulated shop.
@@ -277,6 +279,11 @@ impl Shopify {
                         zip: Some(person.zip.clone()),
                         country: Some(country_name(&person.country).to_string()),
                         country_code: Some(person.country.clone()),
+                        company: person
+                            .tags
+                            .iter()
+                            .any(|t| t == "wholesale")
+                            .then(|| format!("{} Trading", person.last_name)),
                     }),
                     marketing_state: marketing_state.into(),
                     marketing_opt_in_level: level.map(str::to_string),
@@ -943,13 +950,12 @@ fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Va
 }
 
 fn address_json(a: &MailingAddress) -> Value {
-    let name_line = json!(null);
     json!({
         "__typename": "MailingAddress",
         "address1": a.address1, "address2": a.address2, "city": a.city,
         "province": a.province, "provinceCode": a.province_code, "zip": a.zip,
         "country": a.country, "countryCodeV2": a.country_code, "countryCode": a.country_code,
-        "company": name_line, "phone": null, "firstName": null, "lastName": null, "name": null,
+        "company": a.company, "phone": null, "firstName": null, "lastName": null, "name": null,
     })
 }
 
