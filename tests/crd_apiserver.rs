@@ -315,3 +315,43 @@ async fn invalid_specs_are_refused_by_the_server() {
         "{err}"
     );
 }
+
+/// Applying the CRDs and every example prints no warning (issue 14: schemars' `uint64`/`uint32`
+/// formats made the API server warn on every apply).
+#[tokio::test]
+async fn applying_the_crds_and_the_examples_prints_no_warning() {
+    let (_client, ns) = setup("crd-warnings").await;
+    let env = TestEnv::shared().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (what, args) in [
+        // Server-side, as GitOps tools apply (the test ground created the CRDs that way too).
+        (
+            "crds/",
+            vec!["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
+        ),
+        (
+            "examples/",
+            vec![
+                "apply",
+                "--server-side",
+                "-n",
+                ns.as_str(),
+                "-f",
+                "examples/",
+            ],
+        ),
+    ] {
+        let out = env
+            .kubectl_command()
+            .args(&args)
+            .current_dir(root)
+            .output()
+            .expect("kubectl runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "kubectl apply {what}: {stderr}");
+        assert!(
+            !stderr.to_lowercase().contains("warning"),
+            "kubectl apply {what} warned: {stderr}"
+        );
+    }
+}

@@ -219,3 +219,61 @@ async fn shutdown_stops_a_run_at_a_safe_point_and_records_it() {
         status.conditions
     );
 }
+
+/// Leader failover in the middle of a run (issue 14): the leader leaves while a 6,000-contact
+/// push is under way; the standby takes the lease and finishes the job. Afterwards the audience
+/// holds every contact once, and the Mailchimp write calls are the minimum (twelve batches of
+/// 500) plus at most the batches in flight when the leader stopped: nothing applied is sent again.
+#[tokio::test]
+async fn the_new_leader_finishes_a_run_the_old_one_left_and_repeats_nothing() {
+    let h = harness("op-failover", false).await;
+    h.default_secrets().await;
+    for i in 0..6000 {
+        h.add_shopify(&format!("f{i:04}@gmail.com"), "F", "F");
+    }
+    h.shopify().set_bucket(1e9, 1e9);
+    h.sandbox
+        .sandbox
+        .faults
+        .set_latency(Vendor::Mailchimp, Duration::from_millis(700));
+    let a = start(&h, "replica-a").await;
+    let b = start(&h, "replica-b").await;
+    let leader = one_leader(&[&a, &b]).await;
+    let (leader_op, standby_op) = if leader == 0 { (a, b) } else { (b, a) };
+    let api = h.api::<AudienceSync>();
+    h.create::<AudienceSync>(audience_sync("big", json!({})))
+        .await;
+    wait_for(&api, "big", "applying", |o: &AudienceSync| {
+        o.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Progressing" && c.status == "True" && c.reason == "Applying")
+        })
+    })
+    .await;
+    leader_op.shutdown().await.expect("the leader leaves");
+    let applied_by_first = h.mailchimp().member_count(AUDIENCE);
+    assert!(applied_by_first < 6000, "the push was cut short");
+    let done = wait_for(
+        &api,
+        "big",
+        "finished by the new leader",
+        |o: &AudienceSync| reason(o).as_deref() == Some("Synced"),
+    )
+    .await;
+    assert!(standby_op.health.is_leader());
+    let run = done.status.unwrap().last_run.unwrap();
+    assert_eq!(
+        run.counts.created as usize,
+        6000 - applied_by_first,
+        "the new leader created only what was missing: {run:?}"
+    );
+    let members = h.mailchimp().members(AUDIENCE);
+    assert_eq!(members.len(), 6000);
+    let writes = vendor_writes(&h, Vendor::Mailchimp);
+    assert!(
+        writes <= 12 + 10,
+        "{writes} write calls for twelve batches and one stop"
+    );
+    standby_op.shutdown().await.unwrap();
+}

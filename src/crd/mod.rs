@@ -142,9 +142,10 @@ pub fn crds_yaml() -> String {
 
 /// The files in `crds/` and their content.
 pub fn crd_files() -> Vec<(&'static str, String)> {
+    let [audience, segment]: [CustomResourceDefinition; 2] = crds().try_into().expect("two CRDs");
     vec![
-        ("audiencesyncs.yaml", crd_yaml(&prose(AudienceSync::crd()))),
-        ("segmentsyncs.yaml", crd_yaml(&prose(SegmentSync::crd()))),
+        ("audiencesyncs.yaml", crd_yaml(&audience)),
+        ("segmentsyncs.yaml", crd_yaml(&segment)),
     ]
 }
 
