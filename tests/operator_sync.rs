@@ -225,7 +225,10 @@ async fn mirror_archives_only_the_members_the_sync_manages() {
         .collect();
     let mut lost: Vec<String> = (0..100).map(|i| format!("buyer{i}@gmail.com")).collect();
     lost.sort();
-    assert_eq!(archived, lost.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        archived,
+        lost.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     for i in 0..1000 {
         let m = h
             .mailchimp()
