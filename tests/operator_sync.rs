@@ -162,6 +162,85 @@ async fn upsert_keeps_and_mirror_archives_members_the_source_lost() {
 }
 
 #[tokio::test]
+async fn mirror_archives_only_the_members_the_sync_manages() {
+    let h = harness("op-owned", true).await;
+    h.default_secrets().await;
+    // 1,000 people who joined through the merchant's signup form: in the audience before the
+    // sync, never created or updated by it, not in the source.
+    for i in 0..1000 {
+        h.mailchimp().insert_member(
+            AUDIENCE,
+            &format!("form{i}@signup-mail.net"),
+            MemberStatus::Subscribed,
+        );
+    }
+    let buyers: Vec<u64> = (0..1000)
+        .map(|i| h.add_shopify(&format!("buyer{i}@gmail.com"), "Buyer", &format!("N{i}")))
+        .collect();
+    let api = h.api::<AudienceSync>();
+    h.create::<AudienceSync>(audience_sync("owned", json!({"mode": "mirror"})))
+        .await;
+    let first = wait_reason(&api, "owned", "Synced").await;
+    let counts = first.status.clone().unwrap().last_run.unwrap().counts;
+    assert_eq!(
+        (counts.created, counts.archived, counts.not_managed),
+        (1000, 0, 1000),
+        "{counts:?}"
+    );
+    let namespace = first.metadata.namespace.clone().unwrap();
+    let owner = format!("audience-operator:{namespace}/owned");
+    assert_eq!(h.mailchimp().tag_members(AUDIENCE, &owner).len(), 1000);
+
+    // The source loses 100 of its own customers.
+    for id in &buyers[..100] {
+        h.shopify().delete_customer(*id);
+    }
+    h.annotate::<AudienceSync>("owned", "sync.audience-operator.io/sync-now", "lost")
+        .await;
+    let o = wait_for(&api, "owned", "mirror re-run", |o: &AudienceSync| {
+        o.status
+            .as_ref()
+            .is_some_and(|s| s.handled_sync_now.as_deref() == Some("lost"))
+            && reason(o).as_deref() == Some("Synced")
+    })
+    .await;
+    let counts = o.status.clone().unwrap().last_run.unwrap().counts;
+    assert_eq!(
+        (
+            counts.archived,
+            counts.not_managed,
+            counts.created,
+            counts.updated,
+            counts.adopted
+        ),
+        (100, 1000, 0, 0, 0),
+        "{counts:?}"
+    );
+    // Exactly those 100 archived; the signup-form members untouched (status and tags).
+    let members = h.members();
+    let archived: Vec<&str> = members
+        .iter()
+        .filter(|(_, s)| s == "archived")
+        .map(|(e, _)| e.as_str())
+        .collect();
+    let mut lost: Vec<String> = (0..100).map(|i| format!("buyer{i}@gmail.com")).collect();
+    lost.sort();
+    assert_eq!(
+        archived,
+        lost.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    for i in 0..1000 {
+        let m = h
+            .mailchimp()
+            .member(AUDIENCE, &format!("form{i}@signup-mail.net"))
+            .unwrap();
+        assert_eq!(m.status, MemberStatus::Subscribed, "form{i}");
+        assert!(m.tags.is_empty(), "form{i}: {:?}", m.tags);
+    }
+    assert_eq!(h.mailchimp().member_count(AUDIENCE), 1900);
+}
+
+#[tokio::test]
 async fn dry_run_writes_nothing_and_reports_the_plan() {
     let h = harness("op-dry", true).await;
     h.default_secrets().await;

@@ -73,11 +73,11 @@ pub struct RunReport {
 }
 
 impl SyncReport {
-    /// Members created, updated, archived and segment memberships changed (what a rerun should
+    /// Members created, updated, adopted, archived and segment memberships changed (what a rerun should
     /// find nothing left of).
     pub fn changes(&self) -> u64 {
         self.counts.map_or(0, |c| {
-            c.created + c.updated + c.archived + c.segment_added + c.segment_removed
+            c.created + c.updated + c.adopted + c.archived + c.segment_added + c.segment_removed
         })
     }
 
@@ -138,6 +138,20 @@ impl SyncReport {
                 c.segment_added,
                 if self.dry_run { "remove" } else { "removed" },
                 c.segment_removed
+            );
+        }
+        if c.adopted + c.not_managed > 0 {
+            // Mirror removes only what the sync manages: say what it took over and left alone.
+            let _ = write!(
+                line,
+                "\n  ownership: {} {} (given the sync's owner tag), {} not managed (left alone)",
+                if self.dry_run {
+                    "would adopt"
+                } else {
+                    "adopted"
+                },
+                c.adopted,
+                c.not_managed
             );
         }
         if c.consent_by_rule > 0 {
@@ -334,5 +348,24 @@ mod tests {
         let line = r.counts_line().unwrap();
         assert!(line.starts_with("would create 8"), "{line}");
         assert!(line.ends_with("segment: would add 0, remove 0"), "{line}");
+    }
+
+    #[test]
+    fn ownership_says_what_mirror_adopted_and_left_alone() {
+        let mut r = report();
+        assert!(!r.counts_line().unwrap().contains("ownership"));
+        r.counts = Some(RunCounts {
+            adopted: 3,
+            not_managed: 1000,
+            ..RunCounts::default()
+        });
+        let line = r.counts_line().unwrap();
+        assert!(
+            line.ends_with(
+                "ownership: adopted 3 (given the sync's owner tag), 1000 not managed (left alone)"
+            ),
+            "{line}"
+        );
+        assert_eq!(r.changes(), 3);
     }
 }

@@ -209,4 +209,41 @@ pub struct AudienceSyncSpec {
     /// The safety stop for removals.
     #[serde(default)]
     pub safety: Safety,
+    /// Which audience members this sync manages: `mirror` archives only those. Members that
+    /// joined through signup forms or other tools are left alone.
+    #[serde(default, skip_serializing_if = "OwnershipSpec::is_default")]
+    pub ownership: OwnershipSpec,
+}
+
+/// How a sync marks and adopts the members it manages.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnershipSpec {
+    /// The owner tag put on every member the sync creates or updates (a Mailchimp tag; a Klaviyo
+    /// profile property set to true). Defaults to `audience-operator:{namespace}/{name}` (cut
+    /// with a hash past 100 characters); set it to keep ownership across a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^\S(.*\S)?$"))]
+    pub tag: Option<String>,
+    /// Which existing members the first run takes over: `sourceMatched` (default) those the
+    /// source has; `all` every member of the audience (mirror then archives any the source lacks).
+    #[serde(default)]
+    pub adopt: AdoptPolicy,
+}
+
+impl OwnershipSpec {
+    pub fn is_default(&self) -> bool {
+        *self == OwnershipSpec::default()
+    }
+}
+
+/// Which existing members a sync adopts on its first run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum AdoptPolicy {
+    /// Members the source has (they get the owner tag); the others stay the merchant's.
+    #[default]
+    SourceMatched,
+    /// Every member of the audience.
+    All,
 }

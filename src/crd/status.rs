@@ -51,6 +51,13 @@ pub struct RunCounts {
     /// because the source records no opt-in (e.g. added as transactional).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consent_by_rule: u64,
+    /// Existing members the sync took over with no other change: given its owner tag.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopted: u64,
+    /// Audience members the sync does not manage (no owner tag, not in the source: signup
+    /// forms, other tools): left alone, never archived.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_managed: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

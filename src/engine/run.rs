@@ -49,6 +49,10 @@ pub struct AudienceJob<'a> {
     pub history_import: bool,
     /// Writes the target refused in earlier runs (held back while unchanged).
     pub remembered: Vec<RememberedRejection>,
+    /// The tag marking the members this sync manages (`None`: it manages every member).
+    pub owner_tag: Option<String>,
+    /// Adopt every existing member this run (`adopt: all` on the first run).
+    pub adopt_all: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -136,6 +140,8 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         mapping: job.mapping.clone(),
         consent: job.consent,
         create_only: false,
+        owner_tag: job.owner_tag.clone(),
+        adopt_all: job.adopt_all,
     };
     let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
     let mut planner = AudiencePlanner::new(index, options);
@@ -202,6 +208,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
         mapping: job.mapping.clone(),
         consent: job.consent,
         create_only: true,
+        ..PlanOptions::default()
     };
     let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
     let mut planner = AudiencePlanner::new(index, options);

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use audience_core::{ApplyReport, MemberStatus, Plan};
 
 use super::object::{Executed, JobParts, SyncObject};
+use crate::crd::audience::AdoptPolicy;
 use crate::crd::status::SAMPLE_LIMIT;
 use crate::crd::{
     AudienceSync, FieldMappingSpec, PlanReport, PlannedChange, RejectedRecord, RunCounts, Schedule,
@@ -19,6 +20,8 @@ fn plan_sample(plan: &Plan) -> Vec<PlannedChange> {
         .chain(plan.updates.iter().map(|w| {
             if w.status == Some(MemberStatus::Unsubscribed) {
                 ("unsubscribe", w)
+            } else if plan.is_adoption(w) {
+                ("adopt", w)
             } else {
                 ("update", w)
             }
@@ -69,12 +72,14 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
         skipped: p.skipped,
         rejected: p.rejected,
         consent_by_rule: p.consent_by_rule,
+        not_managed: p.not_managed,
         ..Default::default()
     };
     match &outcome.applied {
         Some(a) => {
             c.created = a.created;
             c.updated = a.updated;
+            c.adopted = a.adopted;
             c.archived = a.archived;
             c.unsubscribed = a.unsubscribed;
             c.rejected += a.rejected.len() as u64;
@@ -82,6 +87,7 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
         None => {
             c.created = p.create;
             c.updated = p.update;
+            c.adopted = p.adopted;
             c.archived = p.archive;
             c.unsubscribed = p.unsubscribe;
         }
@@ -111,6 +117,19 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
                 .collect()
         }),
     }
+}
+
+/// The tag marking the members `sync` manages: `spec.ownership.tag`, else derived from its
+/// namespace and name (a manifest without a namespace, run by `sync -f`, is in `default`, as
+/// `kubectl apply` would put it). Derived from the identity, not the uid, so deleting and
+/// re-applying a sync keeps its members; see `audience_core::diff` (*Ownership*) for why a tag.
+pub fn owner_tag(sync: &AudienceSync) -> String {
+    if let Some(tag) = &sync.spec.ownership.tag {
+        return tag.trim().to_string();
+    }
+    let namespace = sync.metadata.namespace.as_deref().unwrap_or("default");
+    let name = sync.metadata.name.as_deref().unwrap_or_default();
+    audience_core::default_owner_tag(namespace, name)
 }
 
 #[async_trait]
@@ -156,6 +175,8 @@ impl SyncObject for AudienceSync {
             dry_run: spec.dry_run,
             history_import: self.first_run(),
             remembered: self.remembered_rejections(),
+            owner_tag: Some(owner_tag(self)),
+            adopt_all: spec.ownership.adopt == AdoptPolicy::All && self.first_run(),
             control: parts.control,
             progress: parts.progress,
         })

@@ -567,3 +567,68 @@ async fn import_jobs_go_out_while_the_consent_look_ups_are_still_under_way() {
     }
     assert_eq!(env.sim().list_members(&env.list_id).len(), 250);
 }
+
+/// The sync's owner tag is a profile property (name = the tag, value true): written in the import
+/// jobs the plan already sends (creates and adoptions alike, no call of its own) and read back
+/// as a tag, so mirror leaves profiles the sync never touched alone.
+#[tokio::test]
+async fn the_owner_tag_is_a_profile_property_written_in_the_import_and_read_back() {
+    use audience_core::diff::{PlanOptions, plan_audience};
+    use audience_core::{Consent as SourceConsent, Mode, SourceContact};
+    const OWNER: &str = "audience-operator:shop/customers";
+    let env = Env::start().await;
+    let target = env.target();
+    // Five list members from another tool (no owner property).
+    let others: Vec<_> = (0..5)
+        .map(|i| create_with(i, MemberStatus::Transactional))
+        .collect();
+    target
+        .apply(&plan(others, vec![], vec![]), &ApplyControl::default())
+        .await
+        .unwrap();
+    let before = read_all(&target).await.unwrap();
+    assert!(before.iter().all(|m| m.tags.is_empty()), "{before:?}");
+    // The source has four of them and one new customer.
+    let source: Vec<SourceContact> = [0, 1, 2, 3, 5]
+        .into_iter()
+        .map(|i| SourceContact {
+            source_id: format!("c{i}"),
+            email: email(i).as_str().to_string(),
+            first_name: format!("First{i}"),
+            last_name: format!("Last{i}"),
+            consent: SourceConsent::NotSubscribed,
+            ..Default::default()
+        })
+        .collect();
+    let options = PlanOptions {
+        mode: Mode::Mirror,
+        mapping: audience_connectors::klaviyo::default_mapping(),
+        owner_tag: Some(OWNER.to_string()),
+        ..PlanOptions::default()
+    };
+    let p = plan_audience(&source, &before, options.clone());
+    assert_eq!(
+        (p.counts.create, p.counts.update, p.counts.adopted),
+        (1, 0, 4)
+    );
+    assert_eq!((p.counts.archive, p.counts.not_managed), (0, 1));
+    env.clear_stats();
+    let report = target.apply(&p, &ApplyControl::default()).await.unwrap();
+    assert_eq!(
+        env.calls("POST", IMPORT_JOBS),
+        1,
+        "one import job for all five"
+    );
+    assert_eq!(env.calls("POST", SUBSCRIBE), 0);
+    assert_eq!((report.created, report.updated, report.adopted), (1, 0, 4));
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let after = by_email(read_all(&target).await.unwrap());
+    for i in [0, 1, 2, 3, 5] {
+        let member = &after[email(i).as_str()];
+        assert!(member.tags.contains(OWNER), "{i}: {:?}", member.tags);
+    }
+    assert!(after[email(4).as_str()].tags.is_empty());
+    let again = plan_audience(&source, after.values(), options);
+    assert!(again.is_empty(), "{:?}", again.counts);
+    assert_eq!(again.counts.not_managed, 1);
+}

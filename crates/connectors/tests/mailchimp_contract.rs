@@ -249,7 +249,7 @@ async fn archives_are_deletes_and_archived_members_are_read_back() {
 }
 
 #[tokio::test]
-async fn tags_of_a_few_existing_members_go_member_by_member() {
+async fn tags_of_existing_members_travel_in_the_batch_and_keep_their_other_tags() {
     let env = Env::start().await;
     let target = env.target();
     for i in 0..3 {
@@ -272,11 +272,12 @@ async fn tags_of_a_few_existing_members_go_member_by_member() {
         .apply(&plan(vec![], updates, vec![]), &ApplyControl::default())
         .await
         .unwrap();
-    // 1 batch + 3 tag calls (per tag would be 1 listing + 1 creation + 1 add = 3 too; ties go
-    // member by member, which needs no listing).
-    assert_eq!(report.write_calls, 4);
-    assert_eq!(env.calls("POST", TAGS_ROUTE), 3);
+    // One batch call and nothing else: no per-member tag call, no segment listing.
+    assert_eq!(report.write_calls, 1);
+    assert_eq!(env.calls("POST", BATCH_ROUTE), 1);
+    assert_eq!(env.calls("POST", TAGS_ROUTE), 0);
     assert_eq!(env.calls("GET", SEGMENTS_ROUTE), 0);
+    assert_eq!((report.updated, report.adopted), (3, 0));
     for i in 0..3 {
         let tags = env.sim().member(LIST, email(i).as_str()).unwrap().tags;
         assert_eq!(tags, vec!["keep".to_string(), "vip".to_string()]);
@@ -284,7 +285,7 @@ async fn tags_of_a_few_existing_members_go_member_by_member() {
 }
 
 #[tokio::test]
-async fn a_tag_for_many_existing_members_goes_through_its_static_segment() {
+async fn a_tag_for_many_existing_members_costs_only_the_batches() {
     let env = Env::start().await;
     let target = env.target();
     for i in 0..1200 {
@@ -305,19 +306,100 @@ async fn a_tag_for_many_existing_members_goes_through_its_static_segment() {
         .apply(&plan(vec![], updates, vec![]), &ApplyControl::default())
         .await
         .unwrap();
-    // 3 batches + 1 tag creation + ceil(1200 / 500) = 3 segment adds; 1 listing read.
+    // ceil(1200 / 500) = 3 batches, and no tag, segment or listing call.
     assert_eq!(env.calls("POST", BATCH_ROUTE), 3);
-    assert_eq!(env.calls("POST", SEGMENTS_ROUTE), 1);
-    assert_eq!(env.calls("POST", SEGMENT_ROUTE), 3);
-    assert_eq!(env.calls("GET", SEGMENTS_ROUTE), 1);
+    assert_eq!(env.calls("POST", SEGMENTS_ROUTE), 0);
+    assert_eq!(env.calls("POST", SEGMENT_ROUTE), 0);
+    assert_eq!(env.calls("GET", SEGMENTS_ROUTE), 0);
     assert_eq!(env.calls("POST", TAGS_ROUTE), 0);
-    assert_eq!(report.write_calls, 7);
+    assert_eq!(report.write_calls, 3);
     assert_eq!(env.sim().tag_members(LIST, "VIP").len(), 1199);
     assert!(
         report.rejected.iter().any(|r| r.email == email(5).as_str()),
         "{:?}",
         report.rejected
     );
+}
+
+#[tokio::test]
+async fn the_owner_tag_travels_with_creates_and_adoptions_and_reads_back() {
+    use audience_core::diff::{PlanOptions, plan_audience};
+    use audience_core::{Consent, Mode, SourceContact};
+    const OWNER: &str = "audience-operator:shop/customers";
+    let env = Env::start().await;
+    let target = env.target();
+    // 700 members from before the sync (some with a tag of their own), 300 signup-form members
+    // the source does not have; the source has the 700 and 600 new customers.
+    for i in 0..700 {
+        let tags: &[&str] = if i % 2 == 0 { &["newsletter"] } else { &[] };
+        env.sim().insert_member_with(
+            LIST,
+            email(i).as_str(),
+            SimStatus::Subscribed,
+            json!({"FNAME": format!("First{i}"), "LNAME": format!("Last{i}")}),
+            tags,
+        );
+    }
+    for i in 0..300 {
+        env.sim().insert_member(
+            LIST,
+            &format!("form{i}@signup-mail.io"),
+            SimStatus::Subscribed,
+        );
+    }
+    let source: Vec<SourceContact> = (0..1300)
+        .map(|i| SourceContact {
+            source_id: format!("c{i}"),
+            email: email(i).as_str().to_string(),
+            first_name: format!("First{i}"),
+            last_name: if i == 3 {
+                "Renamed".into()
+            } else {
+                format!("Last{i}")
+            },
+            consent: Consent::Subscribed,
+            ..Default::default()
+        })
+        .collect();
+    let options = PlanOptions {
+        mode: Mode::Mirror,
+        owner_tag: Some(OWNER.to_string()),
+        ..PlanOptions::default()
+    };
+    let before = read_all(&target).await.unwrap();
+    let plan = plan_audience(&source, &before, options.clone());
+    assert_eq!(
+        (plan.counts.create, plan.counts.update, plan.counts.adopted),
+        (600, 1, 699)
+    );
+    assert_eq!((plan.counts.archive, plan.counts.not_managed), (0, 300));
+    let reads = env.calls("GET", MEMBERS_ROUTE);
+    let report = target.apply(&plan, &ApplyControl::default()).await.unwrap();
+    // ceil((600 + 700) / 500) = 3 batch calls: the tag costs no call of its own.
+    assert_eq!(report.write_calls, 3);
+    assert_eq!(env.writes(), 3);
+    assert_eq!(env.calls("POST", BATCH_ROUTE), 3);
+    assert_eq!(
+        (report.created, report.updated, report.adopted),
+        (600, 1, 699)
+    );
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    // Read back: the 1,300 carry the owner tag (and keep their own), the 300 do not.
+    let after = read_all(&target).await.unwrap();
+    assert!(env.calls("GET", MEMBERS_ROUTE) > reads);
+    assert_eq!(after.len(), 1600);
+    for member in &after {
+        let owned = member.tags.contains(OWNER);
+        let from_form = member.email.as_str().starts_with("form");
+        assert_eq!(owned, !from_form, "{}: {:?}", member.email, member.tags);
+    }
+    let m0 = after.iter().find(|m| m.email == email(0)).unwrap();
+    assert!(m0.tags.contains("newsletter"), "{:?}", m0.tags);
+    assert_eq!(env.sim().tag_members(LIST, OWNER).len(), 1300);
+    // The next run: nothing to do, and the signup-form members are still not the sync's.
+    let again = plan_audience(&source, &after, options);
+    assert!(again.is_empty(), "{:?}", again.counts);
+    assert_eq!(again.counts.not_managed, 300);
 }
 
 #[tokio::test]

@@ -80,6 +80,10 @@ pub struct ApplyReport {
     pub updated: u64,
     pub archived: u64,
     pub unsubscribed: u64,
+    /// Existing members given the owner tag with no other change ([`Plan::is_adoption`]); not
+    /// counted in `updated`.
+    #[serde(default)]
+    pub adopted: u64,
     pub segment_added: u64,
     pub segment_removed: u64,
     pub rejected: Vec<RecordRejection>,
@@ -95,6 +99,7 @@ impl ApplyReport {
         self.updated += other.updated;
         self.archived += other.archived;
         self.unsubscribed += other.unsubscribed;
+        self.adopted += other.adopted;
         self.segment_added += other.segment_added;
         self.segment_removed += other.segment_removed;
         self.rejected.extend(other.rejected);

@@ -4,6 +4,38 @@
 //! emails kept in one string arena, so a million-member audience costs tens of megabytes rather
 //! than a copy of every record. Source contacts stream through [`AudiencePlanner::observe`]; only
 //! the writes the plan needs are kept.
+//!
+//! # Ownership
+//! An audience holds more than one sync's members: people join through the merchant's signup
+//! forms, other tools and imports. Mirror mode must archive only what the sync itself manages,
+//! or a run under the safety threshold silently removes subscribers it never added (other member
+//! sync tools made exactly that mistake until they started tagging their own).
+//!
+//! A sync marks the members it manages with an **owner tag** ([`PlanOptions::owner_tag`]), a
+//! tag stored on the member in the target itself (Mailchimp: a tag; Klaviyo: a profile property
+//! of that name set to `true`, read back as a tag). Why a tag in the target and not a ledger of
+//! what the sync created, kept in the operator's state:
+//! - it survives the loss of the operator's state (a deleted and re-applied resource, a restored
+//!   cluster): the audience itself says who is managed;
+//! - a ledger of 100,000 emails does not fit in a Kubernetes object (etcd's 1.5 MiB);
+//! - the merchant sees it in the vendor's UI, can segment on it, and can take a member out of the
+//!   sync's hands by removing the tag.
+//!
+//! The planner then:
+//! - treats a target member as managed when its tags contain the owner tag (compared as tags
+//!   are, case-insensitively), or every member when [`PlanOptions::adopt_all`] is set;
+//! - gives every create the owner tag (it travels with the create: no extra call);
+//! - adds the owner tag to every source-matched member that lacks it (the sync manages what it
+//!   updates); when that is the only change the write is an **adoption**
+//!   ([`Plan::is_adoption`]), counted in [`PlanCounts::adopted`] and not as an update, so a
+//!   status never claims field updates that did not happen;
+//! - in mirror mode archives only managed members the source lacks; unmanaged ones are left
+//!   alone and counted in [`PlanCounts::not_managed`] (in either mode);
+//! - with `adopt_all` in upsert mode, tags every untagged member the source lacks too (in mirror
+//!   mode those are archived instead, so tagging them first would be wasted calls).
+//!
+//! So the first run of a new mirror sync on an existing audience manages exactly the members the
+//! source has, and the others stay the merchant's unless `adopt: all` says otherwise.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -240,6 +272,13 @@ pub struct PlanOptions {
     /// Only create missing members; leave existing ones untouched (a segment sync adding its
     /// members to the audience must not fight the audience sync over their fields).
     pub create_only: bool,
+    /// The tag marking the members this sync manages (see the module docs, *Ownership*).
+    /// `None`: the sync manages every member, so mirror archives anyone the source lacks (plans
+    /// without a sync identity, e.g. tests of the diff itself).
+    pub owner_tag: Option<String>,
+    /// Treat every existing member as managed (`adopt: all`, on the sync's first run only): those
+    /// without the owner tag get it, and mirror may archive them.
+    pub adopt_all: bool,
 }
 
 /// Streams source contacts against a [`TargetIndex`] and produces the [`Plan`].
@@ -254,11 +293,14 @@ pub struct AudiencePlanner {
     source_ids: String,
     field_fps: Vec<u64>,
     source_count: u64,
+    /// Fingerprint of the owner tag, if the sync has one.
+    owner_fp: Option<u64>,
 }
 
 impl AudiencePlanner {
     pub fn new(index: TargetIndex, options: PlanOptions) -> Self {
         let seen_in_target = (0..index.len()).map(|_| None).collect();
+        let owner_fp = options.owner_tag.as_deref().map(fingerprint::of_tag);
         AudiencePlanner {
             index,
             options,
@@ -270,7 +312,20 @@ impl AudiencePlanner {
             source_ids: String::new(),
             field_fps: Vec::new(),
             source_count: 0,
+            owner_fp,
         }
+    }
+
+    /// The member in `slot` carries the owner tag.
+    fn has_owner_tag(&self, slot: usize) -> bool {
+        self.owner_fp
+            .is_some_and(|fp| self.index.tags_of(slot).binary_search(&fp).is_ok())
+    }
+
+    /// The sync manages the member in `slot`: it has no owner tag (so it manages everyone), it
+    /// adopts every member this run, or the member carries the tag.
+    fn manages(&self, slot: usize) -> bool {
+        self.owner_fp.is_none() || self.options.adopt_all || self.has_owner_tag(slot)
     }
 
     /// Takes one source contact into account.
@@ -374,7 +429,7 @@ impl AudiencePlanner {
 
     fn evaluate(&mut self, contact: &SourceContact, email: &Email, slot: Option<u32>) -> Outcome {
         let mapping = &self.options.mapping;
-        let tags: BTreeSet<String> = if mapping.tags {
+        let mut tags: BTreeSet<String> = if mapping.tags {
             contact
                 .tags
                 .iter()
@@ -399,6 +454,10 @@ impl AudiencePlanner {
                 }
                 Consent::NoOptOut => unreachable!("resolved by the consent policy"),
             };
+            // What the sync creates, it manages.
+            if let Some(owner) = &self.options.owner_tag {
+                tags.insert(owner.clone());
+            }
             return Outcome::Create(MemberWrite {
                 email: email.clone(),
                 source_id: contact.source_id.clone(),
@@ -436,10 +495,16 @@ impl AudiencePlanner {
             BTreeMap::new()
         };
         let present = self.index.tags_of(slot);
-        let new_tags: BTreeSet<String> = tags
+        let mut new_tags: BTreeSet<String> = tags
             .into_iter()
             .filter(|t| present.binary_search(&fingerprint::of_tag(t)).is_err())
             .collect();
+        // What the sync updates, it manages: a source-matched member lacking the owner tag gets it.
+        if let Some(owner) = &self.options.owner_tag
+            && !self.has_owner_tag(slot)
+        {
+            new_tags.insert(owner.clone());
+        }
         if status.is_none() && changed_fields.is_empty() && new_tags.is_empty() {
             return match refusal {
                 Some(reason) => Outcome::Skip(reason),
@@ -459,14 +524,24 @@ impl AudiencePlanner {
     }
 
     /// Ends the stream and returns the plan (archives computed for mirror mode).
-    pub fn finish(self) -> Plan {
+    pub fn finish(mut self) -> Plan {
         let mut plan = Plan {
-            creates: self.creates.into_iter().flatten().collect(),
-            updates: self.updates.into_iter().flatten().collect(),
+            creates: std::mem::take(&mut self.creates)
+                .into_iter()
+                .flatten()
+                .collect(),
+            updates: std::mem::take(&mut self.updates)
+                .into_iter()
+                .flatten()
+                .collect(),
             archives: Vec::new(),
-            skipped: self.skipped.into_iter().flatten().collect(),
+            skipped: std::mem::take(&mut self.skipped)
+                .into_iter()
+                .flatten()
+                .collect(),
             counts: PlanCounts::default(),
             history_import: false,
+            owner_tag: self.options.owner_tag.clone(),
         };
         let mut unchanged = 0u64;
         for seen in self.seen_in_target.iter().flatten() {
@@ -479,16 +554,39 @@ impl AudiencePlanner {
             .values()
             .filter(|s| matches!(s.recorded, Recorded::Unchanged))
             .count() as u64;
-        if self.options.mode == Mode::Mirror {
-            for (slot, seen) in self.seen_in_target.iter().enumerate() {
-                if seen.is_none() && self.index.status[slot] != MemberStatus::Archived {
-                    let email =
-                        Email::parse(self.index.email_at(slot)).expect("indexed emails are valid");
-                    plan.archives.push(email);
-                }
+        // Members the source lacks: mirror archives the managed ones; the others are left alone.
+        let mut not_managed = 0u64;
+        for (slot, seen) in self.seen_in_target.iter().enumerate() {
+            if seen.is_some() || self.index.status[slot] == MemberStatus::Archived {
+                continue;
             }
-            plan.archives.sort();
+            if !self.manages(slot) {
+                not_managed += 1;
+                continue;
+            }
+            let email =
+                || Email::parse(self.index.email_at(slot)).expect("indexed emails are valid");
+            match (self.options.mode, &self.options.owner_tag) {
+                (Mode::Mirror, _) => plan.archives.push(email()),
+                // Adopting the whole audience: the members the source lacks are the sync's too.
+                (Mode::Upsert, Some(owner))
+                    if !self.has_owner_tag(slot) && !self.options.create_only =>
+                {
+                    plan.updates.push(MemberWrite {
+                        email: email(),
+                        source_id: String::new(),
+                        status: None,
+                        fields: BTreeMap::new(),
+                        tags: BTreeSet::from([owner.clone()]),
+                        unarchive: false,
+                        consent_by_rule: false,
+                        consented_at: None,
+                    });
+                }
+                (Mode::Upsert, _) => {}
+            }
         }
+        plan.archives.sort();
         plan.creates.sort_by(|a, b| a.email.cmp(&b.email));
         plan.updates.sort_by(|a, b| a.email.cmp(&b.email));
         let rejected = plan
@@ -496,11 +594,14 @@ impl AudiencePlanner {
             .iter()
             .filter(|s| matches!(s.reason, SkipReason::InvalidEmail { .. }))
             .count();
+        let adopted = plan.updates.iter().filter(|u| plan.is_adoption(u)).count() as u64;
         plan.counts = PlanCounts {
             source: self.source_count,
             target: self.index.active_len(),
             create: plan.creates.len() as u64,
-            update: plan.updates.len() as u64,
+            update: plan.updates.len() as u64 - adopted,
+            adopted,
+            not_managed,
             archive: plan.archives.len() as u64,
             unsubscribe: plan
                 .updates

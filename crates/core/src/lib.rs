@@ -7,7 +7,8 @@
 //! - [`member`]: what targets hold ([`TargetMember`]).
 //! - [`mapping`]: which contact attributes land in which target fields.
 //! - [`prepare`]: validation and deduplication of a source snapshot (last edited wins).
-//! - [`diff`]: the compact target index and the audience planner.
+//! - [`diff`]: the compact target index and the audience planner, and which members a sync
+//!   manages (its owner tag: mirror archives only those).
 //! - [`plan`]: the plan and its counts, and the safety check.
 //! - [`segment`]: segment membership plans (exact, union, subtract).
 //! - [`connector`]: the `Source` and `Target` traits and their errors.
@@ -36,8 +37,8 @@ pub use email::{Email, InvalidEmail};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};
 pub use plan::{
-    CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, Plan, PlanCounts,
-    ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason,
+    CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, OWNER_TAG_MAX, Plan,
+    PlanCounts, ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason, default_owner_tag,
 };
 pub use rejections::{RejectionPolicy, RememberedRejection};
 pub use segment::{SegmentMode, SegmentPlan, SourceSegment, plan_segment};

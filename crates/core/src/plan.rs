@@ -183,6 +183,14 @@ pub struct PlanCounts {
     /// decided, because the source records no opt-in (also counted in `create` / `update`).
     #[serde(default)]
     pub consent_by_rule: u64,
+    /// Existing members the sync starts managing with no other change: the owner tag added
+    /// ([`Plan::is_adoption`]; in `updates`, not counted in `update`).
+    #[serde(default)]
+    pub adopted: u64,
+    /// Members the source lacks that the sync does not manage (no owner tag): left alone, never
+    /// archived.
+    #[serde(default)]
+    pub not_managed: u64,
 }
 
 /// What an audience sync will do.
@@ -199,6 +207,28 @@ pub struct Plan {
     /// confirmation mail. Set by the runner, not the planner.
     #[serde(default)]
     pub history_import: bool,
+    /// The tag marking the members the sync manages (see `diff`'s module docs); `None` when the
+    /// sync manages every member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_tag: Option<String>,
+}
+
+/// The longest owner tag: Mailchimp's limit on tag names (100 characters), the strictest target.
+pub const OWNER_TAG_MAX: usize = 100;
+
+/// The default owner tag of the sync `namespace/name`: `audience-operator:{namespace}/{name}`.
+/// Kubernetes names can make that longer than [`OWNER_TAG_MAX`]; then the name is cut and an
+/// 8-byte hash of the whole identity appended, so two long names never share a tag. The tag is
+/// derived from the identity alone (not the uid), so a deleted and re-applied sync keeps its members.
+pub fn default_owner_tag(namespace: &str, name: &str) -> String {
+    let full = format!("audience-operator:{namespace}/{name}");
+    if full.chars().count() <= OWNER_TAG_MAX {
+        return full;
+    }
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(full.as_bytes()));
+    let keep = OWNER_TAG_MAX - hash.len() - 1;
+    let prefix: String = full.chars().take(keep).collect();
+    format!("{prefix}~{hash}")
 }
 
 /// The most of an audience one run may archive or unsubscribe before it stops and asks.
@@ -297,6 +327,23 @@ impl Plan {
         self.creates.is_empty() && self.updates.is_empty() && self.archives.is_empty()
     }
 
+    /// The write only adds the owner tag to an existing member: an adoption (see
+    /// [`PlanCounts::adopted`]), not an update of the member's data.
+    pub fn is_adoption(&self, write: &MemberWrite) -> bool {
+        let Some(owner) = &self.owner_tag else {
+            return false;
+        };
+        let owner = crate::fingerprint::of_tag(owner);
+        write.status.is_none()
+            && write.fields.is_empty()
+            && !write.unarchive
+            && !write.tags.is_empty()
+            && write
+                .tags
+                .iter()
+                .all(|t| crate::fingerprint::of_tag(t) == owner)
+    }
+
     /// Members this plan removes from the mailable audience (archives plus unsubscribes).
     pub fn removals(&self) -> u64 {
         self.counts.archive + self.counts.unsubscribe
@@ -320,9 +367,11 @@ impl Plan {
         limit: &SafetyLimit,
         approved: Option<&str>,
     ) -> Result<(), SafetyStop> {
+        // The share is of the members the sync may remove: unmanaged ones are never touched, so
+        // counting them would let a sync archive half of its own members unnoticed.
         limit.check(
             self.removals(),
-            self.counts.target,
+            self.counts.target.saturating_sub(self.counts.not_managed),
             || self.removal_id(),
             approved,
         )

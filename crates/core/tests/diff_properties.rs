@@ -151,9 +151,43 @@ fn options() -> impl Strategy<Value = PlanOptions> {
                         when_source_cannot_opt_in,
                     },
                     create_only: false,
+                    ..PlanOptions::default()
                 }
             },
         )
+}
+
+const OWNER: &str = "audience-operator:shop/customers";
+
+/// An audience split into members the sync manages (the owner tag, in any case) and members it
+/// does not (signup forms, other tools).
+fn owned_target() -> impl Strategy<Value = Vec<TargetMember>> {
+    (target_members(), prop::collection::vec(0u8..3, 30)).prop_map(|(mut members, owned)| {
+        for (member, owned) in members.iter_mut().zip(owned) {
+            match owned {
+                1 => {
+                    member.tags.insert(OWNER.to_string());
+                }
+                2 => {
+                    member.tags.insert(OWNER.to_uppercase());
+                }
+                _ => {}
+            }
+        }
+        members
+    })
+}
+
+fn owned_options() -> impl Strategy<Value = PlanOptions> {
+    (options(), any::<bool>()).prop_map(|(options, adopt_all)| PlanOptions {
+        owner_tag: Some(OWNER.to_string()),
+        adopt_all,
+        ..options
+    })
+}
+
+fn is_managed(member: &TargetMember) -> bool {
+    member.tags.iter().any(|t| t.eq_ignore_ascii_case(OWNER))
 }
 
 /// The source contact that should win for each valid email: edited last, ties to the larger id.
@@ -275,9 +309,11 @@ proptest! {
         let c = plan.counts;
         prop_assert_eq!(c.source, source.len() as u64);
         prop_assert_eq!(c.create, plan.creates.len() as u64);
-        prop_assert_eq!(c.update, plan.updates.len() as u64);
+        prop_assert_eq!(c.update + c.adopted, plan.updates.len() as u64);
         prop_assert_eq!(c.archive, plan.archives.len() as u64);
-        prop_assert_eq!(c.create + c.update + c.unchanged + c.skipped + c.rejected, c.source);
+        prop_assert_eq!(c.create + c.update + c.adopted + c.unchanged + c.skipped + c.rejected, c.source);
+        prop_assert_eq!(c.adopted, 0, "no owner tag, no adoption");
+        prop_assert_eq!(c.not_managed, 0, "no owner tag: every member is managed");
         prop_assert_eq!(c.target, target.iter().filter(|m| m.status != MemberStatus::Archived).count() as u64);
         let by_rule = plan.creates.iter().chain(&plan.updates).filter(|w| w.consent_by_rule).count();
         prop_assert_eq!(c.consent_by_rule, by_rule as u64);
@@ -301,5 +337,68 @@ proptest! {
                 prop_assert_eq!(contact.consent, Consent::NoOptOut);
             }
         }
+    }
+
+    #[test]
+    fn mirror_archives_only_managed_members_the_source_lacks(
+        source in source_contacts(), target in owned_target(), options in owned_options()
+    ) {
+        let options = PlanOptions { mode: Mode::Mirror, adopt_all: false, ..options };
+        let plan = plan_audience(&source, &target, options.clone());
+        let winners = winners(&source);
+        let archived: BTreeSet<&Email> = plan.archives.iter().collect();
+        let mut not_managed = 0u64;
+        for member in &target {
+            let gone = !winners.contains_key(&member.email) && member.status != MemberStatus::Archived;
+            if !is_managed(member) {
+                prop_assert!(!archived.contains(&member.email), "unmanaged {} archived", member.email);
+                not_managed += u64::from(gone);
+            } else if gone {
+                prop_assert!(archived.contains(&member.email), "managed {} kept though the source lacks it", member.email);
+            }
+        }
+        prop_assert_eq!(plan.counts.not_managed, not_managed);
+        for email in &plan.archives {
+            prop_assert!(!winners.contains_key(email), "{} archived though the source has it", email);
+        }
+        // Every create and every member the source has ends managed; nothing else gains the tag.
+        let after = apply_to_members(&target, &plan);
+        let before: BTreeMap<&Email, &TargetMember> = target.iter().map(|m| (&m.email, m)).collect();
+        for member in &after {
+            let expected = winners.contains_key(&member.email)
+                || before.get(&member.email).is_some_and(|m| is_managed(m));
+            prop_assert_eq!(is_managed(member), expected, "{} ownership", member.email);
+        }
+        let again = plan_audience(&source, &after, options);
+        prop_assert!(again.is_empty(), "second plan not empty: {:?}", again);
+        prop_assert_eq!(again.counts.adopted, 0);
+    }
+
+    #[test]
+    fn owned_plans_count_every_source_record_and_adoptions_only_add_the_tag(
+        source in source_contacts(), target in owned_target(), options in owned_options()
+    ) {
+        let plan = plan_audience(&source, &target, options.clone());
+        let c = plan.counts;
+        let winners = winners(&source);
+        let adoptions: Vec<_> = plan.updates.iter().filter(|u| plan.is_adoption(u)).collect();
+        prop_assert_eq!(c.adopted, adoptions.len() as u64);
+        prop_assert_eq!(c.update + c.adopted, plan.updates.len() as u64);
+        let from_source = adoptions.iter().filter(|u| winners.contains_key(&u.email)).count() as u64;
+        prop_assert_eq!(c.create + c.update + from_source + c.unchanged + c.skipped + c.rejected, c.source);
+        for write in &adoptions {
+            prop_assert!(write.status.is_none() && write.fields.is_empty() && !write.unarchive);
+            prop_assert_eq!(write.tags.iter().collect::<Vec<_>>(), vec![OWNER]);
+        }
+        for write in &plan.creates {
+            prop_assert!(write.tags.contains(OWNER), "{} created without the owner tag", write.email);
+        }
+        // Adopting all: nothing is left unmanaged; without it, mirror never archives an unmanaged member.
+        if options.adopt_all {
+            prop_assert_eq!(c.not_managed, 0);
+        }
+        let after = apply_to_members(&target, &plan);
+        let again = plan_audience(&source, &after, PlanOptions { adopt_all: false, ..options });
+        prop_assert!(again.is_empty(), "second plan not empty: {:?}", again);
     }
 }

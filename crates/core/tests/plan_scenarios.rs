@@ -328,3 +328,184 @@ fn a_subscribing_write_carries_the_sources_consent_time_else_its_last_edit() {
         "the planner never decides a history import"
     );
 }
+
+const OWNER: &str = "audience-operator:shop/customers";
+
+fn owned(options: PlanOptions) -> PlanOptions {
+    PlanOptions {
+        owner_tag: Some(OWNER.into()),
+        ..options
+    }
+}
+
+fn tagged(mut member: TargetMember, tag: &str) -> TargetMember {
+    member.tags.insert(tag.into());
+    member
+}
+
+#[test]
+fn a_member_who_joined_through_a_signup_form_is_never_archived_by_mirror() {
+    // The sync created Ana and Bo (they carry its tag); Cy joined through a signup form.
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [
+        tagged(
+            member("ana@shop.com", "Ana", MemberStatus::Subscribed),
+            OWNER,
+        ),
+        tagged(member("bo@shop.com", "Bo", MemberStatus::Subscribed), OWNER),
+        member("cy@signup.net", "Cy", MemberStatus::Subscribed),
+    ];
+    let options = owned(PlanOptions {
+        mode: Mode::Mirror,
+        ..Default::default()
+    });
+    let p = plan_audience(&source, &target, options);
+    assert_eq!(p.archives, vec![Email::parse("bo@shop.com").unwrap()]);
+    assert!(
+        p.updates.is_empty(),
+        "the signup-form member is not touched"
+    );
+    assert_eq!((p.counts.not_managed, p.counts.unchanged), (1, 1));
+    // Without an owner tag (no identity) mirror archives whatever the source lacks, as before.
+    let unowned = plan(&source, &target, Mode::Mirror, Default::default());
+    assert_eq!(unowned.archives.len(), 2);
+}
+
+#[test]
+fn a_source_matched_member_without_the_tag_is_adopted_with_a_tag_only_write() {
+    // Dee was in the audience before the sync existed; the source has her, unchanged.
+    let source = [
+        contact("1", "dee@shop.com", "Dee", Consent::Subscribed, 0),
+        contact("2", "new@shop.com", "Neo", Consent::Subscribed, 0),
+    ];
+    let target = [member("dee@shop.com", "Dee", MemberStatus::Subscribed)];
+    let p = plan_audience(
+        &source,
+        &target,
+        owned(PlanOptions {
+            mode: Mode::Mirror,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(p.updates.len(), 1);
+    let adoption = &p.updates[0];
+    assert_eq!(adoption.email.as_str(), "dee@shop.com");
+    assert!(adoption.status.is_none() && adoption.fields.is_empty());
+    assert_eq!(adoption.tags.iter().collect::<Vec<_>>(), vec![OWNER]);
+    assert!(p.is_adoption(adoption));
+    // Counted apart: the status must not claim a field update that did not happen.
+    assert_eq!((p.counts.update, p.counts.adopted), (0, 1));
+    assert!(p.creates[0].tags.contains(OWNER), "creates carry the tag");
+    // A member whose name changed gets the tag in the same write, as an ordinary update.
+    let renamed = [member("dee@shop.com", "Dora", MemberStatus::Subscribed)];
+    let p = plan_audience(&source[..1], &renamed, owned(PlanOptions::default()));
+    assert_eq!((p.counts.update, p.counts.adopted), (1, 0));
+    assert!(p.updates[0].tags.contains(OWNER) && p.updates[0].fields.contains_key("FNAME"));
+}
+
+#[test]
+fn adopt_all_makes_every_existing_member_the_syncs_own() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 0)];
+    let target = [
+        member("ana@shop.com", "Ana", MemberStatus::Subscribed),
+        member("old@import.net", "Ole", MemberStatus::Subscribed),
+        member("gone@shop.com", "Gus", MemberStatus::Archived),
+    ];
+    // Mirror, adopting all: the member the source lacks is archived, not left alone.
+    let mirror = plan_audience(
+        &source,
+        &target,
+        owned(PlanOptions {
+            mode: Mode::Mirror,
+            adopt_all: true,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(
+        mirror.archives,
+        vec![Email::parse("old@import.net").unwrap()]
+    );
+    assert_eq!((mirror.counts.adopted, mirror.counts.not_managed), (1, 0));
+    // Upsert, adopting all: every live member gets the tag (archived ones are left alone), so a
+    // later switch to mirror knows them as the sync's.
+    let upsert = plan_audience(
+        &source,
+        &target,
+        owned(PlanOptions {
+            adopt_all: true,
+            ..Default::default()
+        }),
+    );
+    let adopted: Vec<&str> = upsert.updates.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(adopted, vec!["ana@shop.com", "old@import.net"]);
+    assert!(upsert.updates.iter().all(|u| upsert.is_adoption(u)));
+    assert!(upsert.archives.is_empty());
+    // Without adopt all, the import is not the sync's.
+    let default = plan_audience(
+        &source,
+        &target,
+        owned(PlanOptions {
+            mode: Mode::Mirror,
+            ..Default::default()
+        }),
+    );
+    assert!(default.archives.is_empty());
+    assert_eq!(default.counts.not_managed, 1);
+}
+
+#[test]
+fn the_safety_share_counts_only_members_the_sync_manages() {
+    // 30 managed members of whom the source lost 5, and 70 signup-form members: 5 of 30 is
+    // 16.7%, above a 10% limit, though it is only 5% of the whole audience.
+    let mut target: Vec<TargetMember> = (0..30)
+        .map(|i| {
+            tagged(
+                member(&format!("m{i}@shop.com"), "X", MemberStatus::Subscribed),
+                OWNER,
+            )
+        })
+        .collect();
+    target
+        .extend((0..70).map(|i| member(&format!("f{i}@form.net"), "F", MemberStatus::Subscribed)));
+    let source: Vec<SourceContact> = (5..30)
+        .map(|i| {
+            contact(
+                &i.to_string(),
+                &format!("m{i}@shop.com"),
+                "X",
+                Consent::Subscribed,
+                0,
+            )
+        })
+        .collect();
+    let p = plan_audience(
+        &source,
+        &target,
+        owned(PlanOptions {
+            mode: Mode::Mirror,
+            ..Default::default()
+        }),
+    );
+    assert_eq!((p.counts.archive, p.counts.not_managed), (5, 70));
+    let limit = SafetyLimit {
+        max_removal_share: 0.1,
+        always_allowed: 2,
+    };
+    let stop = p.check_safety(&limit, None).unwrap_err();
+    assert_eq!((stop.removals, stop.audience), (5, 30));
+}
+
+#[test]
+fn the_default_owner_tag_fits_mailchimps_limit_and_stays_distinct() {
+    use audience_core::{OWNER_TAG_MAX, default_owner_tag};
+    assert_eq!(
+        default_owner_tag("shop", "customers"),
+        "audience-operator:shop/customers"
+    );
+    let long_a = default_owner_tag("n".repeat(63).as_str(), &"a".repeat(200));
+    let long_b = default_owner_tag("n".repeat(63).as_str(), &format!("{}b", "a".repeat(199)));
+    assert_eq!(long_a.chars().count(), OWNER_TAG_MAX);
+    assert_eq!(long_b.chars().count(), OWNER_TAG_MAX);
+    assert_ne!(long_a, long_b);
+    assert!(long_a.starts_with("audience-operator:nnn"));
+}

@@ -134,7 +134,7 @@ async fn batch_subscribe_takes_at_most_500_members() {
 }
 
 #[tokio::test]
-async fn tags_of_existing_members_change_only_with_sync_tags() {
+async fn batch_adds_tags_to_existing_members_and_replaces_them_only_with_sync_tags() {
     let mc = Mc::start().await;
     let email = "tagged@maplemail.net";
     let created = mc
@@ -154,7 +154,7 @@ async fn tags_of_existing_members_change_only_with_sync_tags() {
     assert_eq!(without_sync.body["total_updated"], 1);
     assert_eq!(
         mc.sim().member("list", email).expect("member").tags,
-        vec!["vip", "loyalty"]
+        vec!["vip", "loyalty", "wholesale"]
     );
 
     let synced = mc
@@ -357,4 +357,34 @@ async fn segment_bulk_updates_take_at_most_500_addresses_and_report_strangers() 
     assert_eq!(mc.sim().segment_members("list", id).len(), 498);
     let member = mc.sim().member("list", &people[500]).expect("member");
     assert_eq!(member.tags, vec!["Big"]);
+}
+
+#[tokio::test]
+async fn a_tag_name_over_100_characters_is_refused() {
+    let mc = Mc::start().await;
+    let long = "t".repeat(101);
+    let answer = mc
+        .post(
+            "/lists/list",
+            json!({"members": [
+                {"email_address": "long@maplemail.net", "status": "subscribed", "tags": [long]},
+                {"email_address": "fits@maplemail.net", "status": "subscribed", "tags": ["t".repeat(100)]},
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.body["total_created"], 1);
+    assert_eq!(answer.body["error_count"], 1);
+    assert_eq!(
+        answer.body["errors"][0]["email_address"],
+        "long@maplemail.net"
+    );
+    assert!(mc.sim().member("list", "long@maplemail.net").is_none());
+    assert_eq!(
+        mc.sim()
+            .member("list", "fits@maplemail.net")
+            .expect("member")
+            .tags
+            .len(),
+        1
+    );
 }

@@ -213,7 +213,7 @@ impl Inner {
                 email,
                 status: standing.status(),
                 fields: fields_of(&profile.attributes),
-                tags: Default::default(),
+                tags: wire::tags_of(&profile.attributes),
             });
         }
         if invalid > 0 {

@@ -267,6 +267,18 @@ impl WireProfile {
 /// (`first_name`, `last_name`, `phone_number`, `organization`, `title`, `location`) and every
 /// custom property by its own name. Absent and `null` values are left out (the core reads a
 /// missing field as blank).
+/// The tags of a profile: its custom properties set to boolean `true` (how a tag, the sync's
+/// owner tag among them, is stored on a profile, which has no tags of its own).
+pub fn tags_of(attributes: &ProfileAttributes) -> std::collections::BTreeSet<String> {
+    attributes
+        .properties
+        .iter()
+        .flatten()
+        .filter(|(_, value)| **value == Value::Bool(true))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 pub fn fields_of(attributes: &ProfileAttributes) -> BTreeMap<String, FieldValue> {
     let mut fields = BTreeMap::new();
     if let Some(properties) = &attributes.properties {
@@ -494,6 +506,11 @@ pub fn import_profile(write: &MemberWrite, new: bool) -> Value {
                 }
             }
         }
+    }
+    // Klaviyo profiles have no tags: a tag (the sync's owner tag) is a custom property of that
+    // name set to true, read back by [`tags_of`].
+    for tag in &write.tags {
+        properties.insert(tag.clone(), Value::Bool(true));
     }
     if !properties.is_empty() {
         attributes.insert("properties".into(), Value::Object(properties));

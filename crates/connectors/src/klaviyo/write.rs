@@ -5,7 +5,9 @@
 //!    the account, unsubscribed or suppressed; Klaviyo's subscribe job would *clear* that
 //!    suppression. So every create with a consent decision (subscribed, or unsubscribed at the
 //!    source) is looked up first, `GET /api/profiles?filter=any(email,[…])`, 100 to a call.
-//! 2. **Bulk import jobs**: new and changed profiles, `ceil` by 10,000 profiles and 5 MB a job.
+//! 2. **Bulk import jobs**: new and changed profiles (a tag the plan adds, the sync's owner tag,
+//!    is a custom property of that name set to `true`, so an adoption is one more profile in a
+//!    job, no call of its own), `ceil` by 10,000 profiles and 5 MB a job.
 //!    Creates not planned subscribed carry `relationships.lists` naming the list, so joining it
 //!    costs no call of its own (`POST /api/lists/{id}/relationships/profiles` would take profile
 //!    ids, i.e. more calls); creates planned subscribed are imported without it and join through
@@ -123,10 +125,11 @@ impl Inner {
                 .load(std::sync::atomic::Ordering::Relaxed);
         // The fallback consent time of a history import: when this apply started.
         let started = Utc::now() - chrono::Duration::seconds(1);
+        // Field changes and tags (the owner tag, a property) travel in the import jobs.
         let field_updates: Vec<&MemberWrite> = plan
             .updates
             .iter()
-            .filter(|w| !w.fields.is_empty())
+            .filter(|w| !w.fields.is_empty() || !w.tags.is_empty())
             .collect();
         let subscribed_updates: Vec<&MemberWrite> = plan
             .updates
@@ -218,14 +221,20 @@ impl Inner {
         report.updated = plan
             .updates
             .iter()
-            .filter(|w| !refused.contains(w.email.as_str()))
+            .filter(|w| !refused.contains(w.email.as_str()) && !plan.is_adoption(w))
             .filter(|w| {
                 !w.fields.is_empty()
+                    || !w.tags.is_empty()
                     || matches!(
                         w.status,
                         Some(MemberStatus::Subscribed | MemberStatus::Unsubscribed)
                     )
             })
+            .count() as u64;
+        report.adopted = plan
+            .updates
+            .iter()
+            .filter(|w| !refused.contains(w.email.as_str()) && plan.is_adoption(w))
             .count() as u64;
 
         // 3. Subscribe jobs.

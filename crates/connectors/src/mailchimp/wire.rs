@@ -291,18 +291,6 @@ fn says_the_same(message: &str, text: &str) -> bool {
     !said.is_empty() && repeated * 5 >= said.len() * 4
 }
 
-/// `POST /lists/{list_id}/members/{subscriber_hash}/tags`.
-#[derive(Debug, Serialize)]
-pub struct MemberTags<'a> {
-    pub tags: Vec<MemberTag<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MemberTag<'a> {
-    pub name: &'a str,
-    pub status: &'static str,
-}
-
 /// `POST /lists/{list_id}/segments`.
 #[derive(Debug, Serialize)]
 pub struct NewStaticSegment<'a> {

@@ -3,8 +3,9 @@
 //!
 //! Calls per plan (C creates, U updates, A archives):
 //! - creates and updates together: `ceil((C + U) / 500)` batch-subscribe calls, up to
-//!   `write_concurrency` (10) in flight;
-//! - tags added to existing members: see [`Inner::add_tags`] (the cheaper of two ways);
+//!   `write_concurrency` (10) in flight; the tags the plan adds (the sync's owner tag, mapped
+//!   source tags) travel in the same entries, new and existing members alike, so an adoption
+//!   (only the owner tag added) is one batch entry and no call of its own;
 //! - archives: `A` `DELETE` calls (the API has no bulk archive), up to 10 in flight;
 //! - nothing to do: no call at all.
 //!
@@ -13,7 +14,7 @@
 //! never retried. Rate limits, 5xx and timeouts are retried by [`crate::http::send`] under the
 //! key budget shared by every sync using the same key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use audience_core::mapping::FieldKind;
 use audience_core::{
@@ -26,8 +27,8 @@ use reqwest::{Method, StatusCode};
 use super::Inner;
 use super::client::{Call, VENDOR, truncate};
 use super::wire::{
-    self, BatchMember, BatchResult, BatchSubscribe, MemberTag, MemberTags, MergeFieldsPage,
-    MergeValue, NewMergeField, NewStaticSegment, SegmentBatch, SegmentBatchResult, WireSegment,
+    self, BatchMember, BatchResult, BatchSubscribe, MergeFieldsPage, MergeValue, NewMergeField,
+    NewStaticSegment, SegmentBatch, SegmentBatchResult, WireSegment,
 };
 use crate::http::invalid_response;
 
@@ -35,7 +36,6 @@ use crate::http::invalid_response;
 pub(crate) const BATCH_SIZE: usize = 500;
 
 const BATCH: &str = "POST /lists/{list_id}";
-const MEMBER_TAGS: &str = "POST /lists/{list_id}/members/{subscriber_hash}/tags";
 const ARCHIVE: &str = "DELETE /lists/{list_id}/members/{subscriber_hash}";
 const CREATE_SEGMENT: &str = "POST /lists/{list_id}/segments";
 const SEGMENT_BATCH: &str = "POST /lists/{list_id}/segments/{segment_id}";
@@ -47,6 +47,7 @@ struct BatchOutcome {
     members: u64,
     created: u64,
     updated: u64,
+    adopted: u64,
     unsubscribed: u64,
     rejected: Vec<RecordRejection>,
 }
@@ -68,9 +69,11 @@ fn rejection(email: &str, reason: impl Into<String>) -> RecordRejection {
 
 /// A member of a batch-subscribe call. New members get their status (the plan always sets one;
 /// `transactional`, which sends no marketing, stands in if it did not), every non-blank field and
-/// their tags. Existing members get a status only when the plan changes it, and only the fields
-/// the plan changes; their tags are left out because a batch without `sync_tags` ignores them on
-/// existing members, and `sync_tags` would remove every tag the plan does not name.
+/// their tags. Existing members get a status only when the plan changes it, only the fields the
+/// plan changes, and the tags the plan adds: since January 2022 a batch without `sync_tags` adds
+/// an entry's tags to an existing member and keeps its others (Mailchimp release note "Added
+/// ability to sync tags to existing members"), so tags cost no call of their own. `sync_tags` is
+/// never sent: it would remove every tag the plan does not name.
 fn batch_member(write: &MemberWrite, new: bool) -> BatchMember<'_> {
     let status = match write.status {
         Some(status) => wire::status_word(status),
@@ -83,16 +86,11 @@ fn batch_member(write: &MemberWrite, new: bool) -> BatchMember<'_> {
         .filter(|(_, value)| !(new && value.is_blank()))
         .map(|(tag, value)| (tag.as_str(), MergeValue::of(value)))
         .collect();
-    let tags = if new {
-        write.tags.iter().map(String::as_str).collect()
-    } else {
-        Vec::new()
-    };
     BatchMember {
         email_address: write.email.as_str(),
         status,
         merge_fields,
-        tags,
+        tags: write.tags.iter().map(String::as_str).collect(),
     }
 }
 
@@ -122,14 +120,13 @@ impl Inner {
         let batches: Vec<&[(&MemberWrite, bool)]> = writes.chunks(BATCH_SIZE).collect();
         let batch_count = batches.len();
         let mut sent = 0usize;
-        let mut rejected: HashSet<String> = HashSet::new();
         {
             let mut outcomes = stream::iter(
                 batches
                     .into_iter()
                     .take_while(|_| !control.stop_requested()),
             )
-            .map(|chunk| self.send_batch(chunk))
+            .map(|chunk| self.send_batch(plan, chunk))
             .buffer_unordered(self.write_concurrency)
             .boxed();
             while let Some(outcome) = outcomes.next().await {
@@ -138,8 +135,8 @@ impl Inner {
                 sent += 1;
                 report.created += outcome.created;
                 report.updated += outcome.updated;
+                report.adopted += outcome.adopted;
                 report.unsubscribed += outcome.unsubscribed;
-                rejected.extend(outcome.rejected.iter().map(|r| r.email.to_lowercase()));
                 report.rejected.extend(outcome.rejected);
                 done += outcome.members;
                 control.report(done, total);
@@ -150,24 +147,7 @@ impl Inner {
             return Ok(report);
         }
 
-        // 2. Tags added to existing members (new members got theirs in the batch).
-        let tagged: Vec<&MemberWrite> = plan
-            .updates
-            .iter()
-            .filter(|w| !w.tags.is_empty() && !rejected.contains(w.email.as_str()))
-            .collect();
-        if !tagged.is_empty() {
-            if control.stop_requested() {
-                report.stopped_early = true;
-                return Ok(report);
-            }
-            if !self.add_tags(&tagged, control, &mut report).await? {
-                report.stopped_early = true;
-                return Ok(report);
-            }
-        }
-
-        // 3. Archives: one DELETE each (the API has no bulk archive), up to 10 in flight.
+        // 2. Archives: one DELETE each (the API has no bulk archive), up to 10 in flight.
         let mut archived = 0usize;
         {
             let mut outcomes = stream::iter(
@@ -198,6 +178,7 @@ impl Inner {
 
     async fn send_batch(
         &self,
+        plan: &Plan,
         chunk: &[(&MemberWrite, bool)],
     ) -> Result<BatchOutcome, ConnectorError> {
         let body = BatchSubscribe {
@@ -234,132 +215,25 @@ impl Inner {
                     && !refused.contains(w.email.as_str())
             })
             .count() as u64;
+        // Mailchimp counts an entry that only adds the owner tag as updated; the plan calls it
+        // an adoption, and so does the report.
+        let adopted = chunk
+            .iter()
+            .filter(|(w, new)| !new && plan.is_adoption(w) && !refused.contains(w.email.as_str()))
+            .count() as u64;
+        let updated = result
+            .total_updated
+            .unwrap_or(result.updated_members.len() as u64);
         Ok(BatchOutcome {
             members: chunk.len() as u64,
             created: result
                 .total_created
                 .unwrap_or(result.new_members.len() as u64),
-            updated: result
-                .total_updated
-                .unwrap_or(result.updated_members.len() as u64),
+            updated: updated.saturating_sub(adopted),
+            adopted,
             unsubscribed,
             rejected,
         })
-    }
-
-    /// Adds tags to existing members, choosing per plan the cheaper of two ways:
-    /// - per member: `POST /members/{hash}/tags` with all of that member's new tags, one call each;
-    /// - per tag: tags are static segments, so `POST /segments/{tag id}` adds up to 500 members
-    ///   to one tag per call, after one listing of the static segments (cached) and one creation
-    ///   per tag that does not exist yet.
-    ///
-    /// Per member costs `M` calls for `M` tagged members; per tag at most
-    /// `1 + T + Σ ceil(n_t / 500)` for `T` distinct tags. A handful of members goes per member;
-    /// a tag rolled out to thousands goes per tag (e.g. 10,000 members gaining "vip": 21 calls
-    /// instead of 10,000). Batch subscribe with `sync_tags` is not an option: it replaces every
-    /// tag, and plans only know the tags to add. Returns false when a stop cut it short.
-    async fn add_tags(
-        &self,
-        tagged: &[&MemberWrite],
-        control: &ApplyControl,
-        report: &mut ApplyReport,
-    ) -> Result<bool, ConnectorError> {
-        // Tag names compare case-insensitively; the first spelling seen is the one created.
-        let mut by_tag: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
-        for write in tagged {
-            for tag in &write.tags {
-                by_tag
-                    .entry(tag.to_lowercase())
-                    .or_insert_with(|| (tag.as_str(), Vec::new()))
-                    .1
-                    .push(write.email.as_str());
-            }
-        }
-        let per_tag_calls: usize = 1
-            + by_tag.len()
-            + by_tag
-                .values()
-                .map(|(_, emails)| emails.len().div_ceil(BATCH_SIZE))
-                .sum::<usize>();
-        if tagged.len() <= per_tag_calls {
-            let mut calls = 0usize;
-            let mut outcomes =
-                stream::iter(tagged.iter().take_while(|_| !control.stop_requested()))
-                    .map(|write| self.tag_member(write))
-                    .buffer_unordered(self.write_concurrency)
-                    .boxed();
-            while let Some(outcome) = outcomes.next().await {
-                report.write_calls += 1;
-                calls += 1;
-                match outcome? {
-                    MemberOutcome::Done | MemberOutcome::Absent => {}
-                    MemberOutcome::Rejected(r) => report.rejected.push(r),
-                }
-            }
-            return Ok(calls == tagged.len());
-        }
-
-        let names: Vec<&str> = by_tag.values().map(|(name, _)| *name).collect();
-        let ids = self.find_segments(&names).await?;
-        let mut jobs: Vec<(u64, &[&str])> = Vec::new();
-        for ((name, emails), id) in by_tag.values().zip(ids) {
-            let id = match id {
-                Some(id) => id,
-                None => {
-                    if control.stop_requested() {
-                        return Ok(false);
-                    }
-                    report.write_calls += 1;
-                    self.create_segment(name).await?
-                }
-            };
-            jobs.extend(emails.chunks(BATCH_SIZE).map(|chunk| (id, chunk)));
-        }
-        let job_count = jobs.len();
-        let mut calls = 0usize;
-        let mut outcomes = stream::iter(jobs.into_iter().take_while(|_| !control.stop_requested()))
-            .map(|(id, add)| self.segment_batch(id, add, &[]))
-            .buffer_unordered(self.write_concurrency)
-            .boxed();
-        while let Some(outcome) = outcomes.next().await {
-            report.write_calls += 1;
-            calls += 1;
-            let outcome = outcome?;
-            report.rejected.extend(outcome.rejected);
-        }
-        Ok(calls == job_count)
-    }
-
-    async fn tag_member(&self, write: &MemberWrite) -> Result<MemberOutcome, ConnectorError> {
-        let hash = wire::subscriber_hash(write.email.as_str());
-        let body = MemberTags {
-            tags: write
-                .tags
-                .iter()
-                .map(|name| MemberTag {
-                    name,
-                    status: "active",
-                })
-                .collect(),
-        };
-        let call = Call::new(
-            Method::POST,
-            MEMBER_TAGS,
-            format!("{}/members/{hash}/tags", self.list_path()),
-        )
-        .json(&body)?;
-        Ok(
-            match self
-                .member_call(&call, write.email.as_str(), "adding tags")
-                .await?
-            {
-                MemberOutcome::Absent => MemberOutcome::Rejected(rejection(
-                    write.email.as_str(),
-                    "not a member of the audience (tags not added)",
-                )),
-                other => other,
-            },
-        )
     }
 
     async fn archive(&self, email: &Email) -> Result<MemberOutcome, ConnectorError> {

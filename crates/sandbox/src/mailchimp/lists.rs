@@ -188,8 +188,10 @@ pub async fn get_list(
 /// - `update_existing: false` (the default) leaves existing members alone; archived members are
 ///   re-added (reported in `new_members`);
 /// - new members get the entry's `tags` (an array of tag names, as `POST …/members` takes);
-///   existing members' tags change only with `sync_tags: true`, which makes them exactly the
-///   entry's `tags` (an entry without `tags` leaves them alone);
+///   existing members (with `update_existing`) get them added, their other tags kept, as
+///   Mailchimp does since January 2022 (release note "Added ability to sync tags to existing
+///   members" [D]); `sync_tags: true` makes them exactly the entry's `tags` (an entry without
+///   `tags` leaves them alone);
 /// - `skip_duplicate_check=true` ignores repeats of an address after its first appearance;
 ///   without it a repeat is a per-member error.
 pub async fn batch_subscribe(

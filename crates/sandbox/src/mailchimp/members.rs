@@ -81,8 +81,31 @@ pub fn member_input(fields: &mut Fields<'_>, with_tags: bool) -> MemberInput {
     input.timestamp_opt = written_timestamp(fields, "timestamp_opt");
     if with_tags {
         input.tags = fields.strings("tags");
+        for (i, tag) in input.tags.iter().flatten().enumerate() {
+            if let Some(error) = tag_name_error(&format!("tags.{i}"), tag) {
+                fields.errors.push(error);
+            }
+        }
     }
     input
+}
+
+/// The longest tag name Mailchimp takes ([U] 100 characters, the limit Mailchimp's help gives for
+/// tag names; the spec is silent).
+pub const MAX_TAG_NAME: usize = 100;
+
+/// A tag name that is blank or longer than [`MAX_TAG_NAME`] characters is a field error.
+pub fn tag_name_error(field: &str, name: &str) -> Option<FieldError> {
+    if name.trim().is_empty() {
+        Some(FieldError::new(field, "This value should not be blank."))
+    } else if name.chars().count() > MAX_TAG_NAME {
+        Some(FieldError::new(
+            field,
+            format!("This value is too long. It should have {MAX_TAG_NAME} characters or less."),
+        ))
+    } else {
+        None
+    }
 }
 
 /// A timestamp in a write: ISO 8601 (`2015-10-21T15:41:36+00:00`) or `YYYY-MM-DD HH:MM:SS`
@@ -427,6 +450,13 @@ pub async fn post_tags(
                     tag_fields.required_string("status")
                 };
                 fields.errors.append(&mut tag_fields.errors);
+                if let Some(error) = name
+                    .as_deref()
+                    .and_then(|n| tag_name_error(&format!("tags.{i}.name"), n))
+                {
+                    fields.errors.push(error);
+                    continue;
+                }
                 if let (Some(name), Some(status)) = (name, status) {
                     wanted.push((name, status == "active"));
                 }

@@ -72,6 +72,12 @@ pub async fn create_segment(
     let body = json_object(&body)?;
     let mut fields = Fields::new(&body);
     let name = fields.required_string("name");
+    if let Some(error) = name
+        .as_deref()
+        .and_then(|n| super::members::tag_name_error("name", n))
+    {
+        fields.errors.push(error);
+    }
     let emails = fields.strings("static_segment");
     let has_options = fields.has("options");
     if has_options && fields.has("static_segment") {

@@ -645,6 +645,15 @@ impl State {
             Mode::Upsert if existing.archived => input.status.or(input.status_if_new),
             _ => input.status,
         };
+        // [U] An archived contact is not a member until re-added, and re-adding takes a status:
+        // a batch entry without one (tags only, say) is refused as for a new contact, as
+        // `POST …/tags` on an archived member is a 404.
+        if existing.archived && matches!(mode, Mode::Batch { .. }) && requested.is_none() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "status",
+                "This value should not be blank.",
+            )]));
+        }
         let shown_email = email
             .clone()
             .unwrap_or_else(|| existing.email_address.clone());
@@ -734,7 +743,10 @@ impl State {
                     changed |= replace_tags(list, next_segment_id, &new_key, tags, now);
                 }
             }
-            Mode::Create => {
+            // Since January 2022 batch subscribe adds an entry's tags to an existing member
+            // (release note "Added ability to sync tags to existing members" [D]); the member's
+            // other tags stay. Only `sync_tags` replaces them.
+            Mode::Batch { .. } | Mode::Create => {
                 for tag in input.tags.iter().flatten() {
                     changed |= set_tag(list, next_segment_id, &new_key, tag, true, now);
                 }
