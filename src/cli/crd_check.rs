@@ -287,8 +287,7 @@ pub fn rule_holds(rule: &str, v: &Value) -> Option<bool> {
                 || has_path(v, &["source", "shopify"])
         }
         r if r == KLAVIYO_NO_PENDING_RULE => {
-            !has_path(v, &["target", "klaviyo"])
-                || v["consentPolicy"]["resubscribe"] != Value::from("pending")
+            !has_path(v, &["target", "klaviyo"]) || v["consentPolicy"]["resubscribe"] != "pending"
         }
         r if r == KLAVIYO_NO_TAGS_RULE => {
             !has_path(v, &["target", "klaviyo"]) || v["fieldMapping"]["tags"] != Value::Bool(true)
