@@ -7,6 +7,8 @@ use audience_sandbox::mailchimp::{DEMO_LIST_ID, EXAMPLE_API_KEY, MemberStatus};
 use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor, seed};
 use serde_json::Value;
 
+mod secret_scan_support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 const CUSTOMERS: usize = 40;
@@ -48,14 +50,31 @@ fn write_manifest(dir: &tempdir::Dir, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// Runs the binary with only `env` in its environment (no stray credentials).
+/// Runs the binary with only `env` in its environment (no stray credentials), and fails if a
+/// credential of the manifest or of `env` shows in what it prints.
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    if let Some(file) = args
+        .iter()
+        .position(|a| *a == "-f")
+        .and_then(|i| args.get(i + 1))
+    {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        secret_scan_support::register_manifest_secrets(file, &text);
+    }
+    for (k, v) in env {
+        secret_scan_support::register(&format!("${k}"), v);
+    }
     let mut command = tokio::process::Command::new(BIN);
     command.args(args).env_clear();
     for (k, v) in env {
         command.env(k, v);
     }
-    command.output().await.expect("the binary runs")
+    let out = command.output().await.expect("the binary runs");
+    secret_scan_support::assert_no_secret_in(&[
+        (&format!("the stdout of {args:?}"), &stdout(&out)),
+        (&format!("the stderr of {args:?}"), &stderr(&out)),
+    ]);
+    out
 }
 
 fn stdout(out: &Output) -> String {

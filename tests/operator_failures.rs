@@ -38,6 +38,7 @@ async fn missing_secret_reports_credentials_missing_and_recovers_when_created() 
     let o = wait_reason(&api, "creds", "Synced").await;
     assert_eq!(ready(&o).unwrap().status, "True");
     assert_eq!(h.members().len(), 1);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -61,6 +62,7 @@ async fn wrong_key_is_auth_failed_and_a_fixed_secret_recovers() {
     h.secret("mailchimp", &[("apiKey", good)]).await;
     wait_reason(&api, "auth", "Synced").await;
     assert_eq!(h.members().len(), 1);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -109,6 +111,7 @@ async fn invalid_merge_field_mapping_is_invalid_spec_until_fixed() {
     .await;
     wait_reason(&api, "bad", "Synced").await;
     assert_eq!(h.members().len(), 1);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -139,6 +142,7 @@ async fn rate_limit_storm_backs_off_and_eventually_syncs() {
     );
     assert_eq!(history[0].outcome, "Synced");
     assert_eq!(h.members().len(), 2);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -170,6 +174,7 @@ async fn contact_limit_stops_before_writing() {
     .await;
     wait_reason(&api, "cap", "Synced").await;
     assert_eq!(h.members().len(), 3);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -236,4 +241,5 @@ async fn safety_stop_waits_for_approval_of_exactly_that_plan() {
             .status,
         MemberStatus::Subscribed
     );
+    h.assert_no_secret_leaked().await;
 }

@@ -190,6 +190,7 @@ async fn an_audience_sync_fills_a_klaviyo_list_with_the_right_consent_and_then_w
             .contains(&"gus@gmail.com".to_string())
     );
     assert_eq!(kl.list_flows(&list), 1, "the new subscriber's welcome flow");
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -266,4 +267,5 @@ async fn a_segment_sync_keeps_a_klaviyo_segment_list_equal_to_the_source_segment
     );
     assert_eq!(kl.list_members(&seg_list), ["a@gmail.com"]);
     assert_eq!(kl.list_members(&audience), ["a@gmail.com", "b@gmail.com"]);
+    h.assert_no_secret_leaked().await;
 }

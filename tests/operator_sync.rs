@@ -110,6 +110,7 @@ async fn create_syncs_and_sync_now_applies_exactly_the_edits() {
         (0, 0, 4),
         "{run:?}"
     );
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -159,6 +160,7 @@ async fn upsert_keeps_and_mirror_archives_members_the_source_lost() {
     let c = h.mailchimp().member(AUDIENCE, "c@gmail.com").unwrap();
     assert_eq!(c.status, MemberStatus::Archived);
     assert_eq!(h.mailchimp().member_count(AUDIENCE), 2);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -278,6 +280,7 @@ async fn dry_run_writes_nothing_and_reports_the_plan() {
         0,
         "no write call reached Mailchimp"
     );
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -299,6 +302,7 @@ async fn suspended_syncs_do_not_run_until_resumed() {
     let o = wait_reason(&api, "paused", "Synced").await;
     assert_eq!(runs(&o), 1);
     assert_eq!(h.members().len(), 1);
+    h.assert_no_secret_leaked().await;
 }
 
 fn segment_sync(name: &str, mode: &str, tag: &str) -> serde_json::Value {
@@ -397,4 +401,5 @@ async fn segment_sync_modes_keep_their_promise() {
         (6, 0),
         "cron runs at 06:00 Amsterdam time, got {local}"
     );
+    h.assert_no_secret_leaked().await;
 }

@@ -47,6 +47,7 @@ async fn a_secret_without_the_opt_in_label_is_not_used_until_labelled() {
     h.secret("shopify", &[("accessToken", &token)]).await;
     wait_reason(&api, "optin", "Synced").await;
     assert_eq!(h.members().len(), 1);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test]
@@ -116,4 +117,5 @@ async fn an_endpoint_on_a_host_not_allowed_gets_no_request_until_the_operator_al
     wait_reason(&api, "elsewhere", "Synced").await;
     assert_eq!(collector.sandbox.mailchimp.member_count(AUDIENCE), 1);
     operator.shutdown().await.unwrap();
+    h.assert_no_secret_leaked().await;
 }

@@ -148,6 +148,12 @@ fn add(
             if name.is_empty() {
                 return Err(invalid("metadata.name is missing".into()));
             }
+            // The API server's own checks first, so `sync -f` refuses what `kubectl apply` would.
+            let json = serde_json::to_value(&value).map_err(|e| invalid(e.to_string()))?;
+            let errors = super::crd_check::check(&kind, &json);
+            if !errors.is_empty() {
+                return Err(invalid(errors.join("; ")));
+            }
             let sync = if kind == "AudienceSync" {
                 serde_yaml::from_value::<AudienceSync>(value)
                     .map(|s| SyncManifest::Audience(Box::new(s)))

@@ -2,6 +2,7 @@
 //! on one port) and `demo` (both, end to end, over the manifests in `examples/`).
 //! `src/main.rs` parses these argument structs and calls each module's `main`.
 
+pub mod crd_check;
 pub mod demo;
 pub mod manifest;
 pub mod report;

@@ -31,6 +31,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use url::Url;
 
+#[path = "../secret_scan_support/mod.rs"]
+pub mod secret_scan;
+
 pub const AUDIENCE: &str = "aud1";
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -72,13 +75,21 @@ pub fn test_settings(sandbox: &RunningSandbox) -> Settings {
     }
 }
 
-/// Logs (`RUST_LOG`, default warn) through the test writer, so they show only for failing tests.
+/// Logs (`RUST_LOG`, default warn) through the test writer, so they show only for failing tests,
+/// and (debug and up) into the buffer the secret scan reads.
 pub fn init_logging() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,audience_operator=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(filter),
+        )
+        .with(secret_scan::capture_layer())
         .try_init();
 }
 
@@ -199,6 +210,9 @@ impl Harness {
 
     /// A Secret, with or without the credentials label.
     pub async fn secret_opting_in(&self, name: &str, data: &[(&str, &str)], opt_in: bool) {
+        for (key, value) in data {
+            secret_scan::register(&format!("{}/{name}.{key}", self.ns), value);
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
@@ -231,6 +245,12 @@ impl Harness {
             .await;
         let key = self.retailcrm().api_key();
         self.secret("retailcrm", &[("apiKey", &key)]).await;
+    }
+
+    /// Fails naming where a credential this binary's tests used appears: the status of a sync or
+    /// an Event of this namespace, or the operator's logs (see [`secret_scan`]).
+    pub async fn assert_no_secret_leaked(&self) {
+        secret_scan::assert_no_secret_in_namespace(&self.client, &self.ns, &[]).await;
     }
 
     /// Adds a subscribed Shopify customer; returns its id.
