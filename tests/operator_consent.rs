@@ -108,4 +108,5 @@ async fn lightspeed_customers_without_an_opt_out_are_transactional_unless_the_sw
         "{:?}",
         events.iter().map(|e| e.note.clone()).collect::<Vec<_>>()
     );
+    h.assert_no_secret_leaked().await;
 }

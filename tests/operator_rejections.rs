@@ -80,4 +80,5 @@ async fn a_refused_record_is_not_sent_again_until_the_source_changes_it() {
         status.held_rejections[0].fingerprint, held.fingerprint,
         "the fingerprint follows the record"
     );
+    h.assert_no_secret_leaked().await;
 }
