@@ -330,13 +330,13 @@ async fn a_bad_api_key_is_an_auth_error_that_never_shows_the_key() {
 async fn a_safety_stop_names_the_plan_and_approve_lets_exactly_it_go_ahead() {
     let running = sandbox().await;
     let mc = &running.sandbox.mailchimp;
-    // Thirty members the store does not have: mirroring would archive 30 of 32 (94%, limit 10%).
+    // Thirty members an earlier run of this sync created (they carry its owner tag) whom the
+    // store no longer has: mirroring would archive 30 of them (far above the 10% limit).
+    let owner = audience_core::plan::default_owner_tag("default", "lightspeed-x-to-mailchimp");
     for i in 0..30 {
-        mc.insert_member(
-            DEMO_LIST_ID,
-            &format!("former.customer{i}@example.com"),
-            MemberStatus::Subscribed,
-        );
+        let email = format!("former.customer{i}@example.com");
+        mc.insert_member(DEMO_LIST_ID, &email, MemberStatus::Subscribed);
+        assert!(mc.tag_member(DEMO_LIST_ID, &email, &owner));
     }
     let file = format!("{EXAMPLES}/lightspeed-x-to-mailchimp.yaml");
     let url = running.url();
