@@ -1,4 +1,4 @@
-//! Every connector's response parsing, fed arbitrary bytes and the vendor's own valid page mutated
+//! Every connector's response parsing (for the targets, their member reads), fed arbitrary bytes and the vendor's own valid page mutated
 //! (bytes flipped, cut short, values replaced by other JSON), through the real HTTP path: never a
 //! panic, and a failure is an error with a message.
 //!
@@ -50,7 +50,14 @@ async fn valid_page(rig: &Rig) -> Vec<u8> {
                 vendor_faults_support::MAILCHIMP_LIST
             ))
             .basic_auth("x", Some(&rig.secret)),
-        Vendor::Klaviyo => unreachable!("the rig does not drive Klaviyo (see EVERY_VENDOR)"),
+        Vendor::Klaviyo => client
+            .get(format!(
+                "{base}/api/lists/{}/profiles?page[size]=5&additional-fields[profile]=subscriptions",
+                rig.klaviyo.list_id
+            ))
+            .header("Authorization", format!("Klaviyo-API-Key {}", rig.secret))
+            .header("revision", audience_sandbox::klaviyo::REVISION)
+            .header("accept", audience_sandbox::klaviyo::JSON_API),
     };
     let response = request.send().await.unwrap();
     assert!(response.status().is_success(), "{:?} seed page", rig.vendor);
@@ -134,17 +141,21 @@ fn mutate(valid: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 /// or a message-less error is a failure.
 async fn read_with_first_answer(rig: &Rig, body: Vec<u8>) -> Result<(), TestCaseError> {
     rig.sandbox().faults.clear();
+    let content_type = match rig.vendor {
+        Vendor::Klaviyo => audience_sandbox::klaviyo::JSON_API,
+        _ => "application/json",
+    };
     rig.fault(
         FaultKind::Raw {
             status: 200,
             retry_after: None,
-            content_type: Some("application/json".into()),
+            content_type: Some(content_type.into()),
             body: String::from_utf8_lossy(&body).into_owned(),
             headers: Vec::new(),
         },
         1,
     );
-    if let Err(error) = rig.read().await {
+    if let Err(error) = rig.read_members().await {
         prop_assert!(
             !error.message.trim().is_empty(),
             "an error says what: {error:?}"
@@ -161,6 +172,12 @@ fn run(vendor: Vendor, cases: u32) {
         .build()
         .unwrap();
     let rig = runtime.block_on(Rig::start(vendor, 30));
+    if vendor == Vendor::Klaviyo {
+        // The target starts empty: one push gives its member pages something to spoil.
+        runtime
+            .block_on(rig.read())
+            .expect("seeding the Klaviyo list");
+    }
     let valid = runtime.block_on(valid_page(&rig));
     let config = Config {
         cases,
@@ -204,4 +221,5 @@ parser_tests! {
     lightspeed_r_answers_never_panic, long_lightspeed_r => Vendor::LightspeedR,
     retailcrm_answers_never_panic, long_retailcrm => Vendor::Retailcrm,
     mailchimp_answers_never_panic, long_mailchimp => Vendor::Mailchimp,
+    klaviyo_answers_never_panic, long_klaviyo => Vendor::Klaviyo,
 }

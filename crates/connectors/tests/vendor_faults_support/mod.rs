@@ -217,6 +217,17 @@ impl Rig {
         }
     }
 
+    /// A read only: the source's customers, or the target's members (Klaviyo's `read` pushes).
+    pub async fn read_members(&self) -> Result<(), ConnectorError> {
+        match &self.connector {
+            Connector::Klaviyo(t) => {
+                let _: Vec<_> = t.members().try_collect().await?;
+                Ok(())
+            }
+            _ => self.read().await.map(|_| ()),
+        }
+    }
+
     /// Reads everything and checks that nothing is lost or doubled.
     pub async fn read_whole(&self) -> Result<(), ConnectorError> {
         if self.vendor == Vendor::Klaviyo {
