@@ -192,8 +192,13 @@ async fn a_safety_stop_fails_until_approved() {
         );
     }
     let api = h.api::<AudienceSync>();
-    h.create::<AudienceSync>(audience_sync("mirror", json!({"mode": "mirror"})))
-        .await;
+    h.create::<AudienceSync>(audience_sync(
+        "mirror",
+        // The members put in by hand are not the sync's: adopting the whole audience on the
+        // first run is what lets mirror remove them.
+        json!({"mode": "mirror", "ownership": {"adopt": "all"}}),
+    ))
+    .await;
     let o = wait_reason(&api, "mirror", "SafetyStop").await;
     assert_failed(&o, "SafetyStop");
     let plan = o.status.unwrap().pending_approval.unwrap().plan_id;

@@ -190,8 +190,13 @@ async fn safety_stop_waits_for_approval_of_exactly_that_plan() {
         );
     }
     let api = h.api::<AudienceSync>();
-    h.create::<AudienceSync>(audience_sync("mirror", json!({"mode": "mirror"})))
-        .await;
+    h.create::<AudienceSync>(audience_sync(
+        "mirror",
+        // The members put in by hand are not the sync's: adopting the whole audience on the
+        // first run is what lets mirror remove them.
+        json!({"mode": "mirror", "ownership": {"adopt": "all"}}),
+    ))
+    .await;
     let o = wait_reason(&api, "mirror", "SafetyStop").await;
     let pending = o
         .status
