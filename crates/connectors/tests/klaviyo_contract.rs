@@ -356,6 +356,30 @@ async fn auth_errors_never_show_the_key() {
     assert!(!format!("{err:?}").contains(&env.key));
 }
 
+/// A read-only key: the read works, the first write is refused (403 `permission_denied`) and the
+/// error is Auth, naming the missing scopes, never the key; nothing was written.
+#[tokio::test]
+async fn a_key_missing_scopes_reads_but_its_writes_are_auth_errors_naming_the_scopes() {
+    let env = Env::start().await;
+    env.sim()
+        .set_key_scopes(&env.key, &["profiles:read", "lists:read"]);
+    let target = env.target();
+    assert!(read_all(&target).await.unwrap().is_empty());
+    let err = target
+        .apply(
+            &plan(vec![create(1)], vec![], vec![]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("missing required scopes"), "{shown}");
+    assert!(shown.contains("profiles:write"), "{shown}");
+    assert!(!shown.contains(&env.key), "{shown}");
+    assert_eq!(env.sim().profile_count(), 0);
+}
+
 #[tokio::test]
 async fn malformed_bodies_are_invalid_responses_naming_vendor_and_endpoint() {
     let env = Env::start().await;

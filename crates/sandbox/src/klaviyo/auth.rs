@@ -1,6 +1,6 @@
 //! The checks every `/api/` request passes before its handler, in Klaviyo's order [U for the
 //! order]: the private key (`Authorization: Klaviyo-API-Key <key>`, 401), the `revision` header
-//! (400), the operation's rate limits (429 with `Retry-After`), and the media type of a body
+//! (400), the key's scopes (403), the operation's rate limits (429 with `Retry-After`), and the media type of a body
 //! (`application/vnd.api+json`, 415). Answers let through carry `RateLimit-*` headers.
 
 use axum::extract::{Request, State};
@@ -115,8 +115,17 @@ pub async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Res
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    if !gate.sim.lock().keys.accepts(&key) {
-        return ApiError::authentication_failed().into_response();
+    {
+        let state = gate.sim.lock();
+        if !state.keys.accepts(&key) {
+            return ApiError::authentication_failed().into_response();
+        }
+        if let Some(granted) = state.key_scopes.get(&key) {
+            let missing = super::scopes::missing(granted, gate.operation);
+            if !missing.is_empty() {
+                return ApiError::permission_denied(&missing).into_response();
+            }
+        }
     }
     if let Err(e) = check_revision(request.headers()) {
         return e.into_response();

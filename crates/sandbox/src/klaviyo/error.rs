@@ -128,6 +128,18 @@ impl ApiError {
         )
     }
 
+    pub fn permission_denied(missing: &[&str]) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "You do not have permission to perform this action.",
+            format!(
+                "Your API key is missing required scopes: {}",
+                missing.join(", ")
+            ),
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -22,7 +22,10 @@
 //! [`Klaviyo::seed_profile`] (subscribed, unsubscribed, bounced, spam-reported…),
 //! [`Klaviyo::create_list`]. The clock can be frozen and moved ([`Klaviyo::freeze_clock`]).
 //!
-//! [U] Not simulated: OAuth, scopes of private keys (every key has every scope), `include`,
+//! Scopes: a key given scopes ([`Klaviyo::set_key_scopes`]) is refused (403) on routes needing
+//! others, per the spec's `x-klaviyo-scopes`; other keys have every scope.
+//!
+//! [U] Not simulated: OAuth, `include`,
 //! `predictive_analytics`, SMS/WhatsApp/push consent, sorting other than by id/creation, and
 //! `meta.patch_properties`.
 
@@ -37,6 +40,7 @@ pub mod jsonapi;
 pub mod lists;
 pub mod profiles;
 pub mod ratelimit;
+pub mod scopes;
 pub mod segments;
 pub mod state;
 pub mod subscriptions;
@@ -227,6 +231,14 @@ impl Klaviyo {
         K: Into<String>,
     {
         self.lock().keys = state::Keys::Only(keys.into_iter().map(Into::into).collect());
+    }
+
+    /// Gives `key` only these scopes (e.g. `profiles:read`); a route needing others answers 403.
+    pub fn set_key_scopes(&self, key: &str, scopes: &[&str]) {
+        self.lock().key_scopes.insert(
+            key.to_string(),
+            scopes.iter().map(|s| s.to_string()).collect(),
+        );
     }
 
     /// Window lengths are multiplied by `scale` (e.g. 0.01: a burst window of 10 ms).

@@ -405,6 +405,8 @@ pub fn well_formed(key: &str) -> bool {
 /// Everything a simulated account holds.
 pub struct State {
     pub keys: Keys,
+    /// Keys restricted to some scopes; a key not here has every scope.
+    pub key_scopes: std::collections::HashMap<String, BTreeSet<String>>,
     pub account: Account,
     /// By id, indexed by identifier (see [`super::directory`]).
     pub profiles: Profiles,
@@ -432,6 +434,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             keys: Keys::default(),
+            key_scopes: Default::default(),
             account: Account::default(),
             profiles: Profiles::default(),
             lists: BTreeMap::new(),
