@@ -98,20 +98,7 @@ async fn an_audience_sync_fills_a_klaviyo_list_with_the_right_consent_and_then_w
 
     // Nothing changed: a second run makes no write call.
     let writes = vendor_writes(&h, Vendor::Klaviyo);
-    h.annotate::<AudienceSync>("to-klaviyo", "sync.audience-operator.io/sync-now", "1")
-        .await;
-    let second = wait_for(
-        &api,
-        "to-klaviyo",
-        "sync-now 1 handled",
-        |o: &AudienceSync| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.handled_sync_now.as_deref() == Some("1"))
-                && reason(o).as_deref() == Some("Synced")
-        },
-    )
-    .await;
+    let second = h.sync_now::<AudienceSync>("to-klaviyo", "1").await;
     let run = second.status.as_ref().unwrap().last_run.clone().unwrap();
     // Eve is skipped (never resubscribed), the others are unchanged.
     assert_eq!(
@@ -131,20 +118,7 @@ async fn an_audience_sync_fills_a_klaviyo_list_with_the_right_consent_and_then_w
     // a profile of the account.
     h.add_shopify("fay@gmail.com", "Fay", "Birch");
     assert!(shop.delete_customer(bob));
-    h.annotate::<AudienceSync>("to-klaviyo", "sync.audience-operator.io/sync-now", "2")
-        .await;
-    let third = wait_for(
-        &api,
-        "to-klaviyo",
-        "sync-now 2 handled",
-        |o: &AudienceSync| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.handled_sync_now.as_deref() == Some("2"))
-                && reason(o).as_deref() == Some("Synced")
-        },
-    )
-    .await;
+    let third = h.sync_now::<AudienceSync>("to-klaviyo", "2").await;
     let run = third.status.as_ref().unwrap().last_run.clone().unwrap();
     assert_eq!((run.counts.created, run.counts.archived), (1, 1), "{run:?}");
     assert_eq!(
@@ -171,20 +145,7 @@ async fn an_audience_sync_fills_a_klaviyo_list_with_the_right_consent_and_then_w
     )
     .await;
     h.add_shopify("gus@gmail.com", "Gus", "Elm");
-    h.annotate::<AudienceSync>("to-klaviyo", "sync.audience-operator.io/sync-now", "3")
-        .await;
-    wait_for(
-        &api,
-        "to-klaviyo",
-        "sync-now 3 handled",
-        |o: &AudienceSync| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.handled_sync_now.as_deref() == Some("3"))
-                && reason(o).as_deref() == Some("Synced")
-        },
-    )
-    .await;
+    h.sync_now::<AudienceSync>("to-klaviyo", "3").await;
     assert!(
         kl.list_members(&list)
             .contains(&"gus@gmail.com".to_string())
@@ -250,15 +211,7 @@ async fn a_segment_sync_keeps_a_klaviyo_segment_list_equal_to_the_source_segment
 
     // b leaves the segment: the next run removes b from the segment list, not from the account.
     assert!(crm.set_segment_members("vip", &[a]));
-    h.annotate::<SegmentSync>("vip", "sync.audience-operator.io/sync-now", "1")
-        .await;
-    let second = wait_for(&api, "vip", "sync-now 1 handled", |o: &SegmentSync| {
-        o.status
-            .as_ref()
-            .is_some_and(|s| s.handled_sync_now.as_deref() == Some("1"))
-            && reason(o).as_deref() == Some("Synced")
-    })
-    .await;
+    let second = h.sync_now::<SegmentSync>("vip", "1").await;
     let counts = second.status.unwrap().last_run.unwrap().counts;
     assert_eq!(
         (counts.created, counts.segment_added, counts.segment_removed),

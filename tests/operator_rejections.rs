@@ -9,23 +9,6 @@ use audience_sandbox::Vendor;
 use operator_support::*;
 use serde_json::json;
 
-async fn sync_now(h: &Harness, value: &'static str) -> AudienceSync {
-    h.annotate::<AudienceSync>("shop", "sync.audience-operator.io/sync-now", value)
-        .await;
-    wait_for(
-        &h.api(),
-        "shop",
-        "sync-now handled",
-        move |o: &AudienceSync| {
-            o.status
-                .as_ref()
-                .is_some_and(|s| s.handled_sync_now.as_deref() == Some(value))
-                && reason(o).as_deref() == Some("Synced")
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_refused_record_is_not_sent_again_until_the_source_changes_it() {
     let h = harness("op-rejections", true).await;
@@ -51,7 +34,7 @@ async fn a_refused_record_is_not_sent_again_until_the_source_changes_it() {
 
     // Unchanged: not sent again, reported as a skip with the remembered reason.
     let writes = vendor_writes(&h, Vendor::Mailchimp);
-    let second = sync_now(&h, "1").await;
+    let second = h.sync_now::<AudienceSync>("shop", "1").await;
     let status = second.status.clone().unwrap();
     let counts = status.last_run.unwrap().counts;
     assert_eq!(
@@ -70,7 +53,7 @@ async fn a_refused_record_is_not_sent_again_until_the_source_changes_it() {
     // Changed at the source: sent at once (and refused again, remembered anew).
     h.shopify()
         .edit_customer(fake, |c| c.first_name = Some("Robert".into()));
-    let third = sync_now(&h, "2").await;
+    let third = h.sync_now::<AudienceSync>("shop", "2").await;
     let status = third.status.unwrap();
     let counts = status.last_run.unwrap().counts;
     assert_eq!(counts.rejected, 1, "{counts:?}");

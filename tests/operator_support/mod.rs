@@ -294,6 +294,29 @@ impl Harness {
             .expect("annotating");
     }
 
+    /// Sets the sync-now annotation to `value` and waits until a run handled it and synced.
+    pub async fn sync_now<K>(&self, name: &str, value: &str) -> K
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + HasStatus
+            + Clone
+            + Debug
+            + Send
+            + Sync
+            + DeserializeOwned
+            + 'static,
+    {
+        self.annotate::<K>(name, "sync.audience-operator.io/sync-now", value)
+            .await;
+        let value = value.to_string();
+        wait_for(&self.api::<K>(), name, "sync-now handled", move |o: &K| {
+            o.sync_status()
+                .is_some_and(|s| s.handled_sync_now.as_deref() == Some(value.as_str()))
+                && reason(o).as_deref() == Some("Synced")
+        })
+        .await
+    }
+
     pub async fn patch_spec<K>(&self, name: &str, spec: serde_json::Value)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
