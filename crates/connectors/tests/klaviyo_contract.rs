@@ -241,12 +241,13 @@ async fn consent_is_never_restored_and_never_given_without_opt_in() {
 async fn a_history_import_fires_no_flows_and_keeps_the_source_consent_time() {
     let env = Env::start().await;
     let target = env.target();
-    target.set_historical_import(true);
     let consented = Utc.with_ymd_and_hms(2021, 3, 4, 5, 6, 7).unwrap();
-    target.set_consent_times(HashMap::from([(email(0), consented)]));
-    let creates: Vec<_> = (0..30).map(create).collect();
+    let mut creates: Vec<_> = (0..30).map(create).collect();
+    creates[0].consented_at = Some(consented);
+    let mut history = plan(creates, vec![], vec![]);
+    history.history_import = true;
     let report = target
-        .apply(&plan(creates, vec![], vec![]), &ApplyControl::default())
+        .apply(&history, &ApplyControl::default())
         .await
         .unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);

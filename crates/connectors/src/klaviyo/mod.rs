@@ -49,7 +49,6 @@ pub mod write;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -57,7 +56,6 @@ use audience_core::{
     ApplyControl, ApplyReport, ConnectorError, Email, ErrorKind, FieldMapping, Plan, SegmentPlan,
     Target, TargetInfo, TargetMember,
 };
-use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use reqwest::header::HeaderValue;
 
@@ -231,8 +229,9 @@ pub struct KlaviyoConfig {
     /// Retries of rate limits, 5xx and timeouts.
     pub retry: RetryPolicy,
     pub poll: PollPolicy,
-    /// A history import (the first full push): consent is given with `historical_import` and a
+    /// Every subscription is a history import: consent is given with `historical_import` and a
     /// past `consented_at`, so no "added to list" flows fire and no double opt-in mail goes out.
+    /// A plan marked [`Plan::history_import`] (the sync's first push) is one whatever this says.
     pub historical_import: bool,
     /// Per-endpoint pacing under the spec's limits, with windows this many times as long as
     /// Klaviyo's (1.0; a simulator scaled down for tests takes its scale). `None`: no pacing,
@@ -295,9 +294,8 @@ pub(crate) struct Inner {
     ids: Mutex<HashMap<String, String>>,
     /// Segment lists by name.
     segment_lists: Mutex<HashMap<String, String>>,
-    historical_import: AtomicBool,
-    /// The source's consent times for a history import, by email.
-    consent_times: Mutex<HashMap<Email, DateTime<Utc>>>,
+    /// Every subscription is a history import (the sync asks for no list flows).
+    historical_import: bool,
     poll: PollPolicy,
     write_concurrency: usize,
 }
@@ -384,8 +382,7 @@ impl KlaviyoTarget {
                 list_creation: tokio::sync::Mutex::new(()),
                 ids: Mutex::new(HashMap::new()),
                 segment_lists: Mutex::new(HashMap::new()),
-                historical_import: AtomicBool::new(config.historical_import),
-                consent_times: Mutex::new(HashMap::new()),
+                historical_import: config.historical_import,
                 poll: config.poll,
                 write_concurrency: config.write_concurrency.clamp(1, MAX_CONNECTIONS),
             },
@@ -395,17 +392,6 @@ impl KlaviyoTarget {
     /// The list's id, once known (given, or found or created by a read or write).
     pub fn list_id(&self) -> Option<String> {
         self.inner.known_list_id()
-    }
-
-    /// Switches history-import mode on or off (the runner turns it on for the first full push).
-    pub fn set_historical_import(&self, on: bool) {
-        self.inner.historical_import.store(on, Ordering::Relaxed);
-    }
-
-    /// The source's consent times, used as `consented_at` in a history import. A profile without
-    /// one is given the time the apply started (in the past by the time Klaviyo reads it).
-    pub fn set_consent_times(&self, times: HashMap<Email, DateTime<Utc>>) {
-        *self.inner.consent_times.lock().expect("consent times lock") = times;
     }
 }
 

@@ -119,10 +119,7 @@ impl Inner {
         if plan.is_empty() {
             return Ok(report);
         }
-        let historical = plan.history_import
-            || self
-                .historical_import
-                .load(std::sync::atomic::Ordering::Relaxed);
+        let historical = plan.history_import || self.historical_import;
         // The fallback consent time of a history import: when this apply started.
         let started = Utc::now() - chrono::Duration::seconds(1);
         // Field changes and tags (the owner tag, a property) travel in the import jobs.
@@ -238,12 +235,7 @@ impl Inner {
             .count() as u64;
 
         // 3. Subscribe jobs.
-        let times = self
-            .consent_times
-            .lock()
-            .expect("consent times lock")
-            .clone();
-        // The plan's consent times (the source's), else those set on the target.
+        // The plan's consent times (the source's); a write without one gets the apply's start.
         let planned: HashMap<&str, DateTime<Utc>> = plan
             .creates
             .iter()
@@ -255,11 +247,6 @@ impl Inner {
                 let time = planned
                     .get(email)
                     .copied()
-                    .or_else(|| {
-                        Email::parse(email)
-                            .ok()
-                            .and_then(|e| times.get(&e).copied())
-                    })
                     .filter(|t| *t < started)
                     .unwrap_or(started);
                 rfc3339(time)
