@@ -15,6 +15,7 @@ use crate::email::Email;
 use crate::event::OrderEvent;
 use crate::mapping::FieldMapping;
 use crate::member::TargetMember;
+use crate::order::Order;
 use crate::plan::Plan;
 use crate::segment::SegmentPlan;
 
@@ -261,9 +262,80 @@ pub trait Target: Send + Sync {
         plan: &SegmentPlan,
         control: &ApplyControl,
     ) -> Result<ApplyReport, ConnectorError>;
+}
 
-    /// Records order events (targets that take them override this).
-    async fn send_events(&self, _events: &[OrderEvent]) -> Result<ApplyReport, ConnectorError> {
-        Err(ConnectorError::unsupported(self.vendor(), "order events"))
+/// Which orders to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderScope {
+    /// Orders completed or changed at or after this time (a backfill's `since`, a first run).
+    Since(chrono::DateTime<chrono::Utc>),
+    /// Orders changed after the checkpoint a previous page handed out.
+    ChangedSince(Checkpoint),
+}
+
+/// One page of orders, oldest change first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// The checkpoint to save once every order up to and including this page was accepted by
+    /// the target.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A system orders come from (the order half of a source connector).
+#[async_trait]
+pub trait OrderSource: Send + Sync {
+    /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
+    fn vendor(&self) -> &'static str;
+
+    /// Pages of orders in `scope`, each with the checkpoint to save once it is applied. An order
+    /// changed after it was first read (a refund, a shipment) is read again, whole.
+    fn orders(&self, scope: OrderScope) -> BoxStream<'_, Result<OrderPage, ConnectorError>>;
+
+    /// The account's IANA time zone (`Europe/Berlin`), where the source has one.
+    async fn time_zone(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+/// An event the target refused inside an otherwise successful call: final, not retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRejection {
+    pub unique_id: String,
+    /// The vendor's words.
+    pub reason: String,
+}
+
+/// What sending events did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventReport {
+    /// Events the target accepted (its own dedupe may still drop repeats).
+    pub accepted: u64,
+    pub rejected: Vec<EventRejection>,
+    /// Write calls made to the vendor.
+    pub write_calls: u64,
+    /// True when a stop was requested and sending ended at a batch boundary before finishing.
+    pub stopped_early: bool,
+}
+
+/// A system that records order events (Klaviyo metrics, Mailchimp e-commerce).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// `klaviyo`, `mailchimp`.
+    fn vendor(&self) -> &'static str;
+
+    /// Records events in as few calls as the vendor allows. Events carry a stable
+    /// [`OrderEvent::unique_id`], so sending one twice records it once.
+    async fn send_events(
+        &self,
+        events: &[OrderEvent],
+        control: &ApplyControl,
+    ) -> Result<EventReport, ConnectorError>;
+
+    /// The account's IANA time zone, where the target has one (Klaviyo `GET /api/accounts`).
+    async fn time_zone(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
     }
 }

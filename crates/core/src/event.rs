@@ -1,11 +1,11 @@
 //! Order events: an append-only stream beside the contact set, for targets that take events
-//! (Klaviyo metrics, Mailchimp e-commerce). Later issues fill the connectors; the model is here so
-//! the `Target` trait stays open for them.
+//! (Klaviyo metrics, Mailchimp e-commerce), derived from [`crate::order::Order`]s.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::email::Email;
+use crate::order::Decimal;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,8 +25,8 @@ pub struct OrderEvent {
     pub kind: OrderEventKind,
     pub email: Email,
     pub order_id: String,
-    /// Monetary value in `currency` (minor units avoided on purpose: vendors take decimals).
-    pub value: f64,
+    /// Monetary value in `currency` (a decimal, never a float: vendors take decimal strings).
+    pub value: Decimal,
     pub currency: String,
     pub occurred_at: DateTime<Utc>,
     /// True for history imported after the fact: such events must not trigger flows.

@@ -12,6 +12,7 @@
 //! - [`plan`]: the plan and its counts, and the safety check.
 //! - [`segment`]: segment membership plans (exact, union, subtract).
 //! - [`connector`]: the `Source` and `Target` traits and their errors.
+//! - [`order`]: orders as sources read them (money in decimals).
 //! - [`event`]: the append-only order-event stream (for targets that take events).
 
 pub mod connector;
@@ -22,14 +23,16 @@ pub mod event;
 pub mod fingerprint;
 pub mod mapping;
 pub mod member;
+pub mod order;
 pub mod plan;
 pub mod prepare;
 pub mod rejections;
 pub mod segment;
 
 pub use connector::{
-    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ErrorKind, ReadScope, RecordRejection,
-    SegmentInfo, Source, SourcePage, Target, TargetInfo,
+    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ErrorKind, EventRejection, EventReport,
+    EventSink, OrderPage, OrderScope, OrderSource, ReadScope, RecordRejection, SegmentInfo, Source,
+    SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
 pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};

@@ -1,0 +1,119 @@
+//! Orders as a source reads them: the input of an OrderSync. Source connectors turn each vendor's
+//! sale, order or return into an [`Order`]; the core turns orders into events ([`crate::event`]).
+//!
+//! Money is a [`Decimal`] with its ISO 4217 currency, never a float: a refund of 0.1 + 0.2 must
+//! equal 0.3, and vendors send amounts as decimal strings. Times are UTC; connectors convert from
+//! the source account's time zone when the vendor sends local times.
+
+use chrono::{DateTime, Utc};
+pub use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Where an order stands at the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OrderStatus {
+    /// Paid / completed / closed: it counts as a placed order.
+    #[default]
+    Completed,
+    /// Not yet completed (an open sale, a draft, a layby): not an event yet.
+    Open,
+    /// Cancelled or voided before completion: never an event.
+    Cancelled,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// The source's line id (unique within the order); part of the event's unique id.
+    pub line_id: String,
+    /// The product (item) id; empty when the source line has none (then the order is malformed).
+    pub product_id: String,
+    pub variant_id: String,
+    pub sku: String,
+    pub name: String,
+    /// Category names (Lightspeed's `Category`, Shopify's product type / collections).
+    pub categories: Vec<String>,
+    /// Shopify collections the product is in (Fulfilled Order's `Collections`).
+    pub collections: Vec<String>,
+    /// Units; negative means the source sent a return line as a sale line (malformed for a sale).
+    pub quantity: Decimal,
+    /// Unit price after line discounts, in the order's currency.
+    pub unit_price: Decimal,
+    /// Discount on this line, in the order's currency.
+    pub discount: Decimal,
+}
+
+/// A refund (or return) of some of an order's lines, after the fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRefund {
+    /// The source's refund / return id; part of the event's unique id.
+    pub refund_id: String,
+    pub refunded_at: DateTime<Utc>,
+    /// Amount refunded, in the order's currency.
+    pub amount: Decimal,
+    /// Line ids refunded (empty: the source does not say, e.g. an amount-only refund).
+    pub line_ids: Vec<String>,
+}
+
+/// A shipment of some of an order's lines (Lightspeed R: marked "shipped" by hand).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderFulfillment {
+    /// The source's fulfilment / shipment id; part of the event's unique id.
+    pub fulfillment_id: String,
+    pub fulfilled_at: DateTime<Utc>,
+    /// Line ids shipped (empty: the whole order).
+    pub line_ids: Vec<String>,
+}
+
+/// The buyer, as far as the order knows them (used to create a target profile when new, never
+/// with consent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCustomer {
+    /// The source's customer id, when the order has a customer.
+    pub customer_id: String,
+    /// Raw email (validated by the core); empty when the order has none.
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: String,
+    pub city: String,
+    pub region: String,
+    pub country: String,
+    pub postal_code: String,
+}
+
+/// One order (sale) as a source read it, with what happened to it since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`: part of every unique id.
+    pub source: String,
+    /// The source's order id (Shopify gid, Lightspeed saleID, RetailCRM id).
+    pub order_id: String,
+    /// What a person calls it (`#1001`, a sale number).
+    pub order_number: String,
+    pub status: OrderStatus,
+    pub customer: OrderCustomer,
+    /// Shop / outlet / site the order was made in.
+    pub shop_id: String,
+    pub shop_name: String,
+    /// ISO 4217 code, upper case (`USD`); empty when the source did not say (malformed).
+    pub currency: String,
+    /// Total paid, taxes and shipping included, discounts deducted. `None` when the source sent
+    /// none (malformed: rejected, never guessed).
+    pub total: Option<Decimal>,
+    pub total_discounts: Decimal,
+    pub discount_codes: Vec<String>,
+    pub lines: Vec<OrderLine>,
+    pub refunds: Vec<OrderRefund>,
+    pub fulfillments: Vec<OrderFulfillment>,
+    /// When the order was completed (placed), in UTC.
+    pub placed_at: DateTime<Utc>,
+    /// The source's last edit of the order (refunds and fulfilments move it).
+    pub updated_at: DateTime<Utc>,
+}
