@@ -279,6 +279,11 @@ pub struct PlanOptions {
     /// Treat every existing member as managed (`adopt: all`, on the sync's first run only): those
     /// without the owner tag get it, and mirror may archive them.
     pub adopt_all: bool,
+    /// Source records last edited before this time were already applied by an earlier
+    /// successful run of the same spec, so a difference the plan corrects on them was made in
+    /// the target behind the sync's back: **drift**, counted apart from ordinary updates
+    /// ([`PlanCounts::drift`]). `None` (a first run, a changed spec): nothing counts as drift.
+    pub drift_since: Option<DateTime<Utc>>,
 }
 
 /// Streams source contacts against a [`TargetIndex`] and produces the [`Plan`].
@@ -289,6 +294,8 @@ pub struct AudiencePlanner {
     seen_new: HashMap<Email, Seen>,
     creates: Vec<Option<MemberWrite>>,
     updates: Vec<Option<MemberWrite>>,
+    /// Per entry of `updates`: the write corrects drift.
+    update_is_drift: Vec<bool>,
     skipped: Vec<Option<Skip>>,
     source_ids: String,
     field_fps: Vec<u64>,
@@ -308,6 +315,7 @@ impl AudiencePlanner {
             seen_new: HashMap::new(),
             creates: Vec::new(),
             updates: Vec::new(),
+            update_is_drift: Vec::new(),
             skipped: Vec::new(),
             source_ids: String::new(),
             field_fps: Vec::new(),
@@ -390,7 +398,9 @@ impl AudiencePlanner {
                 Recorded::Create(self.creates.len() as u32 - 1)
             }
             Outcome::Update(write) => {
+                let drift = self.is_drift(contact, &write);
                 self.updates.push(Some(write));
+                self.update_is_drift.push(drift);
                 Recorded::Update(self.updates.len() as u32 - 1)
             }
             Outcome::Skip(reason) => {
@@ -416,6 +426,29 @@ impl AudiencePlanner {
                 self.seen_new.insert(email, seen);
             }
         }
+    }
+
+    /// A record skipped before planning (e.g. the loser of a multi-source merge), reported with
+    /// the plan's own skips.
+    pub fn skip(&mut self, skip: Skip) {
+        self.source_count += 1;
+        self.skipped.push(Some(skip));
+    }
+
+    /// The update corrects a change made in the target: the source record is older than the
+    /// drift baseline, and the write is more than an adoption.
+    fn is_drift(&self, contact: &SourceContact, write: &MemberWrite) -> bool {
+        let Some(since) = self.options.drift_since else {
+            return false;
+        };
+        let adoption_only = write.status.is_none()
+            && write.fields.is_empty()
+            && !write.unarchive
+            && write
+                .tags
+                .iter()
+                .all(|t| self.options.owner_tag.as_deref() == Some(t.as_str()));
+        contact.updated_at < since && !adoption_only
     }
 
     fn retract(&mut self, recorded: Recorded) {
@@ -525,6 +558,12 @@ impl AudiencePlanner {
 
     /// Ends the stream and returns the plan (archives computed for mirror mode).
     pub fn finish(mut self) -> Plan {
+        let drifted: Vec<Email> = self
+            .updates
+            .iter()
+            .zip(&self.update_is_drift)
+            .filter_map(|(w, drift)| w.as_ref().filter(|_| *drift).map(|w| w.email.clone()))
+            .collect();
         let mut plan = Plan {
             creates: std::mem::take(&mut self.creates)
                 .into_iter()
@@ -542,6 +581,7 @@ impl AudiencePlanner {
             counts: PlanCounts::default(),
             history_import: false,
             owner_tag: self.options.owner_tag.clone(),
+            drift: drifted,
         };
         let mut unchanged = 0u64;
         for seen in self.seen_in_target.iter().flatten() {
@@ -595,7 +635,9 @@ impl AudiencePlanner {
             .filter(|s| matches!(s.reason, SkipReason::InvalidEmail { .. }))
             .count();
         let adopted = plan.updates.iter().filter(|u| plan.is_adoption(u)).count() as u64;
+        plan.drift.sort();
         plan.counts = PlanCounts {
+            drift: plan.drift.len() as u64,
             source: self.source_count,
             target: self.index.active_len(),
             create: plan.creates.len() as u64,
@@ -642,6 +684,11 @@ fn next_status(
         // Bounced addresses are never mailed again, whatever the source says.
         (M::Cleaned, Consent::Subscribed | Consent::Pending) => (None, refused),
         (M::Cleaned, _) => (None, None),
+        // The source knows the address bounced: a subscriber is unsubscribed (targets take no
+        // "cleaned" from an API), so nobody stays subscribed whom any side knows undeliverable.
+        (M::Subscribed | M::Pending, Consent::Cleaned) if policy.propagate_unsubscribes => {
+            (Some(M::Unsubscribed), None)
+        }
         // An unsubscribe is final for a sync: resubscribing takes the person's own confirmation.
         (M::Unsubscribed, Consent::Subscribed | Consent::Pending) => match policy.resubscribe {
             ResubscribePolicy::Skip => (None, refused),

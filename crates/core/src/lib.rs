@@ -7,6 +7,7 @@
 //! - [`member`]: what targets hold ([`TargetMember`]).
 //! - [`mapping`]: which contact attributes land in which target fields.
 //! - [`prepare`]: validation and deduplication of a source snapshot (last edited wins).
+//! - [`merge`]: many sources into one audience (strictest consent, one owner per field).
 //! - [`diff`]: the compact target index and the audience planner, and which members a sync
 //!   manages (its owner tag: mirror archives only those).
 //! - [`plan`]: the plan and its counts, and the safety check.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod fingerprint;
 pub mod mapping;
 pub mod member;
+pub mod merge;
 pub mod order;
 pub mod plan;
 pub mod prepare;
@@ -39,6 +41,7 @@ pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};
 pub use email::{Email, InvalidEmail};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};
+pub use merge::{Attribute, FieldPrecedence, Merged, SourceMerger};
 pub use plan::{
     CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, OWNER_TAG_MAX, Plan,
     PlanCounts, ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason, default_owner_tag,

@@ -191,6 +191,10 @@ pub struct PlanCounts {
     /// archived.
     #[serde(default)]
     pub not_managed: u64,
+    /// Updates that correct a change made in the target behind the sync's back (also counted in
+    /// `update`): the source record had not changed since the last successful run.
+    #[serde(default)]
+    pub drift: u64,
 }
 
 /// What an audience sync will do.
@@ -211,6 +215,10 @@ pub struct Plan {
     /// sync manages every member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_tag: Option<String>,
+    /// Updated members whose difference was made in the target behind the sync's back (see
+    /// `PlanOptions::drift_since`); a subset of `updates`, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Email>,
 }
 
 /// The longest owner tag: Mailchimp's limit on tag names (100 characters), the strictest target.

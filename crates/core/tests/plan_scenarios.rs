@@ -509,3 +509,45 @@ fn the_default_owner_tag_fits_mailchimps_limit_and_stays_distinct() {
     assert_ne!(long_a, long_b);
     assert!(long_a.starts_with("audience-operator:nnn"));
 }
+
+#[test]
+fn a_target_edit_of_a_record_unchanged_since_the_last_run_is_drift_and_a_source_edit_is_not() {
+    // Both members were renamed in Mailchimp by hand; only Bo's source record changed since the
+    // last successful run (10:30).
+    let source = [
+        contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 10),
+        contact("2", "bo@shop.com", "Bo", Consent::Subscribed, 45),
+    ];
+    let target = [
+        member("ana@shop.com", "Anna (typed in Mailchimp)", MemberStatus::Subscribed),
+        member("bo@shop.com", "Bob", MemberStatus::Subscribed),
+    ];
+    let options = |drift_since| PlanOptions {
+        drift_since,
+        ..Default::default()
+    };
+    let baseline = Utc.with_ymd_and_hms(2026, 3, 1, 10, 30, 0).unwrap();
+    let p = plan_audience(&source, &target, options(Some(baseline)));
+    assert_eq!(p.counts.update, 2, "the source wins both");
+    assert_eq!(p.counts.drift, 1);
+    assert_eq!(p.drift, vec![Email::parse("ana@shop.com").unwrap()]);
+    // Without a baseline (a first run, or a changed spec) nothing is called drift.
+    let first = plan_audience(&source, &target, options(None));
+    assert_eq!((first.counts.update, first.counts.drift), (2, 0));
+}
+
+#[test]
+fn taking_over_a_member_is_not_drift() {
+    let source = [contact("1", "ana@shop.com", "Ana", Consent::Subscribed, 10)];
+    let target = [member("ana@shop.com", "Ana", MemberStatus::Subscribed)];
+    let p = plan_audience(
+        &source,
+        &target,
+        PlanOptions {
+            owner_tag: Some("audience-operator:shop/sync".into()),
+            drift_since: Some(Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()),
+            ..Default::default()
+        },
+    );
+    assert_eq!((p.counts.adopted, p.counts.drift), (1, 0));
+}
