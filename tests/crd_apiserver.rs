@@ -112,7 +112,16 @@ async fn valid_object_gets_defaults_and_status_subresource() {
     assert!(spec.safety.enabled);
     assert_eq!(spec.safety.max_removal_percent, 10);
     assert_eq!(spec.safety.always_allowed, 10);
-    assert_eq!(spec.source.shopify.as_ref().unwrap().api_version, "2025-01");
+    assert_eq!(
+        spec.source
+            .as_ref()
+            .unwrap()
+            .shopify
+            .as_ref()
+            .unwrap()
+            .api_version,
+        "2025-01"
+    );
     assert!(!spec.suspend && !spec.dry_run);
 
     // Status goes through the status subresource (server-side apply) and leaves the spec alone.

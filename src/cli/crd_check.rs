@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::crd::audience::FIELD_PRECEDENCE_SOURCES_RULE;
 use crate::crd::common::{
     KLAVIYO_NO_PENDING_RULE, KLAVIYO_NO_TAGS_RULE, MAILCHIMP_MERGE_TAGS_RULE,
 };
@@ -285,6 +286,37 @@ pub fn rule_holds(rule: &str, v: &Value) -> Option<bool> {
         "!has(self.sourceSegment.shopifySegment) || has(self.source.shopify)" => {
             !has_path(v, &["sourceSegment", "shopifySegment"])
                 || has_path(v, &["source", "shopify"])
+        }
+        "has(self.source) != has(self.sources)" => has(v, "source") != has(v, "sources"),
+        "!has(self.fieldPrecedence) || has(self.sources)" => {
+            !has(v, "fieldPrecedence") || has(v, "sources")
+        }
+        "self.all(s, self.exists_one(t, t.name == s.name))" => {
+            let names: Vec<&Value> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| &s["name"])
+                .collect();
+            names
+                .iter()
+                .all(|n| names.iter().filter(|m| *m == n).count() == 1)
+        }
+        r if r == FIELD_PRECEDENCE_SOURCES_RULE => {
+            let names: Vec<&Value> = v["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| &s["name"])
+                .collect();
+            !has(v, "fieldPrecedence")
+                || !has(v, "sources")
+                || v["fieldPrecedence"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .flat_map(|list| list.as_array().into_iter().flatten())
+                    .all(|n| names.contains(&n))
         }
         r if r == KLAVIYO_NO_PENDING_RULE => {
             !has_path(v, &["target", "klaviyo"]) || v["consentPolicy"]["resubscribe"] != "pending"

@@ -32,6 +32,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../examples/shopify-to-mailchimp.yaml"),
     ),
     (
+        "store-and-web-to-mailchimp.yaml",
+        include_str!("../../examples/store-and-web-to-mailchimp.yaml"),
+    ),
+    (
         "lightspeed-r-to-mailchimp.yaml",
         include_str!("../../examples/lightspeed-r-to-mailchimp.yaml"),
     ),
@@ -502,21 +506,31 @@ mod tests {
                     .unwrap_or_else(|| panic!("{file}: no Secret {name}"));
                 String::from_utf8(s.data[key].clone()).unwrap()
             };
-            let (source, target) = match &m.syncs[0] {
-                SyncManifest::Audience(a) => (a.spec.source.clone(), a.spec.target.get().map(own)),
+            let (sources, target) = match &m.syncs[0] {
+                SyncManifest::Audience(a) => {
+                    let sources: Vec<_> = match &a.spec.source {
+                        Some(one) => vec![one.clone()],
+                        None => a.spec.sources.iter().map(|s| s.source.clone()).collect(),
+                    };
+                    (sources, a.spec.target.get().map(own))
+                }
                 SyncManifest::Segment(s) => {
                     let code = s.spec.source_segment.retailcrm_segment.clone();
                     assert!(
                         matches!(code.as_deref(), Some("vip" | "newsletter")),
                         "{file}: the sandbox's RetailCRM segments are vip and newsletter"
                     );
-                    (s.spec.source.clone(), s.spec.target.get().map(own))
+                    (vec![s.spec.source.clone()], s.spec.target.get().map(own))
                 }
             };
             let (kind, destination, target_secret) = target.unwrap();
             match kind {
                 "mailchimp" => {
-                    assert_eq!(destination, mailchimp::DEMO_LIST_ID, "{file}");
+                    assert!(
+                        [mailchimp::DEMO_LIST_ID, mailchimp::COMBINED_LIST_ID]
+                            .contains(&destination.as_str()),
+                        "{file}: {destination}"
+                    );
                     assert_eq!(
                         secret(&target_secret, "apiKey"),
                         mailchimp::EXAMPLE_API_KEY,
@@ -530,27 +544,29 @@ mod tests {
                 ),
                 other => panic!("{file}: target {other}"),
             }
-            let source_secret = &source.credentials().unwrap().name;
-            let kind = source.kind().unwrap();
-            let expected = match kind {
-                crate::crd::SourceKind::Shopify => shopify::DEFAULT_ACCESS_TOKEN,
-                crate::crd::SourceKind::LightspeedXSeries => lightspeed_x::DEMO_TOKEN,
-                crate::crd::SourceKind::LightspeedRSeries => {
-                    let r = source.lightspeed_r_series.as_ref().unwrap();
-                    assert_eq!(r.account_id, lightspeed_r::DEMO_ACCOUNT_ID, "{file}");
-                    lightspeed_r::DEMO_TOKEN
-                }
-                crate::crd::SourceKind::Retailcrm => retailcrm::DEFAULT_API_KEY,
-            };
-            assert_eq!(
-                secret(
-                    source_secret,
-                    crate::sync::connect::source_descriptor(source.get().unwrap())
-                        .default_secret_key
-                ),
-                expected,
-                "{file}"
-            );
+            for source in &sources {
+                let source_secret = &source.credentials().unwrap().name;
+                let kind = source.kind().unwrap();
+                let expected = match kind {
+                    crate::crd::SourceKind::Shopify => shopify::DEFAULT_ACCESS_TOKEN,
+                    crate::crd::SourceKind::LightspeedXSeries => lightspeed_x::DEMO_TOKEN,
+                    crate::crd::SourceKind::LightspeedRSeries => {
+                        let r = source.lightspeed_r_series.as_ref().unwrap();
+                        assert_eq!(r.account_id, lightspeed_r::DEMO_ACCOUNT_ID, "{file}");
+                        lightspeed_r::DEMO_TOKEN
+                    }
+                    crate::crd::SourceKind::Retailcrm => retailcrm::DEFAULT_API_KEY,
+                };
+                assert_eq!(
+                    secret(
+                        source_secret,
+                        crate::sync::connect::source_descriptor(source.get().unwrap())
+                            .default_secret_key
+                    ),
+                    expected,
+                    "{file}"
+                );
+            }
             assert!(
                 !text.contains("namespace:"),
                 "{file}: no namespace in examples"

@@ -154,6 +154,13 @@ impl SyncReport {
                 c.not_managed
             );
         }
+        if c.drift > 0 {
+            let _ = write!(
+                line,
+                "\n  drift: {} changed in the target behind the sync's back, set back to the source",
+                c.drift
+            );
+        }
         if c.consent_by_rule > 0 {
             // The merchant should see who became a non-subscriber, and why.
             let _ = write!(

@@ -193,11 +193,7 @@ async fn run_one<K: SyncObject>(
         kind: K::KIND.to_string(),
         name: object.name_any(),
         namespace: object.namespace(),
-        source: object
-            .source_spec()
-            .kind()
-            .map_or("none", |k| k.as_str())
-            .to_string(),
+        source: source_names(object),
         target: object.target().map_or("none", |t| t.kind_str()).to_string(),
         audience_id: object
             .target()
@@ -337,4 +333,19 @@ fn progress_line(label: String) -> ProgressFn {
         };
         eprint!("\r\x1b[2K{label}: {phase} {done}{of}");
     })
+}
+
+/// The sources a report names: the kind of a single source, `name (kind), ...` for several.
+fn source_names<K: SyncObject>(object: &K) -> String {
+    let specs = object.source_specs();
+    let kind = |spec: &crate::crd::SourceSpec| spec.kind().map_or("none", |k| k.as_str());
+    match specs.as_slice() {
+        [] => "none".to_string(),
+        [(_, spec)] => kind(spec).to_string(),
+        many => many
+            .iter()
+            .map(|(name, spec)| format!("{name} ({})", kind(spec)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }

@@ -276,13 +276,22 @@ pub fn record_failure(
 /// How many contacts' consent the "source cannot record an opt-in" rule decided, so a merchant
 /// sees that their Lightspeed customers were added as transactional, and why.
 fn consent_note(c: &RunCounts) -> String {
-    if c.consent_by_rule == 0 {
-        return String::new();
+    let mut note = String::new();
+    if c.consent_by_rule > 0 {
+        note = format!(
+            "; {} by consentPolicy.whenSourceCannotOptIn (the source records opt-outs only, no opt-in)",
+            c.consent_by_rule
+        );
     }
-    format!(
-        "; {} by consentPolicy.whenSourceCannotOptIn (the source records opt-outs only, no opt-in)",
-        c.consent_by_rule
-    )
+    if c.drift > 0 {
+        // Someone edits the audience by hand or another tool writes to it: the merchant should
+        // know the sync overwrote it, and how often.
+        note.push_str(&format!(
+            "; drift: {} changed in the target behind the sync's back, set back to the source",
+            c.drift
+        ));
+    }
+    note
 }
 
 fn segment_note(c: &RunCounts, dry_run: bool) -> String {

@@ -3,6 +3,8 @@
 // `printcolumn(...)` repeats `type_ = ...` by design; clippy reads that as a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
+use std::collections::BTreeMap;
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -183,9 +185,27 @@ impl AudienceMode {
 #[x_kube(validation = Rule::new(MAILCHIMP_MERGE_TAGS_RULE).message(MAILCHIMP_MERGE_TAGS_MESSAGE))]
 #[x_kube(validation = Rule::new(KLAVIYO_NO_PENDING_RULE).message(KLAVIYO_NO_PENDING_MESSAGE))]
 #[x_kube(validation = Rule::new(KLAVIYO_NO_TAGS_RULE).message(KLAVIYO_NO_TAGS_MESSAGE))]
+#[x_kube(validation = Rule::new("has(self.source) != has(self.sources)").message("give exactly one of source or sources"))]
+#[x_kube(validation = Rule::new("!has(self.fieldPrecedence) || has(self.sources)").message("fieldPrecedence needs sources"))]
+#[x_kube(validation = Rule::new(FIELD_PRECEDENCE_SOURCES_RULE).message("fieldPrecedence names a source that is not in sources"))]
 pub struct AudienceSyncSpec {
-    /// Where customers come from (exactly one kind).
-    pub source: SourceSpec,
+    /// Where customers come from (exactly one kind). Use `sources` instead to feed one audience
+    /// from several systems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    /// Several systems feeding this one audience together (e.g. a POS in the store and a web
+    /// shop), planned as one: per customer the most restrictive consent wins, and each field
+    /// takes its value from one source (`fieldPrecedence`). 2 to 5 sources, names unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 2, max = 5))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("source names must be unique"))]
+    pub sources: Vec<NamedSource>,
+    /// Which source owns a target field when several have a value, by target field name
+    /// (`FNAME: [web, store]`): the first listed source with a value gives it. Fields not listed
+    /// take the value of the most recently edited record that has one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 20))]
+    pub field_precedence: BTreeMap<String, PrecedenceList>,
     /// The audience to keep in step.
     pub target: AudienceTarget,
     /// `upsert` (default) creates and updates; `mirror` also archives members the source no longer has.
@@ -213,6 +233,31 @@ pub struct AudienceSyncSpec {
     /// joined through signup forms or other tools are left alone.
     #[serde(default, skip_serializing_if = "OwnershipSpec::is_default")]
     pub ownership: OwnershipSpec,
+}
+
+/// The CEL rule that every source `fieldPrecedence` names is one of `sources`.
+pub const FIELD_PRECEDENCE_SOURCES_RULE: &str = "!has(self.fieldPrecedence) || !has(self.sources) || self.fieldPrecedence.all(f, self.fieldPrecedence[f].all(n, self.sources.exists(s, s.name == n)))";
+
+/// Source names in order of precedence for one target field.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(transparent)]
+pub struct PrecedenceList(
+    #[schemars(length(min = 1, max = 5), inner(length(max = 63)))] pub Vec<String>,
+);
+
+/// One of several sources feeding one audience: a name and exactly one source kind (the kind's
+/// rule comes with the flattened `SourceSpec`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedSource {
+    /// What the source is called in `fieldPrecedence`, status and reports (`web`, `store`).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    #[serde(flatten)]
+    pub source: SourceSpec,
 }
 
 /// How a sync marks and adopts the members it manages.

@@ -58,6 +58,11 @@ pub struct RunCounts {
     /// forms, other tools): left alone, never archived.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_managed: u64,
+    /// Members changed in the target behind the sync's back (a field or status the source did not
+    /// change since the last successful run), set back to the source's values; also counted in
+    /// `updated`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

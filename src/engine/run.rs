@@ -9,9 +9,9 @@ use audience_core::plan::CapacityExceeded;
 use audience_core::rejections;
 use audience_core::{
     ApplyControl, ApplyReport, AudiencePlanner, Checkpoint, ConnectorError, ConsentPolicy, Email,
-    FieldMapping, Mode, Plan, PlanCounts, PlanOptions, ReadScope, RejectionPolicy,
-    RememberedRejection, SafetyLimit, SafetyStop, SegmentMode, SegmentPlan, Source, SourceSegment,
-    Target, TargetIndex, plan_segment,
+    FieldMapping, FieldPrecedence, Merged, Mode, Plan, PlanCounts, PlanOptions, ReadScope,
+    RejectionPolicy, RememberedRejection, SafetyLimit, SafetyStop, SegmentMode, SegmentPlan,
+    Source, SourceMerger, SourceSegment, Target, TargetIndex, plan_segment,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -29,9 +29,22 @@ pub enum Phase {
 /// callers rate-limit what they do with it.
 pub type ProgressFn = Arc<dyn Fn(Phase, u64, u64) + Send + Sync>;
 
+/// One source of a run, by the name the spec gives it.
+#[derive(Clone, Copy)]
+pub struct NamedSource<'a> {
+    pub name: &'a str,
+    pub source: &'a dyn Source,
+}
+
 /// One AudienceSync run.
 pub struct AudienceJob<'a> {
-    pub source: &'a dyn Source,
+    /// One source, or several planned together (see `audience_core::merge`).
+    pub sources: Vec<NamedSource<'a>>,
+    /// Which source owns which attribute when several feed the audience.
+    pub precedence: FieldPrecedence,
+    /// Source records edited before this were applied by the last successful run of this spec:
+    /// corrections of them are drift (see `PlanOptions::drift_since`).
+    pub drift_since: Option<chrono::DateTime<chrono::Utc>>,
     pub target: &'a dyn Target,
     pub mode: Mode,
     pub mapping: FieldMapping,
@@ -142,13 +155,26 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         create_only: false,
         owner_tag: job.owner_tag.clone(),
         adopt_all: job.adopt_all,
+        drift_since: job.drift_since,
     };
     let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
     let mut planner = AudiencePlanner::new(index, options);
-    let checkpoint = read_source(job.source, ReadScope::Full, job.progress.as_ref(), |c| {
-        planner.observe(c)
-    })
-    .await?;
+    let checkpoint = match job.sources.as_slice() {
+        [] => return Err(RunError::InvalidMapping("no source".into())),
+        // One source streams straight into the planner: nothing is held but the plan.
+        [one] => {
+            read_source(one.source, ReadScope::Full, job.progress.as_ref(), |c| {
+                planner.observe(c)
+            })
+            .await?
+        }
+        many => {
+            let (merged, checkpoints) =
+                read_merged(many, job.precedence.clone(), job.progress.as_ref()).await?;
+            merged.observe_into(&mut planner);
+            checkpoints
+        }
+    };
     report(job.progress.as_ref(), Phase::Planning, 0, 0);
     let mut plan = planner.finish();
     plan.history_import = job.history_import;
@@ -346,6 +372,38 @@ async fn read_target(
         report(progress, Phase::ReadingTarget, read, info.member_count);
     }
     Ok(index)
+}
+
+/// Reads every source at once (their reads do not depend on each other) and merges their records
+/// per email. The checkpoint is a JSON object of each source's, by name, when any gave one.
+async fn read_merged(
+    sources: &[NamedSource<'_>],
+    precedence: FieldPrecedence,
+    progress: Option<&ProgressFn>,
+) -> Result<(Merged, Option<Checkpoint>), RunError> {
+    let reads = sources.iter().map(|named| async move {
+        let mut records = Vec::new();
+        let checkpoint = read_source(named.source, ReadScope::Full, progress, |c| {
+            records.push(c.clone())
+        })
+        .await?;
+        Ok::<_, RunError>((records, checkpoint))
+    });
+    let results = futures::future::try_join_all(reads).await?;
+    let names = sources.iter().map(|s| s.name.to_string()).collect();
+    let mut merger = SourceMerger::new(names, precedence);
+    let mut checkpoints = serde_json::Map::new();
+    for (index, ((records, checkpoint), named)) in results.into_iter().zip(sources).enumerate() {
+        for record in records {
+            merger.observe(index, record);
+        }
+        if let Some(checkpoint) = checkpoint {
+            checkpoints.insert(named.name.to_string(), checkpoint.into());
+        }
+    }
+    let checkpoint =
+        (!checkpoints.is_empty()).then(|| serde_json::Value::Object(checkpoints).to_string());
+    Ok((merger.finish(), checkpoint))
 }
 
 /// Streams a source scope through `observe`; returns the last checkpoint the source gave.

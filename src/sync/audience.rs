@@ -73,6 +73,7 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
         rejected: p.rejected,
         consent_by_rule: p.consent_by_rule,
         not_managed: p.not_managed,
+        drift: p.drift,
         ..Default::default()
     };
     match &outcome.applied {
@@ -132,6 +133,52 @@ pub fn owner_tag(sync: &AudienceSync) -> String {
     audience_core::default_owner_tag(namespace, name)
 }
 
+/// How much a vendor's clock may run behind ours: records edited this long before the last run
+/// started are not yet taken as applied by it, so a slow clock never makes an edit look like drift.
+const DRIFT_CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// When the last run of this very spec that applied everything started (less the clock margin):
+/// the records a source had not edited since were written by it, so a difference now is drift.
+/// `None` when the last run failed, stopped early or only planned, or the spec changed since.
+pub fn drift_baseline(sync: &AudienceSync) -> Option<chrono::DateTime<chrono::Utc>> {
+    let status = sync.status.as_ref()?;
+    let last = status.last_run.as_ref()?;
+    let same_spec = status.observed_generation.is_some()
+        && status.observed_generation == sync.metadata.generation;
+    if !same_spec || last.outcome != "Synced" || last.dry_run || last.stopped_early {
+        return None;
+    }
+    let started = last.start_time.as_ref()?.0;
+    let started = chrono::DateTime::from_timestamp(started.as_second(), 0)?;
+    Some(started - DRIFT_CLOCK_MARGIN)
+}
+
+impl AudienceSync {
+    /// The names of the sources, in spec order.
+    fn source_names(&self) -> Vec<String> {
+        self.source_specs()
+            .into_iter()
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// `fieldPrecedence` resolved against the mapping and the sources' names.
+    fn precedence(&self) -> Result<audience_core::FieldPrecedence, String> {
+        let lists = self
+            .spec
+            .field_precedence
+            .iter()
+            .map(|(field, list)| (field.clone(), list.0.clone()))
+            .collect();
+        audience_core::FieldPrecedence::for_target_fields(
+            &self.mapping(),
+            &lists,
+            &self.source_names(),
+        )
+        .map_err(|e| format!("fieldPrecedence: {e}"))
+    }
+}
+
 #[async_trait]
 impl SyncObject for AudienceSync {
     const KIND: &'static str = "AudienceSync";
@@ -148,8 +195,23 @@ impl SyncObject for AudienceSync {
     fn dry_run(&self) -> bool {
         self.spec.dry_run
     }
-    fn source_spec(&self) -> &SourceSpec {
-        &self.spec.source
+    fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
+        match &self.spec.source {
+            Some(one) => vec![(one.kind().map_or("source", |k| k.as_str()), one)],
+            None => self
+                .spec
+                .sources
+                .iter()
+                .map(|s| (s.name.as_str(), &s.source))
+                .collect(),
+        }
+    }
+
+    fn validate_kind(&self) -> Result<(), String> {
+        if self.spec.source.is_some() != self.spec.sources.is_empty() {
+            return Err("give exactly one of source or sources".into());
+        }
+        self.precedence().map(|_| ())
     }
     fn target(&self) -> Option<TargetRef<'_>> {
         self.spec.target.get()
@@ -164,7 +226,9 @@ impl SyncObject for AudienceSync {
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {
         let spec = &self.spec;
         let outcome = run_audience_sync(AudienceJob {
-            source: parts.source,
+            sources: parts.sources,
+            precedence: self.precedence().map_err(RunError::InvalidMapping)?,
+            drift_since: drift_baseline(self),
             target: parts.target,
             mode: spec.mode.to_core(),
             mapping: self.mapping(),

@@ -23,13 +23,14 @@ use url::Url;
 pub use connect::{ConnectError, ConnectOptions, ConnectorFactory, DefaultConnectors};
 pub use credentials::{CredentialSource, Credentials, Role};
 pub use error::SyncError;
-pub use object::{Connections, Executed, JobParts, SyncObject};
+pub use object::{Connections, Executed, JobParts, NamedSource, SyncObject};
 
 use crate::engine::ProgressFn;
 
 /// A sync ready to run: its connectors, built from its spec and credentials.
 pub struct Prepared {
-    pub source: Box<dyn Source>,
+    /// Each source's connector, by the name the spec gives it, in spec order.
+    pub sources: Vec<(String, Box<dyn Source>)>,
     pub target: Box<dyn Target>,
 }
 
@@ -51,14 +52,21 @@ pub async fn prepare<K: SyncObject>(
     sandbox: Option<&Url>,
 ) -> Result<Prepared, SyncError> {
     obj.validate().map_err(SyncError::InvalidSpec)?;
-    let Connections { source, target } = obj.connections()?;
-    let source_creds = credentials
-        .credentials(
-            Role::Source,
-            source.credentials(),
-            connect::source_descriptor(source).default_secret_key,
-        )
-        .await?;
+    let Connections { sources, target } = obj.connections()?;
+    let mut built = Vec::with_capacity(sources.len());
+    for (name, source) in sources {
+        let source_creds = credentials
+            .credentials(
+                Role::Source,
+                source.credentials(),
+                connect::source_descriptor(source).default_secret_key,
+            )
+            .await?;
+        built.push((
+            name.to_string(),
+            connectors.source(source, &source_creds, sandbox)?,
+        ));
+    }
     let target_creds = credentials
         .credentials(
             Role::Target,
@@ -67,7 +75,7 @@ pub async fn prepare<K: SyncObject>(
         )
         .await?;
     Ok(Prepared {
-        source: connectors.source(source, &source_creds, sandbox)?,
+        sources: built,
         target: connectors.target(target, &target_creds, sandbox)?,
     })
 }
@@ -80,7 +88,14 @@ impl Prepared {
         control: RunControl,
     ) -> Result<Executed, SyncError> {
         let parts = JobParts {
-            source: self.source.as_ref(),
+            sources: self
+                .sources
+                .iter()
+                .map(|(name, source)| NamedSource {
+                    name,
+                    source: source.as_ref(),
+                })
+                .collect(),
             target: self.target.as_ref(),
             approved_plan: control.approved_plan,
             control: control.control,

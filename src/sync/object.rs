@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use audience_core::{ApplyControl, Source, Target};
+use audience_core::{ApplyControl, Target};
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
 use serde::Serialize;
@@ -19,23 +19,26 @@ use crate::crd::{
     FieldMappingSpec, PlanReport, RejectedRecord, RunCounts, Schedule, SourceRef, SourceSpec,
     SyncStatus, TargetRef,
 };
+pub use crate::engine::NamedSource;
 use crate::engine::{ProgressFn, RunError};
 use crate::schedule::Cadence;
 
 /// The parts of a run the caller supplies.
 pub struct JobParts<'a> {
-    pub source: &'a dyn Source,
+    /// The sources, in spec order (one for most syncs).
+    pub sources: Vec<NamedSource<'a>>,
     pub target: &'a dyn Target,
     pub approved_plan: Option<String>,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
 
-/// What a sync connects to; the Secrets that unlock each side are `source.credentials()` and
-/// `target.credentials()`.
-#[derive(Debug, Clone, Copy)]
+/// What a sync connects to; the Secrets that unlock each side are each source's
+/// `credentials()` and `target.credentials()`.
+#[derive(Debug, Clone)]
 pub struct Connections<'a> {
-    pub source: SourceRef<'a>,
+    /// Each source with its name, in spec order.
+    pub sources: Vec<(&'a str, SourceRef<'a>)>,
     pub target: TargetRef<'a>,
 }
 
@@ -72,7 +75,8 @@ pub trait SyncObject:
     fn schedule(&self) -> &Schedule;
     fn suspend(&self) -> bool;
     fn dry_run(&self) -> bool;
-    fn source_spec(&self) -> &SourceSpec;
+    /// The sources with their names, in spec order (a single `source` is named by its kind).
+    fn source_specs(&self) -> Vec<(&str, &SourceSpec)>;
     /// The target's connection.
     fn target(&self) -> Option<TargetRef<'_>>;
     fn mode_str(&self) -> &'static str;
@@ -112,21 +116,31 @@ pub trait SyncObject:
 
     /// The source and the target, or why the spec lacks one.
     fn connections(&self) -> Result<Connections<'_>, SyncError> {
-        let source = self
-            .source_spec()
-            .get()
-            .ok_or_else(|| SyncError::InvalidSpec("no source".into()))?;
+        let specs = self.source_specs();
+        if specs.is_empty() {
+            return Err(SyncError::InvalidSpec("no source".into()));
+        }
+        let sources = specs
+            .into_iter()
+            .map(|(name, spec)| {
+                spec.get()
+                    .map(|source| (name, source))
+                    .ok_or_else(|| SyncError::InvalidSpec(format!("source {name} names no kind")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let target = self
             .target()
             .ok_or_else(|| SyncError::InvalidSpec("no target".into()))?;
-        Ok(Connections { source, target })
+        Ok(Connections { sources, target })
     }
 
     /// Every Secret this object reads.
     fn secret_names(&self) -> Vec<String> {
         let mut names = Vec::new();
-        if let Some(r) = self.source_spec().credentials() {
-            names.push(r.name.clone());
+        for (_, spec) in self.source_specs() {
+            if let Some(r) = spec.credentials() {
+                names.push(r.name.clone());
+            }
         }
         if let Some(t) = self.target() {
             names.push(t.credentials().name.clone());
@@ -139,8 +153,18 @@ pub trait SyncObject:
     /// All checks the API server cannot make (pure).
     fn validate(&self) -> Result<(), String> {
         Cadence::parse(self.schedule())?;
-        if self.source_spec().kinds_given() != 1 {
-            return Err("give exactly one source kind".into());
+        let specs = self.source_specs();
+        if specs.is_empty() {
+            return Err("give a source".into());
+        }
+        for (name, spec) in &specs {
+            if spec.kinds_given() != 1 {
+                return Err(if specs.len() == 1 {
+                    "give exactly one source kind".into()
+                } else {
+                    format!("source {name}: give exactly one source kind")
+                });
+            }
         }
         let target = self.target().ok_or("give a target")?;
         connect::validate_mapping(target, &self.mapping())?;

@@ -65,8 +65,9 @@ impl SyncObject for SegmentSync {
     fn dry_run(&self) -> bool {
         self.spec.dry_run
     }
-    fn source_spec(&self) -> &SourceSpec {
-        &self.spec.source
+    fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
+        let name = self.spec.source.kind().map_or("source", |k| k.as_str());
+        vec![(name, &self.spec.source)]
     }
     fn target(&self) -> Option<TargetRef<'_>> {
         self.spec.target.get()
@@ -106,7 +107,11 @@ impl SyncObject for SegmentSync {
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {
         let spec = &self.spec;
         let outcome = run_segment_sync(SegmentJob {
-            source: parts.source,
+            source: parts
+                .sources
+                .first()
+                .ok_or_else(|| RunError::InvalidMapping("no source".into()))?
+                .source,
             target: parts.target,
             source_segment: spec
                 .source_segment

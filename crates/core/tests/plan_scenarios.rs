@@ -519,7 +519,11 @@ fn a_target_edit_of_a_record_unchanged_since_the_last_run_is_drift_and_a_source_
         contact("2", "bo@shop.com", "Bo", Consent::Subscribed, 45),
     ];
     let target = [
-        member("ana@shop.com", "Anna (typed in Mailchimp)", MemberStatus::Subscribed),
+        member(
+            "ana@shop.com",
+            "Anna (typed in Mailchimp)",
+            MemberStatus::Subscribed,
+        ),
         member("bo@shop.com", "Bob", MemberStatus::Subscribed),
     ];
     let options = |drift_since| PlanOptions {

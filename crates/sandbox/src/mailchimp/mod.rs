@@ -93,6 +93,9 @@ use state::State;
 
 /// The id of the audience [`Mailchimp::seed_demo`] creates.
 pub const DEMO_LIST_ID: &str = "a1b2c3d4e5";
+/// The demo's second audience, fed by several sources at once (the store's POS and the web shop):
+/// empty until a sync fills it.
+pub const COMBINED_LIST_ID: &str = "b2c3d4e5f6";
 
 /// A well-formed API key the simulator accepts by default (`<32 hex>-<datacenter>`).
 pub const EXAMPLE_API_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
@@ -335,7 +338,8 @@ impl Mailchimp {
         }
     }
 
-    /// Creates the demo audience [`DEMO_LIST_ID`] ("Demo Audience") with two contacts a person
+    /// Creates the empty audience [`COMBINED_LIST_ID`], and the demo audience [`DEMO_LIST_ID`]
+    /// ("Demo Audience") with two contacts a person
     /// changed by hand, taken from the demo people of the default seed
     /// (`seed::people(_, 42)`): the first demo person who is subscribed at the shops is
     /// **unsubscribed** here (unsubscribe link), the second is **cleaned** (bounced). A sync of
@@ -343,6 +347,7 @@ impl Mailchimp {
     /// other demo customer is new to the audience.
     pub fn seed_demo(&self) {
         self.create_list(DEMO_LIST_ID, "Demo Audience");
+        self.create_list(COMBINED_LIST_ID, "Store and web shop");
         let people = crate::seed::people(64, crate::SandboxOptions::default().seed);
         let mut subscribed = people
             .iter()
@@ -428,6 +433,14 @@ impl Mailchimp {
     pub fn set_member_status(&self, list_id: &str, email: &str, status: MemberStatus) -> bool {
         self.lock()
             .set_status_directly(list_id, &subscriber_hash(email), status)
+            .is_ok()
+    }
+
+    /// A merchant edits a member's merge field in Mailchimp's UI (behind any sync's back).
+    /// Returns false if there is no such member.
+    pub fn edit_merge_field(&self, list_id: &str, email: &str, tag: &str, value: &str) -> bool {
+        self.lock()
+            .set_merge_field_directly(list_id, &subscriber_hash(email), tag, value.into())
             .is_ok()
     }
 

@@ -828,6 +828,23 @@ impl State {
         Ok(())
     }
 
+    /// A merge field edited in Mailchimp's own UI (a merchant typing over a name): no API rule
+    /// applies, `last_changed` moves as any edit moves it.
+    pub fn set_merge_field_directly(
+        &mut self,
+        list_id: &str,
+        hash: &str,
+        tag: &str,
+        value: Value,
+    ) -> Result<(), ApiError> {
+        let now = self.now();
+        let list = self.list_mut(list_id)?;
+        let member = list.members.get_mut(hash).ok_or(ApiError::NotFound)?;
+        member.merge_fields.insert(tag.to_string(), value);
+        member.last_changed = now;
+        Ok(())
+    }
+
     /// The person confirmed their subscription (double opt-in link or signup form): a `pending`
     /// member becomes `subscribed` and their consent history is cleared. Anyone else is refused:
     /// 404 for no such (or an archived) member, 400 for a member who is not pending.
