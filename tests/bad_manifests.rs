@@ -78,6 +78,14 @@ fn remove(v: &mut Value, key: &str) {
     v.as_object_mut().unwrap().remove(key);
 }
 
+/// Two named sources (Lightspeed X-Series, Shopify) for `spec.sources`.
+fn two_sources(first: &str, second: &str) -> Value {
+    json!([
+        {"name": first, "lightspeedXSeries": {"domainPrefix": "demo-store", "credentialsSecretRef": {"name": "lightspeed-x-credentials"}}},
+        {"name": second, "shopify": {"shopDomain": "demo-shop.myshopify.com", "credentialsSecretRef": {"name": "shopify-credentials"}}},
+    ])
+}
+
 fn long(n: usize) -> String {
     "a".repeat(n)
 }
@@ -88,8 +96,64 @@ fn cases() -> Vec<Case> {
             name: "no-source",
             base: Base::Mailchimp,
             mutate: |s| remove(s, "source"),
-            api: &["spec.source: Required value"],
-            cli: &["spec.source: Required value"],
+            api: &["give exactly one of source or sources"],
+            cli: &["give exactly one of source or sources"],
+        },
+        Case {
+            name: "source-and-sources",
+            base: Base::Mailchimp,
+            mutate: |s| s["sources"] = two_sources("store", "web"),
+            api: &["give exactly one of source or sources"],
+            cli: &["give exactly one of source or sources"],
+        },
+        Case {
+            name: "one-of-sources",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                let one = two_sources("store", "web")[0].clone();
+                remove(s, "source");
+                s["sources"] = json!([one]);
+            },
+            api: &["spec.sources", "should have at least 2 items"],
+            cli: &["spec.sources", "should have at least 2 items"],
+        },
+        Case {
+            name: "sources-with-one-name",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                remove(s, "source");
+                s["sources"] = two_sources("shop", "shop");
+            },
+            api: &["spec.sources", "source names must be unique"],
+            cli: &["spec.sources", "source names must be unique"],
+        },
+        Case {
+            name: "source-name-not-a-label",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                remove(s, "source");
+                s["sources"] = two_sources("Web Shop", "store");
+            },
+            api: &["spec.sources[0].name", "should match"],
+            cli: &["spec.sources[0].name", "should match"],
+        },
+        Case {
+            name: "precedence-names-an-unknown-source",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                remove(s, "source");
+                s["sources"] = two_sources("store", "web");
+                s["fieldPrecedence"] = json!({"FNAME": ["pos"]});
+            },
+            api: &["fieldPrecedence names a source that is not in sources"],
+            cli: &["fieldPrecedence names a source that is not in sources"],
+        },
+        Case {
+            name: "precedence-without-sources",
+            base: Base::Mailchimp,
+            mutate: |s| s["fieldPrecedence"] = json!({"FNAME": ["shopify"]}),
+            api: &["fieldPrecedence needs sources"],
+            cli: &["fieldPrecedence needs sources"],
         },
         Case {
             name: "no-target",

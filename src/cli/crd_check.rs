@@ -147,6 +147,22 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
             }
         }
         Value::Array(items) => {
+            if let Some(max) = schema["maxItems"].as_u64()
+                && items.len() as u64 > max
+            {
+                errors.push(format!(
+                    "{path}: Too many: {}: must have at most {max} items",
+                    items.len()
+                ));
+            }
+            if let Some(min) = schema["minItems"].as_u64()
+                && (items.len() as u64) < min
+            {
+                errors.push(format!(
+                    "{path}: Invalid value: {}: {path} in body should have at least {min} items",
+                    items.len()
+                ));
+            }
             for (i, item) in items.iter().enumerate() {
                 walk(&schema["items"], item, &format!("{path}[{i}]"), errors);
             }
