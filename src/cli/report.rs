@@ -54,6 +54,9 @@ pub struct SyncReport {
     /// A safety stop: the plan waiting for approval (`--approve <planId>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_approval: Option<PendingApproval>,
+    /// Records read from each source of a multi-source sync, before merging per email.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_reads: Vec<(String, u64)>,
     /// Where each credential came from: `source`/`target` → `Secret NAME` or `$VARIABLE`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub credentials_from: BTreeMap<String, String>,
@@ -207,11 +210,26 @@ impl SyncReport {
         if let Some(c) = self.counts
             && self.mode != "subtract"
         {
-            let _ = writeln!(
-                out,
-                "  read {} source customers; the audience had {} members",
-                c.source, c.target
-            );
+            if self.source_reads.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  read {} source customers; the audience had {} members",
+                    c.source, c.target
+                );
+            } else {
+                let reads: Vec<String> = self
+                    .source_reads
+                    .iter()
+                    .map(|(name, n)| format!("{n} from {name}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  read records ({}), merged per email into {} customers; the audience had {} members",
+                    reads.join(", "),
+                    c.source,
+                    c.target
+                );
+            }
         }
         if let Some(line) = self.counts_line() {
             let _ = writeln!(out, "  {line}");

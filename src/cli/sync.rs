@@ -228,6 +228,7 @@ async fn run_one<K: SyncObject>(
             report.plan = executed.plan;
             report.rejected = executed.rejected;
             report.stopped_early = executed.stopped_early;
+            report.source_reads = executed.source_reads;
         }
         Err(error) => {
             report.ok = false;
@@ -305,7 +306,16 @@ impl CredentialSource for ManifestCredentials<'_> {
             CredentialOrigin::Environment(var) => format!("${var}"),
         };
         let mut read = self.read.lock().expect("credentials lock");
-        read.origins.insert(role.as_str().to_string(), origin);
+        // Several sources: every Secret read for the role is named.
+        read.origins
+            .entry(role.as_str().to_string())
+            .and_modify(|known| {
+                if !known.split(" and ").any(|o| o == origin) {
+                    known.push_str(" and ");
+                    known.push_str(&origin);
+                }
+            })
+            .or_insert(origin);
         read.credentials.push(creds.clone());
         Ok(creds)
     }

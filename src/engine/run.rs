@@ -107,6 +107,9 @@ pub struct RunOutcome {
     pub remembered: Option<Vec<RememberedRejection>>,
     /// The source checkpoint reached; save it only now that the plan is applied.
     pub checkpoint: Option<Checkpoint>,
+    /// Records read from each source of a multi-source sync, by name, before they were merged
+    /// per email (empty for one source: `counts.source` says it).
+    pub source_reads: Vec<(String, u64)>,
 }
 
 /// What a segment run planned and did.
@@ -159,6 +162,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
     };
     let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
     let mut planner = AudiencePlanner::new(index, options);
+    let mut source_reads = Vec::new();
     let checkpoint = match job.sources.as_slice() {
         [] => return Err(RunError::InvalidMapping("no source".into())),
         // One source streams straight into the planner: nothing is held but the plan.
@@ -169,9 +173,10 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
             .await?
         }
         many => {
-            let (merged, checkpoints) =
+            let (merged, checkpoints, reads) =
                 read_merged(many, job.precedence.clone(), job.progress.as_ref()).await?;
             merged.observe_into(&mut planner);
+            source_reads = reads;
             checkpoints
         }
     };
@@ -195,6 +200,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
             plan,
             checkpoint,
             remembered: None,
+            source_reads,
         });
     }
     let applied = apply_plan(
@@ -219,6 +225,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         plan,
         checkpoint,
         remembered: Some(remembered),
+        source_reads,
     })
 }
 
@@ -298,6 +305,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 plan: audience_plan,
                 checkpoint,
                 remembered: None,
+                source_reads: Vec::new(),
             },
             segment_plan,
             applied: None,
@@ -340,6 +348,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             plan: audience_plan,
             checkpoint,
             remembered: Some(remembered),
+            source_reads: Vec::new(),
         },
         segment_plan,
         applied: Some(segment_applied),
@@ -380,7 +389,7 @@ async fn read_merged(
     sources: &[NamedSource<'_>],
     precedence: FieldPrecedence,
     progress: Option<&ProgressFn>,
-) -> Result<(Merged, Option<Checkpoint>), RunError> {
+) -> Result<(Merged, Option<Checkpoint>, Vec<(String, u64)>), RunError> {
     let reads = sources.iter().map(|named| async move {
         let mut records = Vec::new();
         let checkpoint = read_source(named.source, ReadScope::Full, progress, |c| {
@@ -393,7 +402,9 @@ async fn read_merged(
     let names = sources.iter().map(|s| s.name.to_string()).collect();
     let mut merger = SourceMerger::new(names, precedence);
     let mut checkpoints = serde_json::Map::new();
+    let mut reads = Vec::with_capacity(sources.len());
     for (index, ((records, checkpoint), named)) in results.into_iter().zip(sources).enumerate() {
+        reads.push((named.name.to_string(), records.len() as u64));
         for record in records {
             merger.observe(index, record);
         }
@@ -403,7 +414,7 @@ async fn read_merged(
     }
     let checkpoint =
         (!checkpoints.is_empty()).then(|| serde_json::Value::Object(checkpoints).to_string());
-    Ok((merger.finish(), checkpoint))
+    Ok((merger.finish(), checkpoint, reads))
 }
 
 /// Streams a source scope through `observe`; returns the last checkpoint the source gave.

@@ -112,6 +112,7 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
             outcome.checkpoint.clone()
         },
         stopped_early: outcome.applied.as_ref().is_some_and(|a| a.stopped_early),
+        source_reads: outcome.source_reads.clone(),
         held_rejections: outcome.remembered.as_ref().map(|r| {
             r.iter()
                 .filter_map(crate::crd::status::HeldRejection::from_core)

@@ -55,6 +55,8 @@ pub struct Executed {
     pub stopped_early: bool,
     /// The refused writes to remember (`None`: keep what the status holds, e.g. a dry run).
     pub held_rejections: Option<Vec<HeldRejection>>,
+    /// Records read from each source of a multi-source sync before merging, by name.
+    pub source_reads: Vec<(String, u64)>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).
