@@ -4,9 +4,10 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 9] = [
+const EXAMPLES: [&str; 10] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
+    "store-and-web-to-mailchimp.yaml",
     "lightspeed-r-to-mailchimp.yaml",
     "retailcrm-segment-exact.yaml",
     "retailcrm-segment-union.yaml",
@@ -84,11 +85,15 @@ fn demo_changes_something_per_example_then_nothing() {
             .unwrap_or_else(|| panic!("{file} not in the second pass:\n{second}"));
         assert!(line.ends_with("0 changes, 0 target writes"), "{line}");
     }
-    let audience = audience_sandbox::mailchimp::DEMO_LIST_ID;
-    assert!(
-        stdout.contains(&format!("Mailchimp audience {audience} now:")),
-        "{stdout}"
-    );
+    for audience in [
+        audience_sandbox::mailchimp::DEMO_LIST_ID,
+        audience_sandbox::mailchimp::COMBINED_LIST_ID,
+    ] {
+        assert!(
+            stdout.contains(&format!("Mailchimp audience {audience} now:")),
+            "{stdout}"
+        );
+    }
     // Each Klaviyo list holds what its source pushed, and the history import started no
     // welcome flow (seed 003).
     for list in [

@@ -229,10 +229,11 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
             two.target_writes
         );
     }
-    let list = parsed
+    let mut lists: Vec<String> = Vec::new();
+    for list in parsed
         .iter()
         .flat_map(|(_, m)| m.syncs.iter())
-        .find_map(|s| match s {
+        .filter_map(|s| match s {
             SyncManifest::Audience(a) => a
                 .spec
                 .target
@@ -245,9 +246,15 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
                 .mailchimp
                 .as_ref()
                 .map(|m| m.audience_id.clone()),
-        });
-    if let Some(list) = list {
-        println!("\n{}", audience_line(&sandbox, &list, &parsed));
+        })
+    {
+        if !lists.contains(&list) {
+            lists.push(list);
+        }
+    }
+    println!();
+    for list in &lists {
+        println!("{}", audience_line(&sandbox, list, &parsed));
     }
     for line in klaviyo_lines(&sandbox, &parsed) {
         println!("{line}");
@@ -394,6 +401,7 @@ fn audience_line(sandbox: &Sandbox, list: &str, parsed: &[(Example, Manifests)])
                 .target
                 .mailchimp
                 .as_ref()
+                .filter(|m| m.audience_id == list)
                 .map(|m| m.segment.trim().to_string()),
             SyncManifest::Audience(_) => None,
         })
