@@ -20,19 +20,19 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use audience_webhooks::{Config, Secret, Vendor, Webhooks, debounce};
+//! use audience_webhooks::{Config, Secret, Vendor, Webhooks};
 //!
 //! # async fn demo() -> std::io::Result<()> {
-//! let (hints_tx, hints_rx) = tokio::sync::mpsc::channel(1024);
 //! // Answer from memory (e.g. a reflector store of the Secrets the syncs reference).
 //! let resolver = |vendor: Vendor, account: &str| -> Vec<Secret> {
 //!     let _ = (vendor, account);
 //!     vec![]
 //! };
-//! let webhooks = Webhooks::new(Config::default(), resolver, hints_tx);
-//! let mut triggers = debounce(Duration::from_secs(2), hints_rx);
+//! let (webhooks, mut triggers) =
+//!     Webhooks::with_triggers(Config::default(), resolver, Duration::from_secs(2));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
-//! tokio::spawn(async move { axum::serve(listener, webhooks.router()).await });
+//! let app = webhooks.router();
+//! tokio::spawn(async move { axum::serve(listener, app).await });
 //! while let Some(trigger) = triggers.recv().await {
 //!     // Find the syncs whose source or target is (trigger.vendor, trigger.account),
 //!     // mark them and request an immediate (incremental) run.
@@ -40,6 +40,9 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! [`Webhooks::new`] with your own `mpsc::Sender<Hint>` and [`debounce`] does the same in two
+//! steps, for a caller that wants the raw hints too.
 //!
 //! - **Port and Service**: its own listener (not the metrics port), e.g. `--webhook-addr
 //!   0.0.0.0:8443`, exposed by a chart Service `…-webhooks` with an optional Ingress; TLS is
@@ -58,6 +61,20 @@
 //!   that list (an unsubscribe or clean there changes what the next plan may do). The trigger's
 //!   emails let an incremental run look up just those members; `emails_truncated` or an empty set
 //!   means "read what changed since the checkpoint".
+//! - **Registration** (issue 13's optional `webhooks.register`), with `BASE` the externally
+//!   reachable URL: Shopify `webhookSubscriptionCreate(topic: CUSTOMERS_UPDATE, …,
+//!   webhookSubscription: {callbackUrl: "BASE/webhooks/shopify", format: JSON})` per topic of
+//!   [`shopify::TOPICS`] the sync needs; Mailchimp `POST /lists/{id}/webhooks` with
+//!   `url: "BASE/webhooks/mailchimp/SECRET"`, `events` for the [`mailchimp::TYPES`] and
+//!   `sources: {user: true, admin: true, api: false}` (the operator's own API writes need not
+//!   come back to it); Lightspeed X `POST /api/webhooks` with `url:
+//!   "BASE/webhooks/lightspeed-x/PREFIX"` and `type: customer.update` / `sale.update`.
+//! - **Do not log request paths** in front of this router (no `TraceLayer` with URIs, no ingress
+//!   access log with paths): Mailchimp's secret is in the path. The receiver itself logs none.
+//! - **What a signature does not cover**: Shopify signs only the body, not `X-Shopify-Shop-Domain`,
+//!   the topic or the webhook id, and one app secret serves every shop that installed the app. A
+//!   replayed delivery with edited headers can therefore name another shop of the same app: the
+//!   worst it does is cause one run that finds nothing new (the stale window bounds replays).
 //! - **Health**: [`Webhooks::counters`] for metrics; call [`Webhooks::prune`] now and then (e.g.
 //!   every minute) to drop idle accounts' rate-limit state.
 
@@ -73,6 +90,6 @@ mod verify;
 
 pub use debounce::{MAX_EMAILS_PER_TRIGGER, Trigger, debounce};
 pub use hint::{Hint, MAX_EMAILS_PER_HINT, Scope, Vendor};
-pub use receiver::{Config, Counters, RateLimit, Webhooks};
+pub use receiver::{Config, Counters, HINT_QUEUE, RateLimit, Webhooks};
 pub use secrets::{Secret, SecretResolver};
 pub use verify::hmac_sha256;

@@ -20,6 +20,9 @@ use crate::hint::{Hint, Vendor};
 use crate::secrets::SecretResolver;
 use crate::{lightspeed_x, mailchimp, shopify};
 
+/// Hints waiting for the debouncer in [`Webhooks::with_triggers`]; past it, deliveries get 503.
+pub const HINT_QUEUE: usize = 1024;
+
 /// A token bucket: `per_second` sustained, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -306,6 +309,21 @@ impl Webhooks {
                 config,
             }),
         }
+    }
+
+    /// A receiver whose hints go through a [`debounce`](crate::debounce)r of `window`: the
+    /// returned channel yields one [`Trigger`](crate::Trigger) per account and window. Call
+    /// inside a Tokio runtime (the debouncer is a task on it).
+    pub fn with_triggers(
+        config: Config,
+        resolver: impl SecretResolver,
+        window: Duration,
+    ) -> (Webhooks, mpsc::Receiver<crate::Trigger>) {
+        let (tx, rx) = mpsc::channel(HINT_QUEUE);
+        (
+            Webhooks::new(config, resolver, tx),
+            crate::debounce(window, rx),
+        )
     }
 
     /// The routes, to mount at the root of the receiver's listener:

@@ -40,6 +40,17 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
                 .into_bytes()
         }),
         ".{0,40}".prop_map(|e| format!(r#"{{"id":1,"email":"{e}"}}"#).into_bytes()),
+        // Known accounts, so the secret and signature checks are what stands in the way.
+        ("[a-z_./]{0,20}", ".{0,40}").prop_map(|(t, e)| {
+            form(&[
+                ("type", &t),
+                ("data[list_id]", LIST),
+                ("data[email]", &e),
+                ("domain_prefix", PREFIX),
+                ("payload", "{}"),
+            ])
+            .into_bytes()
+        }),
     ]
 }
 

@@ -8,14 +8,13 @@ use std::time::Duration;
 use audience_sandbox::shopify::webhooks::DEFAULT_SHOP_DOMAIN;
 use audience_sandbox::shopify::{Customer, DEFAULT_ACCESS_TOKEN};
 use audience_sandbox::{Sandbox, SandboxOptions, Vendor as SandboxVendor};
-use audience_webhooks::{Config, Scope, Secret, Trigger, Vendor, Webhooks, debounce};
+use audience_webhooks::{Config, Scope, Secret, Trigger, Vendor, Webhooks};
 use serde_json::json;
 use tokio::sync::mpsc;
 
 const APP_SECRET: &str = "shpss_sandbox_app_secret";
 
 async fn receiver() -> (Webhooks, String, mpsc::Receiver<Trigger>) {
-    let (tx, rx) = mpsc::channel(64);
     let resolver = |vendor: Vendor, account: &str| -> Vec<Secret> {
         if vendor == Vendor::Shopify && account == DEFAULT_SHOP_DOMAIN {
             vec![APP_SECRET.into()]
@@ -23,12 +22,13 @@ async fn receiver() -> (Webhooks, String, mpsc::Receiver<Trigger>) {
             vec![]
         }
     };
-    let webhooks = Webhooks::new(Config::default(), resolver, tx);
+    let (webhooks, triggers) =
+        Webhooks::with_triggers(Config::default(), resolver, Duration::from_millis(300));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/shopify", listener.local_addr().unwrap());
     let app = webhooks.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (webhooks, url, debounce(Duration::from_millis(300), rx))
+    (webhooks, url, triggers)
 }
 
 #[tokio::test]
