@@ -20,6 +20,7 @@ pub mod seed;
 pub mod shopify;
 pub mod simulator;
 pub mod stats;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,6 +12,9 @@
 //!   `{"error":"Too Many Requests","message":"Rate limiting enforced"}` with `Retry-After` as an
 //!   HTTP date (RFC 1123).
 //!
+//! With webhooks on ([`LightspeedX::send_webhooks_to`]), customer changes are also posted as
+//! X-Series posts them (see [`webhooks`]).
+//!
 //! Facts not documented by the vendor, marked [U]:
 //! - the default and maximum `page_size` (this simulator: 1000 both; larger values are clamped);
 //! - `X-RateLimit-Reset` (the docs name only Limit and Remaining; this simulator also sends the end
@@ -34,6 +37,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::seed::{Marketing, Person};
+
+pub mod webhooks;
 
 /// The token the simulator accepts until [`LightspeedX::set_token`] changes it.
 pub const DEMO_TOKEN: &str = "lsx-sandbox-token";
@@ -144,6 +149,7 @@ struct State {
     last_version: u64,
     token: String,
     limiter: Limiter,
+    webhooks: webhooks::Webhooks,
 }
 
 impl Default for State {
@@ -154,6 +160,7 @@ impl Default for State {
             last_version: FIRST_VERSION,
             token: DEMO_TOKEN.to_string(),
             limiter: Limiter::new(limit_for_registers(1), RATE_WINDOW),
+            webhooks: Default::default(),
         }
     }
 }
@@ -174,6 +181,7 @@ impl State {
         let id = customer.id.clone();
         self.by_version.insert(customer.version, id.clone());
         self.customers.insert(id.clone(), customer);
+        self.notify_customer(&id);
         id
     }
 }

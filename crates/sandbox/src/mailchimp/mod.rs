@@ -8,6 +8,9 @@
 //! `application/problem+json` documents (`type, title, status, detail, instance`, plus
 //! `errors[{field, message}]` on validation errors).
 //!
+//! With a webhook set ([`Mailchimp::send_webhooks_to`]), status changes made outside the API are
+//! posted as Mailchimp's list webhooks post them (see [`webhooks`]).
+//!
 //! Rules simulated (details on the functions that implement them):
 //! - HTTP Basic auth with an API key as the password (401 "API Key Missing"/"API Key Invalid"),
 //!   see [`Mailchimp::set_valid_keys`]; a key naming another data centre than the account's
@@ -66,6 +69,7 @@ mod render;
 mod segments;
 mod spec_routes;
 mod state;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -318,6 +322,8 @@ pub struct Mailchimp {
     state: Arc<Mutex<State>>,
     /// Kept apart from `state` so `reset()` cannot lose track of requests in flight.
     connections: Arc<Mutex<auth::Connections>>,
+    /// Each audience's webhook destination (cleared by `reset()`).
+    webhooks: Arc<Mutex<webhooks::Webhooks>>,
 }
 
 impl Mailchimp {
@@ -329,6 +335,7 @@ impl Mailchimp {
     /// connection high-water marks.
     pub fn reset(&self) {
         *self.lock() = State::default();
+        self.stop_webhooks();
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         connections.limit = DEFAULT_CONNECTION_LIMIT;
         connections.per_key.retain(|_, c| c.in_flight > 0);
@@ -431,9 +438,15 @@ impl Mailchimp {
     /// `Cleaned`, archive), without the API's compliance rules. Returns false if there is no
     /// such member.
     pub fn set_member_status(&self, list_id: &str, email: &str, status: MemberStatus) -> bool {
-        self.lock()
+        let before = self.member(list_id, email);
+        let changed = self
+            .lock()
             .set_status_directly(list_id, &subscriber_hash(email), status)
-            .is_ok()
+            .is_ok();
+        if changed {
+            self.notify_status_change(list_id, email, before);
+        }
+        changed
     }
 
     /// A merchant edits a member's merge field in Mailchimp's UI (behind any sync's back).

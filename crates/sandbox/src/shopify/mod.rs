@@ -9,6 +9,9 @@
 //! - `segments(first, after, reverse)` and `customerSegmentMembers(segmentId, first, after, reverse)`;
 //! - the mutation `customerEmailMarketingConsentUpdate(input: {...})`.
 //!
+//! With webhooks on ([`Shopify::send_webhooks_to`]), customer changes are also posted as Shopify
+//! posts them (see [`webhooks`]).
+//!
 //! Only the selected fields are returned, and selecting a field the type lacks is an error, so a
 //! client asking for something the real schema does not have fails here too.
 //!
@@ -26,6 +29,7 @@
 //! Deleted customers simply disappear (Shopify announces deletions only by webhook).
 
 pub mod graphql;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -187,6 +191,7 @@ impl Bucket {
 
 struct State {
     token: String,
+    webhooks: webhooks::Webhooks,
     shop_offset: FixedOffset,
     customers: BTreeMap<u64, Customer>,
     segments: BTreeMap<u64, Segment>,
@@ -200,6 +205,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             token: DEFAULT_ACCESS_TOKEN.into(),
+            webhooks: Default::default(),
             // America/New_York in winter; only used for search times written without a zone.
             shop_offset: FixedOffset::west_opt(5 * 3600).expect("valid offset"),
             customers: BTreeMap::new(),
@@ -369,6 +375,7 @@ impl Shopify {
             customer.updated_at = now;
         }
         state.customers.insert(id, customer);
+        state.notify_customer(&["customers/create"], id);
         id
     }
 
@@ -381,6 +388,7 @@ impl Shopify {
         edit(customer);
         customer.id = id;
         customer.updated_at = now_secs();
+        state.notify_customer(&["customers/update"], id);
         true
     }
 
@@ -390,7 +398,11 @@ impl Shopify {
         for segment in state.segments.values_mut() {
             segment.members.remove(&id);
         }
-        state.customers.remove(&id).is_some()
+        let removed = state.customers.remove(&id).is_some();
+        if removed {
+            state.notify_customer_deleted(id);
+        }
+        removed
     }
 
     pub fn customer(&self, id: u64) -> Option<Customer> {
@@ -939,10 +951,18 @@ fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Va
             .unwrap_or(now),
     );
     customer.updated_at = now;
+    let customer = customer_json(customer);
+    state.notify_customer(
+        &[
+            "customers/update",
+            "customers_email_marketing_consent/update",
+        ],
+        id.unwrap_or_default(),
+    );
     Ok((
         json!({
             "__typename": "CustomerEmailMarketingConsentUpdatePayload",
-            "customer": customer_json(customer),
+            "customer": customer,
             "userErrors": [],
         }),
         MUTATION_COST,
