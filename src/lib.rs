@@ -20,3 +20,4 @@ pub mod schedule;
 pub mod server;
 pub mod status;
 pub mod sync;
+pub mod webhooks;

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// only to a listed loopback address.
     #[arg(long = "allow-endpoint-host", value_name = "HOST")]
     pub allowed_endpoint_hosts: Vec<String>,
+    /// Receive vendor webhooks here (Shopify, Mailchimp, Lightspeed X): a verified delivery runs
+    /// the syncs of that account at once. Off unless given; see the README's "Webhooks".
+    #[arg(long, env = "AUDIENCE_OPERATOR_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -66,6 +70,8 @@ pub struct OperatorOptions {
     pub connectors: Arc<dyn ConnectorFactory>,
     /// Serve `/metrics`, `/healthz`, `/readyz` here (port 0 picks one).
     pub http_addr: Option<SocketAddr>,
+    /// Receive vendor webhooks here (port 0 picks one); `None`: no receiver.
+    pub webhook_addr: Option<SocketAddr>,
 }
 
 impl OperatorOptions {
@@ -76,6 +82,7 @@ impl OperatorOptions {
             lease: None,
             connectors: Arc::new(DefaultConnectors::default()),
             http_addr: None,
+            webhook_addr: None,
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct Operator {
     pub health: Arc<Health>,
     /// Where the HTTP endpoints listen, when asked for.
     pub http_addr: Option<SocketAddr>,
+    /// Where the webhook receiver listens, when asked for.
+    pub webhook_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -106,6 +115,20 @@ impl Operator {
             tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
             http_addr = Some(bound);
         }
+        let mut webhooks = None;
+        let mut webhook_addr = None;
+        if let Some(addr) = options.webhook_addr {
+            let server = crate::webhooks::start(
+                client.clone(),
+                &options.namespaces,
+                addr,
+                shutdown_rx.clone(),
+            )
+            .await
+            .with_context(|| format!("binding the webhook receiver at {addr}"))?;
+            webhook_addr = Some(server.addr);
+            webhooks = Some(server.hub);
+        }
         let leadership = match &options.lease {
             Some(lease) => Some(
                 Leadership::start(client.clone(), lease)
@@ -121,10 +144,12 @@ impl Operator {
             health.clone(),
             metrics,
             shutdown_rx,
+            webhooks,
         ));
         Ok(Operator {
             health,
             http_addr,
+            webhook_addr,
             shutdown: shutdown_tx,
             handle,
         })
@@ -151,11 +176,17 @@ async fn supervise(
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    webhooks: Option<Arc<crate::webhooks::WebhookHub>>,
 ) -> anyhow::Result<()> {
     let Some(leadership) = leadership else {
         health.leader.store(true, Ordering::SeqCst);
         metrics.set_leader(true);
-        let ctx = Context::new(client, options.settings.clone(), options.connectors.clone());
+        let ctx = Context::with_webhooks(
+            client,
+            options.settings.clone(),
+            options.connectors.clone(),
+            webhooks.clone(),
+        );
         let ready = health.clone();
         run_controllers(ctx, &options.namespaces, shutdown, move || {
             ready.ready.store(true, Ordering::SeqCst)
@@ -191,10 +222,11 @@ async fn supervise(
                 let _ = term_tx.send(true);
             })
         };
-        let ctx = Context::new(
+        let ctx = Context::with_webhooks(
             client.clone(),
             options.settings.clone(),
             options.connectors.clone(),
+            webhooks.clone(),
         );
         let ready = health.clone();
         run_controllers(ctx, &options.namespaces, term_rx, move || {
@@ -275,6 +307,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ..ConnectOptions::default()
         })),
         http_addr: Some(args.metrics_addr),
+        webhook_addr: args.webhook_addr,
     };
     let operator = Operator::start(client, options).await?;
     tracing::info!(%identity, namespaces = ?args.namespaces, "audience-operator started");

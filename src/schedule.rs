@@ -134,6 +134,8 @@ pub enum Trigger {
     Approved(String),
     /// The Secret the last run failed on changed.
     CredentialsChanged,
+    /// A vendor webhook said the sync's account changed (what it said).
+    Webhook(String),
     /// `status.nextSyncTime` has passed.
     Scheduled,
 }
@@ -146,6 +148,7 @@ impl Trigger {
             Trigger::SyncNow(v) => format!("sync-now annotation {v:?}"),
             Trigger::Approved(id) => format!("plan {id} approved"),
             Trigger::CredentialsChanged => "credentials changed".into(),
+            Trigger::Webhook(what) => what.clone(),
             Trigger::Scheduled => "schedule".into(),
         }
     }
@@ -170,6 +173,8 @@ pub struct Observed<'a> {
     pub approve_plan: Option<&'a str>,
     /// A Secret this sync references changed since the last look.
     pub secret_changed: bool,
+    /// A vendor webhook named this sync's account since the last look (what it said).
+    pub webhook: Option<String>,
 }
 
 /// Ready reasons after which a changed Secret is worth an immediate run.
@@ -204,6 +209,16 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Decision {
             .map(|c| c.reason.as_str());
         if reason.is_some_and(|r| CREDENTIAL_REASONS.contains(&r)) {
             return Decision::Run(Trigger::CredentialsChanged);
+        }
+    }
+    // A webhook runs a sync at once, but only one whose last run succeeded: after a failure the
+    // sync's own backoff decides, so deliveries never hammer a vendor that refuses or throttles.
+    if let Some(what) = &o.webhook {
+        let reason = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.reason.as_str());
+        if reason == Some("Synced") {
+            return Decision::Run(Trigger::Webhook(what.clone()));
         }
     }
     match status.and_then(|s| s.next_sync_time.as_ref()) {
@@ -417,5 +432,41 @@ mod tests {
             ..base
         };
         assert_eq!(decide(&o, now), Decision::Run(Trigger::CredentialsChanged));
+    }
+
+    #[test]
+    fn a_webhook_runs_a_synced_sync_at_once_and_leaves_a_failing_one_to_its_backoff() {
+        let now = ts("2025-01-10T12:00:00Z");
+        let condition = |reason: &str| Condition {
+            type_: "Ready".into(),
+            status: if reason == "Synced" { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(now),
+            observed_generation: Some(1),
+        };
+        let mut synced = ran(Some("2025-01-10T13:00:00Z"));
+        synced.conditions.push(condition("Synced"));
+        let what = "shopify webhook customers/update (1 delivery)".to_string();
+        let o = Observed {
+            generation: Some(1),
+            status: Some(&synced),
+            webhook: Some(what.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::Run(Trigger::Webhook(what.clone()))
+        );
+        let mut throttled = ran(Some("2025-01-10T13:00:00Z"));
+        throttled.conditions.push(condition("RateLimited"));
+        let o = Observed {
+            status: Some(&throttled),
+            ..o
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::WaitFor(Duration::from_secs(3600))
+        );
     }
 }

@@ -34,6 +34,7 @@ use crate::crd::{AudienceSync, CREDENTIALS_LABEL, SegmentSync};
 use crate::metrics::Metrics;
 use crate::sync::{ConnectorFactory, DefaultConnectors};
 pub use crate::sync::{SyncError, SyncObject};
+use crate::webhooks::WebhookHub;
 pub use errors::Retry;
 
 /// The field manager of every status write.
@@ -85,6 +86,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Objects whose Secrets changed since their last reconcile.
     secret_changed: Mutex<HashSet<String>>,
+    /// Vendor webhooks, when the operator receives them (see [`crate::webhooks`]).
+    pub webhooks: Option<Arc<WebhookHub>>,
     /// Bounds runs across all controllers.
     runs: Semaphore,
 }
@@ -112,7 +115,20 @@ impl Context {
             stop: Arc::new(AtomicBool::new(false)),
             failures: Mutex::new(HashMap::new()),
             secret_changed: Mutex::new(HashSet::new()),
+            webhooks: None,
         })
+    }
+
+    /// The same context, with webhooks asking its controllers for runs.
+    pub fn with_webhooks(
+        client: Client,
+        settings: Settings,
+        connectors: Arc<dyn ConnectorFactory>,
+        webhooks: Option<Arc<WebhookHub>>,
+    ) -> Arc<Context> {
+        let mut ctx = Context::new(client, settings, connectors);
+        Arc::get_mut(&mut ctx).expect("a new context").webhooks = webhooks;
+        ctx
     }
 
     /// A context with the real connectors.
@@ -210,6 +226,7 @@ async fn run_kind<K: SyncObject>(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let webhook_reconciles = ctx.webhooks.as_ref().map(|hub| hub.register(store.clone()));
     let gauges = ctx
         .metrics
         .watch_syncs(crate::metrics::sync_lister(store.clone()));
@@ -230,6 +247,10 @@ async fn run_kind<K: SyncObject>(
                     .collect::<Vec<_>>()
             },
         )
+        .reconcile_on(match webhook_reconciles {
+            Some(rx) => tokio_stream_of(rx),
+            None => futures::stream::empty().boxed(),
+        })
         .graceful_shutdown_on(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
@@ -250,6 +271,13 @@ async fn run_kind<K: SyncObject>(
         namespace = namespace.as_deref().unwrap_or("*"),
         "controller stopped"
     );
+}
+
+/// A channel as a stream (what `reconcile_on` takes).
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> futures::stream::BoxStream<'static, T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 /// Waits until both CRDs are served (the controllers need them to watch).
@@ -325,6 +353,10 @@ pub async fn run_controllers(
     }
     if !wait_for_crds(&ctx.client, namespaces, shutdown.clone()).await {
         return;
+    }
+    // The kinds register their stores with the webhooks anew each term.
+    if let Some(hub) = &ctx.webhooks {
+        hub.clear();
     }
     started();
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {

@@ -124,6 +124,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
             sync_now: annotation(self.obj, SYNC_NOW_ANNOTATION),
             approve_plan: annotation(self.obj, APPROVE_PLAN_ANNOTATION),
             secret_changed: self.ctx.take_secret_changed(&key),
+            webhook: self.ctx.webhooks.as_ref().and_then(|w| w.take(&key)),
         };
         match decide(&observed, now) {
             Decision::WaitFor(d) => Ok(Action::requeue(d)),
@@ -137,6 +138,9 @@ impl<K: SyncObject> Reconciler<'_, K> {
                 if fresh.meta().resource_version != self.obj.meta().resource_version {
                     if observed.secret_changed {
                         self.ctx.mark_secret_changed(key.clone());
+                    }
+                    if let (Some(hub), Some(what)) = (&self.ctx.webhooks, &observed.webhook) {
+                        hub.put_back(&key, what.clone());
                     }
                     let again = Reconciler {
                         obj: &fresh,
@@ -224,12 +228,14 @@ impl<K: SyncObject> Reconciler<'_, K> {
         let result = execute_with_progress(self, &status).await;
 
         let times = RunTimes {
+            trigger: trigger.describe(),
             started_at,
             finished: Timestamp::now(),
             took: started.elapsed(),
         };
         let cadence = Cadence::parse(self.obj.schedule()).map_err(SyncError::InvalidSpec)?;
         status.handled_sync_now = annotation(self.obj, SYNC_NOW_ANNOTATION).map(str::to_string);
+        let took = times.took;
         let settled = match result {
             Ok(executed) => {
                 self.ctx.reset_failures(key);
@@ -256,7 +262,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
             }
         };
         self.apply(&status).await?;
-        self.report(&settled, times.took).await;
+        self.report(&settled, took).await;
         Ok(match settled.next {
             Some(next) => {
                 Action::requeue(until(Timestamp::now(), next).max(Duration::from_millis(100)))

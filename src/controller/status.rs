@@ -15,8 +15,10 @@ use crate::status::{
 use crate::sync::{Executed, SyncError};
 
 /// When a run started and ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunTimes {
+    /// Why the run started (`schedule`, `shopify webhook customers/update (1 delivery)`, ...).
+    pub trigger: String,
     pub started_at: Timestamp,
     pub finished: Timestamp,
     pub took: Duration,
@@ -137,6 +139,7 @@ pub fn record_success(
     status.last_sync_time = Some(Time(finished));
     status.last_run = Some(LastRun {
         start_time: Some(Time(times.started_at)),
+        trigger: times.trigger.clone(),
         outcome: reason.as_str().into(),
         duration: format_duration(times.took),
         dry_run,
@@ -201,6 +204,7 @@ fn record_interrupted(
     status.next_sync_time = Some(Time(finished));
     status.last_run = Some(LastRun {
         start_time: Some(Time(times.started_at)),
+        trigger: times.trigger.clone(),
         outcome: INTERRUPTED.into(),
         duration: format_duration(times.took),
         dry_run,
@@ -246,6 +250,7 @@ pub fn record_failure(
     settle(status, reason, &message, next, generation, times.finished);
     status.last_run = Some(LastRun {
         start_time: Some(Time(times.started_at)),
+        trigger: times.trigger.clone(),
         outcome: reason.as_str().into(),
         duration: format_duration(times.took),
         dry_run,
@@ -312,6 +317,7 @@ mod tests {
     fn times() -> RunTimes {
         let started_at: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
         RunTimes {
+            trigger: "schedule".into(),
             started_at,
             finished: "2026-01-01T10:00:05Z".parse().unwrap(),
             took: Duration::from_secs(5),

@@ -98,6 +98,10 @@ pub struct LastRun {
     /// When the run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// Why it started: `first run`, `spec changed`, `schedule`, a `sync-now annotation`, a
+    /// vendor webhook (`shopify webhook customers/update (1 delivery)`), ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trigger: String,
     /// How it ended: the `Ready` reason it left (`Synced`, `SafetyStop`, `RateLimited`, ...).
     #[serde(default)]
     pub outcome: String,
