@@ -140,9 +140,15 @@ fn event_attributes(
             format!("'{code}' is not an ISO 4217 currency code."),
         ));
     }
-    if let Some((pointer, len)) =
-        long_string(&Value::Object(properties.clone()), &attrs.at("properties"))
-    {
+    let props_ptr = attrs.at("properties");
+    if let Some((pointer, len)) = properties.iter().find_map(|(k, v)| {
+        let at = format!("{props_ptr}/{}", k.replace('~', "~0").replace('/', "~1"));
+        if k.len() > MAX_STRING_BYTES {
+            Some((at, k.len()))
+        } else {
+            long_string(v, &at)
+        }
+    }) {
         return Err(ApiError::invalid(
             pointer,
             format!("A string of {len} bytes is over the limit of {MAX_STRING_BYTES}."),
