@@ -547,3 +547,15 @@ async fn the_simulator_refuses_what_klaviyo_refuses_and_records_nothing_of_it() 
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].time.to_rfc3339(), "2026-01-02T02:04:05+00:00");
 }
+
+/// A poll with nothing new costs no target call.
+#[tokio::test]
+async fn nothing_to_send_costs_no_call() {
+    let env = Env::start().await;
+    let report = sink(&env)
+        .send_events(&[], &ApplyControl::default())
+        .await
+        .unwrap();
+    assert_eq!(report, audience_core::EventReport::default());
+    assert_eq!(env.total(), 0);
+}
