@@ -30,10 +30,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::Klaviyo;
-use super::error::ApiError;
 use chrono::Timelike;
 
+use super::Klaviyo;
+use super::error::ApiError;
 use super::jsonapi::{self, Base, Obj, Query, time};
 use super::state::{Event, Metric, State as Account};
 
@@ -54,24 +54,49 @@ struct NewEvent {
     backfill: Option<bool>,
 }
 
-/// The first string (value or key) over [`MAX_STRING_BYTES`] in `value`, with its pointer.
-fn long_string(value: &Value, pointer: &str) -> Option<(String, usize)> {
-    match value {
-        Value::String(s) if s.len() > MAX_STRING_BYTES => Some((pointer.to_string(), s.len())),
+/// The first string (value or key) over [`MAX_STRING_BYTES`] in `value`: its path below `value`
+/// (built only on a hit: this runs over every event of a job) and its length.
+fn long_string(value: &Value) -> Option<(Vec<String>, usize)> {
+    let found = match value {
+        Value::String(s) if s.len() > MAX_STRING_BYTES => return Some((Vec::new(), s.len())),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, v)| long_string(v, &format!("{pointer}/{i}"))),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let at = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
-            if k.len() > MAX_STRING_BYTES {
-                Some((at, k.len()))
-            } else {
-                long_string(v, &at)
-            }
-        }),
+            .find_map(|(i, v)| long_string(v).map(|hit| (i.to_string(), hit))),
+        Value::Object(map) => return long_in_map(map),
         _ => None,
-    }
+    };
+    found.map(|(step, (mut path, len))| {
+        path.insert(0, step);
+        (path, len)
+    })
+}
+
+/// [`long_string`] of an object's keys and values.
+fn long_in_map(map: &Map<String, Value>) -> Option<(Vec<String>, usize)> {
+    map.iter().find_map(|(k, v)| {
+        let hit = if k.len() > MAX_STRING_BYTES {
+            Some((Vec::new(), k.len()))
+        } else {
+            long_string(v)
+        };
+        hit.map(|(mut path, len)| {
+            path.insert(0, k.replace('~', "~0").replace('/', "~1"));
+            (path, len)
+        })
+    })
+}
+
+/// A hit of [`long_string`] as a JSON pointer under `pointer`.
+fn pointer_to(hit: Option<(Vec<String>, usize)>, pointer: &str) -> Option<(String, usize)> {
+    hit.map(|(path, len)| {
+        let mut at = pointer.to_string();
+        for step in path {
+            at.push('/');
+            at.push_str(&step);
+        }
+        (at, len)
+    })
 }
 
 fn event_attributes(
@@ -140,15 +165,7 @@ fn event_attributes(
             format!("'{code}' is not an ISO 4217 currency code."),
         ));
     }
-    let props_ptr = attrs.at("properties");
-    if let Some((pointer, len)) = properties.iter().find_map(|(k, v)| {
-        let at = format!("{props_ptr}/{}", k.replace('~', "~0").replace('/', "~1"));
-        if k.len() > MAX_STRING_BYTES {
-            Some((at, k.len()))
-        } else {
-            long_string(v, &at)
-        }
-    }) {
+    if let Some((pointer, len)) = pointer_to(long_in_map(&properties), &attrs.at("properties")) {
         return Err(ApiError::invalid(
             pointer,
             format!("A string of {len} bytes is over the limit of {MAX_STRING_BYTES}."),
@@ -353,7 +370,7 @@ pub async fn bulk_create_events(
         profile.only(&["data"])?;
         let profile_data_ptr = format!("{profile_ptr}/data");
         let profile_data = profile.required("data")?.clone();
-        if let Some((pointer, len)) = long_string(&profile_data, &profile_data_ptr) {
+        if let Some((pointer, len)) = pointer_to(long_string(&profile_data), &profile_data_ptr) {
             return Err(ApiError::invalid(
                 pointer,
                 format!("A string of {len} bytes is over the limit of {MAX_STRING_BYTES}."),
