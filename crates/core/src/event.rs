@@ -25,6 +25,23 @@ impl OrderEventKind {
         OrderEventKind::FulfilledOrder,
     ];
 
+    /// The kind's name in an OrderSync's `events` list (`placedOrder` …).
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            OrderEventKind::PlacedOrder => "placedOrder",
+            OrderEventKind::OrderedProduct => "orderedProduct",
+            OrderEventKind::FulfilledOrder => "fulfilledOrder",
+            OrderEventKind::RefundedOrder => "refundedOrder",
+        }
+    }
+
+    /// The kind a spec name names, if any.
+    pub fn from_spec_name(name: &str) -> Option<Self> {
+        OrderEventKind::ALL
+            .into_iter()
+            .find(|k| k.spec_name() == name.trim())
+    }
+
     /// The kind's part of a unique id. Never changes: ids already recorded at a target depend
     /// on it.
     pub fn tag(self) -> &'static str {

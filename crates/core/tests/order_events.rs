@@ -395,6 +395,19 @@ fn only_the_enabled_kinds_are_produced() {
 }
 
 #[test]
+fn kinds_are_named_as_the_order_sync_spec_names_them() {
+    for kind in OrderEventKind::ALL {
+        assert_eq!(OrderEventKind::from_spec_name(kind.spec_name()), Some(kind));
+    }
+    assert_eq!(
+        OrderEventKind::from_spec_name("fulfilledOrder"),
+        Some(OrderEventKind::FulfilledOrder)
+    );
+    assert_eq!(OrderEventKind::from_spec_name("shippedOrder"), None);
+    assert_eq!(EventKinds::default(), EventKinds::all());
+}
+
+#[test]
 fn money_is_decimal_not_float() {
     let mut order = lightspeed_sale();
     order.lines = vec![
