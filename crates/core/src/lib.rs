@@ -15,17 +15,21 @@
 //! - [`connector`]: the `Source` and `Target` traits and their errors.
 //! - [`order`]: orders as sources read them (money in decimals).
 //! - [`event`]: the append-only order-event stream (for targets that take events).
+//! - [`order_events`]: orders into events (seed 003's metrics, skips, rejections, unique ids).
+//! - [`event_batches`]: events cut into target-sized batches on order boundaries.
 
 pub mod connector;
 pub mod contact;
 pub mod diff;
 pub mod email;
 pub mod event;
+pub mod event_batches;
 pub mod fingerprint;
 pub mod mapping;
 pub mod member;
 pub mod merge;
 pub mod order;
+pub mod order_events;
 pub mod plan;
 pub mod prepare;
 pub mod rejections;
@@ -39,9 +43,15 @@ pub use connector::{
 pub use contact::{Address, Consent, SourceContact};
 pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};
 pub use email::{Email, InvalidEmail};
+pub use event::{EventPerson, OrderEvent, OrderEventKind};
+pub use event_batches::{BatchLimits, BatchSizer, KLAVIYO_BULK, plan_batches};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};
 pub use merge::{Attribute, FieldPrecedence, Merged, SourceMerger};
+pub use order_events::{
+    EventKinds, EventOptions, OrderEvents, OrderOutcome, OrderRejection, SentLedger,
+    SkipReason as OrderSkipReason, events_of_orders, order_events,
+};
 pub use plan::{
     CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, OWNER_TAG_MAX, Plan,
     PlanCounts, ResubscribePolicy, SafetyLimit, SafetyStop, Skip, SkipReason, default_owner_tag,

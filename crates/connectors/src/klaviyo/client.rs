@@ -123,6 +123,16 @@ impl Client {
 
     /// Sends `call` and maps every non-success status to an error.
     pub async fn send(&self, call: &Call<'_>) -> Result<Response, ConnectorError> {
+        self.send_allowing(call, None).await
+    }
+
+    /// As [`Client::send`], but an answer with status `allow` (e.g. a 400 whose error document
+    /// names the refused record) is returned to the caller to read.
+    pub async fn send_allowing(
+        &self,
+        call: &Call<'_>,
+        allow: Option<StatusCode>,
+    ) -> Result<Response, ConnectorError> {
         let url = format!("{}{}", self.base, call.path);
         let auth = HeaderValue::from_str(&format!("Klaviyo-API-Key {}", self.api_key))
             .map_err(|_| {
@@ -166,7 +176,7 @@ impl Client {
         .await
         .map_err(|e| self.redact(e))?;
         let status = response.status();
-        if status.is_success() {
+        if status.is_success() || Some(status) == allow {
             return Ok(response);
         }
         let message = read_errors(response).await;

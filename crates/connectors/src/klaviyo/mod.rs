@@ -40,6 +40,7 @@
 //! `Retry-After`). Errors name the endpoint's route template and never the key.
 
 mod client;
+pub mod events;
 mod jobs;
 pub mod pacing;
 mod read;
@@ -62,6 +63,10 @@ use reqwest::header::HeaderValue;
 use crate::http::{self, RetryPolicy};
 use client::{Client, VENDOR};
 
+pub use events::{
+    ACCOUNTS, BULK_EVENTS, KlaviyoEventSink, MAX_EVENT_JOB_BYTES, MAX_EVENTS_PER_JOB,
+    MAX_STRING_BYTES, bulk_bodies,
+};
 pub use jobs::{MAX_IMPORT_BYTES, MAX_IMPORT_PROFILES, MAX_PROFILE_BYTES, split_batches};
 pub use write::{LIST_BATCH, LOOKUP_BATCH, SUBSCRIBE_BATCH, UNSUBSCRIBE_BATCH};
 
@@ -304,23 +309,63 @@ fn invalid_config(what: &str, message: impl Into<String>) -> ConnectorError {
     ConnectorError::new(VENDOR, what, ErrorKind::InvalidConfig, message)
 }
 
+/// The client of a configuration: the key, the base URL and the revision checked (no call is
+/// made), the key's shared budget and pacing windows.
+pub(crate) fn checked_client(config: &KlaviyoConfig) -> Result<Client, ConnectorError> {
+    // The shared rule of every vendor (trimmed; empty, inner spaces or control characters
+    // refused as unusable credentials), plus Klaviyo's: a private key is printable ASCII, as
+    // the `Authorization` header must be. No message names the value.
+    let key = crate::config::checked_secret(VENDOR, DESCRIPTOR.credential_name, &config.api_key)?;
+    if !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(crate::config::invalid_credentials(
+            VENDOR,
+            format!(
+                "the {} holds characters a key never has (printable ASCII only)",
+                DESCRIPTOR.credential_name
+            ),
+        ));
+    }
+    let revision = HeaderValue::from_str(config.revision.trim())
+        .ok()
+        .filter(|_| {
+            let r = config.revision.trim();
+            r.len() >= 10
+                && r.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        *b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        })
+        .ok_or_else(|| {
+            invalid_config(
+                "revision",
+                format!(
+                    "the revision {:?} is not of the form YYYY-MM-DD",
+                    client::truncate(&config.revision, 30)
+                ),
+            )
+        })?;
+    let base = match &config.base_url {
+        Some(url) => crate::config::checked_base_url(VENDOR, url)?,
+        None => DEFAULT_BASE_URL.to_string(),
+    };
+    let budget = http::budget_for(VENDOR, &key, MAX_CONNECTIONS);
+    Ok(Client::new(
+        base,
+        &key,
+        revision,
+        budget,
+        config.retry.clone(),
+        config.pacing,
+    ))
+}
+
 impl KlaviyoTarget {
     /// Checks the configuration (key, list, base URL, revision) without calling the API.
     pub fn new(config: KlaviyoConfig) -> Result<Self, ConnectorError> {
-        // The shared rule of every vendor (trimmed; empty, inner spaces or control characters
-        // refused as unusable credentials), plus Klaviyo's: a private key is printable ASCII, as
-        // the `Authorization` header must be. No message names the value.
-        let key =
-            crate::config::checked_secret(VENDOR, DESCRIPTOR.credential_name, &config.api_key)?;
-        if !key.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(crate::config::invalid_credentials(
-                VENDOR,
-                format!(
-                    "the {} holds characters a key never has (printable ASCII only)",
-                    DESCRIPTOR.credential_name
-                ),
-            ));
-        }
+        let client = checked_client(&config)?;
         let list = match &config.list {
             ListRef::Id(id) => {
                 let id = id.trim();
@@ -343,40 +388,13 @@ impl KlaviyoTarget {
                 ListRef::Name(name.to_string())
             }
         };
-        let revision = HeaderValue::from_str(config.revision.trim())
-            .ok()
-            .filter(|_| {
-                let r = config.revision.trim();
-                r.len() >= 10
-                    && r.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
-                        if i == 4 || i == 7 {
-                            *b == b'-'
-                        } else {
-                            b.is_ascii_digit()
-                        }
-                    })
-            })
-            .ok_or_else(|| {
-                invalid_config(
-                    "revision",
-                    format!(
-                        "the revision {:?} is not of the form YYYY-MM-DD",
-                        client::truncate(&config.revision, 30)
-                    ),
-                )
-            })?;
-        let base = match &config.base_url {
-            Some(url) => crate::config::checked_base_url(VENDOR, url)?,
-            None => DEFAULT_BASE_URL.to_string(),
-        };
         let list_id = match &list {
             ListRef::Id(id) => Some(id.clone()),
             ListRef::Name(_) => None,
         };
-        let budget = http::budget_for(VENDOR, &key, MAX_CONNECTIONS);
         Ok(KlaviyoTarget {
             inner: Inner {
-                client: Client::new(base, &key, revision, budget, config.retry, config.pacing),
+                client,
                 list,
                 list_id: Mutex::new(list_id),
                 list_creation: tokio::sync::Mutex::new(()),

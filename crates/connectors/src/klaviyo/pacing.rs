@@ -48,7 +48,10 @@ pub fn limits_of(endpoint: &str) -> Limits {
         | "DELETE /api/lists/{id}/relationships/profiles"
         | "POST /api/profile-bulk-import-jobs"
         | "GET /api/profile-bulk-import-jobs/{job_id}"
-        | "GET /api/profile-bulk-import-jobs/{id}/import-errors" => Limits::new(10, 150),
+        | "GET /api/profile-bulk-import-jobs/{id}/import-errors"
+        | "POST /api/event-bulk-create-jobs" => Limits::new(10, 150),
+        // Tier XS: 1/s, 15/m.
+        "GET /api/accounts" => Limits::new(1, 15),
         // `additional-fields[list]=profile_count` has its own, much lower limit.
         super::read::LIST_WITH_COUNT => Limits::new(1, 15),
         // Tier L: 75/s, 750/m (lists, profiles, list members, subscription jobs).
@@ -177,6 +180,11 @@ mod tests {
             limits_of("POST /api/profile-subscription-bulk-create-jobs"),
             Limits::new(75, 750)
         );
+        assert_eq!(
+            limits_of("POST /api/event-bulk-create-jobs"),
+            Limits::new(10, 150)
+        );
+        assert_eq!(limits_of("GET /api/accounts"), Limits::new(1, 15));
         assert_eq!(
             limits_of(super::super::read::LIST_WITH_COUNT),
             Limits::new(1, 15)

@@ -24,6 +24,9 @@ pub struct WireError {
     pub title: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// Where in the request the error is (`source.pointer`).
+    #[serde(default)]
+    pub source: Option<ErrorSource>,
 }
 
 impl WireError {
@@ -430,6 +433,7 @@ impl ImportErrorAttributes {
             code: self.code.clone(),
             title: self.title.clone(),
             detail: self.detail.clone(),
+            source: None,
         }
         .text();
         if text.is_empty() {

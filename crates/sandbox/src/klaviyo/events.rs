@@ -4,8 +4,19 @@
 //! - The profile of an event is found by its identifiers or created, and its attributes are
 //!   applied as an upsert [S: "this endpoint allows you to create a new profile or update an
 //!   existing profile's properties"]; the metric is found by name or created.
-//! - `unique_id` dedupes per profile and metric: a second event with the same triple is accepted
-//!   (202) and not stored [S/U: Klaviyo documents the dedupe, not the answer].
+//! - `unique_id` dedupes per profile and metric: a second event with the same triple sent in a
+//!   later request is accepted (202) and not stored [S/U: Klaviyo documents the dedupe, not the
+//!   answer]. Within one bulk request a repeated `unique_id` for the same profile and metric fails
+//!   the whole request and nothing is processed [S: "the request will fail and no events will be
+//!   processed"]; [U] the profile is compared by its identifiers as sent (email lower-cased,
+//!   phone, external id, id), before any look-up.
+//! - The body is at most 5 MB [S], [U] read as 5,000,000 bytes (the stricter reading); a single
+//!   string (a property value or key, a profile attribute, the unique id …) at most 100 KB [S],
+//!   [U] read as 100,000 bytes.
+//! - `time` is an RFC 3339 date-time [S: format date-time; U: offsets required, no date-only or
+//!   local times on this route], after 1990 and at most one year ahead of the simulator's clock
+//!   [S]; `value` a JSON number [S]; `value_currency` three upper-case letters [S: "ISO 4217
+//!   currency code"; U: the code list itself is not checked].
 //! - `backfill: true` records the event without triggering flows; otherwise the event counts one
 //!   `metric:{name}` flow trigger ([`super::Klaviyo::flows_triggered`]). In bulk jobs `backfill`
 //!   may be set per profile entry and per event; the event's own value wins [U].
@@ -19,13 +30,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use chrono::Timelike;
+
 use super::Klaviyo;
 use super::error::ApiError;
-use super::jsonapi::{self, Base, Obj, Query, parse_time, time};
+use super::jsonapi::{self, Base, Obj, Query, time};
 use super::state::{Event, Metric, State as Account};
 
 pub const MAX_BULK_EVENTS: usize = 1000;
-pub const MAX_EVENT_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = 5_000_000;
+pub const MAX_STRING_BYTES: usize = 100_000;
 pub const MAX_PROPERTY_KEYS: usize = 400;
 pub const MAX_METRIC_NAME: usize = 127;
 
@@ -40,7 +54,56 @@ struct NewEvent {
     backfill: Option<bool>,
 }
 
-fn event_attributes(attrs: Obj<'_>, with_profile: bool) -> Result<NewEvent, ApiError> {
+/// The first string (value or key) over [`MAX_STRING_BYTES`] in `value`: its path below `value`
+/// (built only on a hit: this runs over every event of a job) and its length.
+fn long_string(value: &Value) -> Option<(Vec<String>, usize)> {
+    let found = match value {
+        Value::String(s) if s.len() > MAX_STRING_BYTES => return Some((Vec::new(), s.len())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| long_string(v).map(|hit| (i.to_string(), hit))),
+        Value::Object(map) => return long_in_map(map),
+        _ => None,
+    };
+    found.map(|(step, (mut path, len))| {
+        path.insert(0, step);
+        (path, len)
+    })
+}
+
+/// [`long_string`] of an object's keys and values.
+fn long_in_map(map: &Map<String, Value>) -> Option<(Vec<String>, usize)> {
+    map.iter().find_map(|(k, v)| {
+        let hit = if k.len() > MAX_STRING_BYTES {
+            Some((Vec::new(), k.len()))
+        } else {
+            long_string(v)
+        };
+        hit.map(|(mut path, len)| {
+            path.insert(0, k.replace('~', "~0").replace('/', "~1"));
+            (path, len)
+        })
+    })
+}
+
+/// A hit of [`long_string`] as a JSON pointer under `pointer`.
+fn pointer_to(hit: Option<(Vec<String>, usize)>, pointer: &str) -> Option<(String, usize)> {
+    hit.map(|(path, len)| {
+        let mut at = pointer.to_string();
+        for step in path {
+            at.push('/');
+            at.push_str(&step);
+        }
+        (at, len)
+    })
+}
+
+fn event_attributes(
+    attrs: Obj<'_>,
+    with_profile: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<NewEvent, ApiError> {
     let mut allowed = vec![
         "properties",
         "time",
@@ -71,13 +134,43 @@ fn event_attributes(attrs: Obj<'_>, with_profile: bool) -> Result<NewEvent, ApiE
     }
     let time = match attrs.opt_str("time")? {
         None => None,
-        Some(raw) => Some(parse_time(&raw).ok_or_else(|| {
-            ApiError::invalid(
-                attrs.at("time"),
-                format!("'{raw}' is not a valid date-time."),
-            )
-        })?),
+        Some(raw) => {
+            let at = chrono::DateTime::parse_from_rfc3339(&raw)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    ApiError::invalid(
+                        attrs.at("time"),
+                        format!("'{raw}' is not a valid date-time."),
+                    )
+                })?;
+            let earliest = chrono::DateTime::parse_from_rfc3339("1990-01-01T00:00:00Z")
+                .expect("a fixed time")
+                .with_timezone(&chrono::Utc);
+            if at <= earliest || at > now + chrono::Duration::days(365) {
+                return Err(ApiError::invalid(
+                    attrs.at("time"),
+                    "The time must be after the year 1990 and at most 1 year in the future.",
+                ));
+            }
+            // Klaviyo truncates event times to the second [S].
+            Some(at.with_nanosecond(0).unwrap_or(at))
+        }
     };
+    let value_currency = attrs.opt_str("value_currency")?;
+    if let Some(code) = &value_currency
+        && !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(ApiError::invalid(
+            attrs.at("value_currency"),
+            format!("'{code}' is not an ISO 4217 currency code."),
+        ));
+    }
+    if let Some((pointer, len)) = pointer_to(long_in_map(&properties), &attrs.at("properties")) {
+        return Err(ApiError::invalid(
+            pointer,
+            format!("A string of {len} bytes is over the limit of {MAX_STRING_BYTES}."),
+        ));
+    }
     let value = match attrs.get("value") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
@@ -105,15 +198,44 @@ fn event_attributes(attrs: Obj<'_>, with_profile: bool) -> Result<NewEvent, ApiE
             "The metric name must be 1 to 127 characters.",
         ));
     }
+    let unique_id = attrs.opt_str("unique_id")?;
+    if let Some(id) = &unique_id
+        && id.len() > MAX_STRING_BYTES
+    {
+        return Err(ApiError::invalid(
+            attrs.at("unique_id"),
+            format!(
+                "A string of {} bytes is over the limit of {MAX_STRING_BYTES}.",
+                id.len()
+            ),
+        ));
+    }
     Ok(NewEvent {
         metric: name,
         properties,
         time,
         value,
-        value_currency: attrs.opt_str("value_currency")?,
-        unique_id: attrs.opt_str("unique_id")?,
+        value_currency,
+        unique_id,
         backfill: attrs.opt_bool("backfill")?,
     })
+}
+
+/// A profile as sent, by its identifiers (what a repeated `unique_id` is compared within).
+fn identity(data: &Value) -> String {
+    let attr = |k: &str| {
+        data.pointer(&format!("/attributes/{k}"))
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_lowercase())
+            .unwrap_or_default()
+    };
+    let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
+    format!(
+        "{id}\u{0}{}\u{0}{}\u{0}{}",
+        attr("email"),
+        attr("phone_number"),
+        attr("external_id")
+    )
 }
 
 /// Reads `{type: "profile", id?, attributes{...}}` and finds or creates the profile.
@@ -153,11 +275,9 @@ fn event_profile(
 fn record(state: &mut Account, profile_id: &str, event: NewEvent, backfill: bool) {
     let metric_id = state.metric_id(&event.metric);
     if let Some(unique) = &event.unique_id
-        && state.events.iter().any(|e| {
-            e.profile_id == profile_id
-                && e.metric_id == metric_id
-                && e.unique_id.as_deref() == Some(unique.as_str())
-        })
+        && !state
+            .event_keys
+            .insert((profile_id.to_string(), metric_id.clone(), unique.clone()))
     {
         return;
     }
@@ -200,7 +320,7 @@ pub async fn create_event(State(sim): State<Klaviyo>, body: Bytes) -> Result<Res
     let doc = jsonapi::parse_body(&body)?;
     let data = jsonapi::data_object(&doc, "event", &["type", "attributes"])?;
     let attrs = jsonapi::object(data.required("attributes")?, "/data/attributes")?;
-    let event = event_attributes(attrs, true)?;
+    let event = event_attributes(attrs, true, sim.now())?;
     let profile = jsonapi::object(attrs.required("profile")?, "/data/attributes/profile")?;
     profile.only(&["data"])?;
     let profile_data = jsonapi::object(profile.required("data")?, "/data/attributes/profile/data")?;
@@ -231,8 +351,10 @@ pub async fn bulk_create_events(
     )?;
     bulk.only(&["data"])?;
     let entries = bulk.array("data")?;
+    let now = sim.now();
     // Read and validate everything before applying anything.
     let mut parsed = Vec::new();
+    let mut unique_ids = std::collections::HashSet::new();
     let mut total = 0;
     for (i, entry) in entries.iter().enumerate() {
         let ptr = format!("/data/attributes/events-bulk-create/data/{i}");
@@ -248,6 +370,13 @@ pub async fn bulk_create_events(
         profile.only(&["data"])?;
         let profile_data_ptr = format!("{profile_ptr}/data");
         let profile_data = profile.required("data")?.clone();
+        if let Some((pointer, len)) = pointer_to(long_string(&profile_data), &profile_data_ptr) {
+            return Err(ApiError::invalid(
+                pointer,
+                format!("A string of {len} bytes is over the limit of {MAX_STRING_BYTES}."),
+            ));
+        }
+        let who = identity(&profile_data);
         let events_ptr = attrs.at("events");
         let events = jsonapi::object(attrs.required("events")?, &events_ptr)?;
         events.only(&["data"])?;
@@ -259,7 +388,18 @@ pub async fn bulk_create_events(
             event.resource_type("event")?;
             let eattrs_ptr = event.at("attributes");
             let eattrs = jsonapi::object(event.required("attributes")?, &eattrs_ptr)?;
-            these.push(event_attributes(eattrs, false)?);
+            let event = event_attributes(eattrs, false, now)?;
+            if let Some(unique) = &event.unique_id
+                && !unique_ids.insert((who.clone(), event.metric.clone(), unique.clone()))
+            {
+                return Err(ApiError::invalid(
+                    eattrs.at("unique_id"),
+                    format!(
+                        "The unique_id '{unique}' is repeated for the same profile and metric in this request."
+                    ),
+                ));
+            }
+            these.push(event);
         }
         total += these.len();
         if total > MAX_BULK_EVENTS {

@@ -414,6 +414,9 @@ pub struct State {
     pub segments: BTreeMap<String, Segment>,
     pub metrics: BTreeMap<String, Metric>,
     pub events: Vec<Event>,
+    /// `(profile id, metric id, unique_id)` of every stored event with a unique id (the dedupe
+    /// key), so a large import is not quadratic.
+    pub event_keys: std::collections::HashSet<(String, String, String)>,
     pub import_jobs: BTreeMap<String, ImportJob>,
     /// Event bulk jobs accepted, by id (they apply at once).
     pub event_jobs: BTreeSet<String>,
@@ -441,6 +444,7 @@ impl Default for State {
             segments: BTreeMap::new(),
             metrics: BTreeMap::new(),
             events: Vec::new(),
+            event_keys: std::collections::HashSet::new(),
             import_jobs: BTreeMap::new(),
             event_jobs: BTreeSet::new(),
             flows_triggered: BTreeMap::new(),
