@@ -26,7 +26,7 @@
 //! Currency [U]: a sale names none; the account's currency is a setting of the source
 //! ([`LightspeedRSource::with_currency`], `USD` by default).
 //!
-//! The checkpoint is `{"since": <UTC time>, "seen": {saleID: <unix timeStamp>}}`: the next read
+//! The checkpoint is an [`OrderPosition`] over `timeStamp` (see [`crate::order_cursor`]): the next read
 //! asks for `timeStamp >= since` and skips the (sale, timeStamp) pairs already handed out. `since`
 //! is the greatest `timeStamp` read, or one minute earlier while that minute may still be open on
 //! the server's clock (a sale saved later in the same second is then still read), never later
@@ -44,13 +44,14 @@ use audience_core::{ConnectorError, OrderPage, OrderScope, OrderSource};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::wire::{self, flag, object_or_empty, one_or_many, text};
-use super::{LightspeedRSource, SETTLE, VENDOR, config_error, into_contact, pace, parse_time};
+use super::{LightspeedRSource, VENDOR, config_error, into_contact, pace, parse_time};
 use crate::http;
+use crate::order_cursor::OrderPosition;
 
 const SALES: &str = "GET /Sale.json";
 const SALE_LINES: &str = "GET /SaleLine.json";
@@ -206,60 +207,6 @@ struct Shop {
     time_zone: String,
 }
 
-// ---- checkpoint ----
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Position {
-    since: DateTime<Utc>,
-    /// saleID → unix seconds of the timeStamp handed out, for sales at or after `since`.
-    seen: BTreeMap<String, i64>,
-}
-
-impl Position {
-    fn parse(checkpoint: &str) -> Result<Position, ConnectorError> {
-        let checkpoint = checkpoint.trim();
-        if let Ok(position) = serde_json::from_str::<Position>(checkpoint) {
-            return Ok(position);
-        }
-        // A bare time (what a person might write) is a position with nothing seen yet.
-        DateTime::parse_from_rfc3339(checkpoint)
-            .map(|since| Position {
-                since: since.with_timezone(&Utc),
-                seen: BTreeMap::new(),
-            })
-            .map_err(|_| {
-                config_error(format!(
-                    "order checkpoint {checkpoint:?} is neither a Lightspeed order position nor an RFC 3339 time"
-                ))
-            })
-    }
-
-    /// The position after everything read so far, whose greatest timeStamp is `max_seen`.
-    fn advanced(&self, max_seen: DateTime<Utc>, server_now: DateTime<Utc>) -> Position {
-        let top = max_seen.min(server_now);
-        let since = if top + SETTLE < server_now {
-            top
-        } else {
-            top - SETTLE
-        }
-        .max(self.since);
-        let floor = since.timestamp();
-        Position {
-            since,
-            seen: self
-                .seen
-                .iter()
-                .filter(|(_, at)| **at >= floor)
-                .map(|(id, at)| (id.clone(), *at))
-                .collect(),
-        }
-    }
-
-    fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a position serialises")
-    }
-}
-
 // ---- reading ----
 
 enum Req {
@@ -272,7 +219,7 @@ enum Req {
 
 struct Run {
     request: Option<Req>,
-    position: Position,
+    position: OrderPosition,
     max_seen: Option<DateTime<Utc>>,
     shops: Option<HashMap<String, Shop>>,
 }
@@ -781,11 +728,9 @@ impl OrderSource for LightspeedRSource {
     /// Completed sales changed at or after the scope's time (see the module docs).
     fn orders(&self, scope: OrderScope) -> BoxStream<'_, Result<OrderPage, ConnectorError>> {
         let position = match scope {
-            OrderScope::Since(since) => Position {
-                since,
-                seen: BTreeMap::new(),
-            },
-            OrderScope::ChangedSince(checkpoint) => match Position::parse(&checkpoint) {
+            OrderScope::Since(since) => OrderPosition::starting(since),
+            OrderScope::ChangedSince(checkpoint) => match OrderPosition::parse(VENDOR, &checkpoint)
+            {
                 Ok(position) => position,
                 Err(error) => return stream::once(async move { Err(error) }).boxed(),
             },
@@ -843,17 +788,9 @@ impl OrderSource for LightspeedRSource {
                     if run.max_seen.is_none_or(|max| stamp > max) {
                         run.max_seen = Some(stamp);
                     }
-                    let at = stamp.timestamp();
-                    if run
-                        .position
-                        .seen
-                        .get(&sale.sale_id)
-                        .is_some_and(|seen| *seen >= at)
-                    {
-                        continue;
+                    if run.position.take(&sale.sale_id, stamp) {
+                        fresh.push(sale);
                     }
-                    run.position.seen.insert(sale.sale_id.clone(), at);
-                    fresh.push(sale);
                 }
                 if fresh.is_empty() {
                     // Only sales handed out before: nothing to apply on this page.
@@ -898,54 +835,6 @@ impl OrderSource for LightspeedRSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(raw: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(raw)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn a_settled_position_is_exact_and_keeps_only_its_second() {
-        let start = Position {
-            since: at("2025-03-01T00:00:00Z"),
-            seen: BTreeMap::from([
-                ("1".to_string(), at("2025-03-01T09:00:00Z").timestamp()),
-                ("2".to_string(), at("2025-03-01T10:00:00Z").timestamp()),
-            ]),
-        };
-        let next = start.advanced(at("2025-03-01T10:00:00Z"), at("2025-03-02T00:00:00Z"));
-        assert_eq!(next.since, at("2025-03-01T10:00:00Z"));
-        assert_eq!(next.seen.keys().collect::<Vec<_>>(), vec!["2"]);
-    }
-
-    #[test]
-    fn a_recent_position_keeps_a_minute_and_never_passes_the_server_clock() {
-        let start = Position::default();
-        let next = start.advanced(at("2025-03-01T10:00:50Z"), at("2025-03-01T10:00:30Z"));
-        assert_eq!(next.since, at("2025-03-01T09:59:30Z"));
-        let again = Position::parse(&next.encode()).unwrap();
-        assert_eq!(again.since, next.since);
-    }
-
-    #[test]
-    fn a_position_never_moves_back() {
-        let start = Position {
-            since: at("2025-03-01T10:00:40Z"),
-            seen: BTreeMap::new(),
-        };
-        let next = start.advanced(at("2025-03-01T10:00:45Z"), at("2025-03-01T10:00:50Z"));
-        assert_eq!(next.since, at("2025-03-01T10:00:40Z"));
-    }
-
-    #[test]
-    fn checkpoints_parse_as_positions_or_times_and_refuse_nonsense() {
-        assert_eq!(
-            Position::parse("2025-03-01T05:00:00-05:00").unwrap().since,
-            at("2025-03-01T10:00:00Z")
-        );
-        assert!(Position::parse("yesterday").is_err());
-    }
 
     #[test]
     fn decimals_never_go_through_floats() {
