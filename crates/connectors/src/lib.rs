@@ -10,6 +10,7 @@ pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
+pub mod order_cursor;
 pub mod retailcrm;
 pub mod shopify;
 pub mod vendor;

@@ -15,7 +15,11 @@
 //! request would overflow (level + cost > size), the connector holds the token's key budget for
 //! `(level + cost − size) / drip` seconds. A 429's `Retry-After` (seconds) is honoured by
 //! [`http::send`].
+//!
+//! Completed sales are read as orders by the same source ([`audience_core::OrderSource`], in
+//! [`orders`]).
 
+mod orders;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -81,6 +85,8 @@ pub struct LightspeedRSource {
     retry: RetryPolicy,
     budget: Arc<KeyBudget>,
     client: reqwest::Client,
+    /// The account's currency for orders (sales name none).
+    currency: String,
 }
 
 impl fmt::Debug for LightspeedRSource {
@@ -112,6 +118,7 @@ impl LightspeedRSource {
             token,
             retry: RetryPolicy::default(),
             client: http::client(),
+            currency: "USD".to_string(),
         })
     }
 

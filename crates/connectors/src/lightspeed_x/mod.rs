@@ -9,6 +9,10 @@
 //! carries `X-RateLimit-Limit`/`X-RateLimit-Remaining`. Near the end of the window the connector
 //! spaces its requests out, and at zero it holds the key until the window resets. A 429 carries
 //! `Retry-After` as an HTTP date; [`http::send`] honours it and pauses the shared key budget.
+//!
+//! Sales are read as orders by the same source ([`audience_core::OrderSource`], in [`orders`]).
+
+mod orders;
 
 use std::fmt;
 use std::sync::Arc;

@@ -47,6 +47,12 @@
 //!
 //! The access token travels only in the `X-Shopify-Access-Token` header; errors name the vendor,
 //! the endpoint and the GraphQL root field, never the token.
+//!
+//! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
+
+mod orders;
+
+pub use orders::ORDERS_PER_PAGE;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

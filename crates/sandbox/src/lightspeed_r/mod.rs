@@ -27,6 +27,12 @@
 //! - edits of the Contact also bump the Customer's `timeStamp`;
 //! - `previous` is always empty here (backward paging is not simulated), and so is the burst
 //!   limiter.
+//!
+//! Sales (`Sale.json`, `SaleLine.json`, `Shop.json`) are in [`sales`].
+
+mod sales;
+
+pub use sales::{Category, DEMO_SALES, Discount, Item, Sale, SaleLine, ShipTo, Shop};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -164,6 +170,7 @@ struct State {
     account_id: String,
     offset: FixedOffset,
     bucket: Bucket,
+    sales: sales::Sales,
 }
 
 impl Default for State {
@@ -175,6 +182,7 @@ impl Default for State {
             account_id: DEMO_ACCOUNT_ID.to_string(),
             offset: FixedOffset::east_opt(0).expect("UTC offset"),
             bucket: Bucket::new(DEFAULT_BUCKET_SIZE, DEFAULT_DRIP_RATE),
+            sales: sales::Sales::default(),
         }
     }
 }
@@ -305,6 +313,7 @@ impl crate::Simulator for LightspeedR {
 
     fn seed(&self, people: &[crate::seed::Person]) {
         self.seed_demo(people);
+        self.seed_demo_sales(people);
     }
 }
 
@@ -313,6 +322,18 @@ pub fn router(sim: LightspeedR) -> Router {
         .route(
             "/API/V3/Account/{account_id}/Customer.json",
             get(list_customers),
+        )
+        .route(
+            "/API/V3/Account/{account_id}/Sale.json",
+            get(sales::list_sales),
+        )
+        .route(
+            "/API/V3/Account/{account_id}/SaleLine.json",
+            get(sales::list_sale_lines),
+        )
+        .route(
+            "/API/V3/Account/{account_id}/Shop.json",
+            get(sales::list_shops),
         )
         .with_state(sim)
 }
@@ -337,8 +358,29 @@ async fn list_customers(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    gated(
+        &sim,
+        &account_id,
+        original.path(),
+        raw_query.as_deref(),
+        &headers,
+        page,
+    )
+}
+
+/// One read of any resource: the token, the account and the leaky bucket (`count=1` costs 10),
+/// then `serve(state, query pairs, this URL without its query, count wanted)` builds the body; its
+/// `Err` is a 400. Every answer carries the bucket headers.
+fn gated(
+    sim: &LightspeedR,
+    account_id: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    serve: impl FnOnce(&State, &[(String, String)], &str, bool) -> Result<Value, String>,
+) -> Response {
     let mut state = sim.lock();
-    if !authorized(&headers, &state.token) {
+    if !authorized(headers, &state.token) {
         return vendor_error(
             StatusCode::UNAUTHORIZED,
             "Invalid access token.",
@@ -354,7 +396,7 @@ async fn list_customers(
         );
     }
     let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw_query.as_deref().unwrap_or("").as_bytes())
+        url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
             .into_owned()
             .collect();
     let wants_count = param(&pairs, "count") == Some("1");
@@ -384,8 +426,8 @@ async fn list_customers(
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("localhost");
-            let self_url = format!("http://{host}{}", original.path());
-            match page(&state, &pairs, &self_url, wants_count) {
+            let self_url = format!("http://{host}{path}");
+            match serve(&state, &pairs, &self_url, wants_count) {
                 Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
                 Err(message) => {
                     vendor_error(StatusCode::BAD_REQUEST, &message, "InvalidQueryException")

@@ -21,6 +21,12 @@
 //!   of the window as an HTTP date, like `Retry-After`);
 //! - the `version` of an empty page (this simulator: `null`);
 //! - `before` being exclusive.
+//!
+//! Sales, products and outlets are in [`sales`].
+
+mod sales;
+
+pub use sales::{DEMO_SALES, Outlet, Product, Sale, SaleLine};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -150,6 +156,7 @@ struct State {
     token: String,
     limiter: Limiter,
     webhooks: webhooks::Webhooks,
+    sales: sales::Sales,
 }
 
 impl Default for State {
@@ -161,6 +168,7 @@ impl Default for State {
             token: DEMO_TOKEN.to_string(),
             limiter: Limiter::new(limit_for_registers(1), RATE_WINDOW),
             webhooks: Default::default(),
+            sales: sales::Sales::default(),
         }
     }
 }
@@ -322,6 +330,8 @@ impl crate::Simulator for LightspeedX {
     }
 
     fn seed(&self, people: &[crate::seed::Person]) {
+        // Sales first: the store's latest version stays a customer's, as before sales existed.
+        self.seed_demo_sales(people);
         self.seed_demo(people);
     }
 }
@@ -329,6 +339,11 @@ impl crate::Simulator for LightspeedX {
 pub fn router(sim: LightspeedX) -> Router {
     Router::new()
         .route("/api/2.0/customers", get(list_customers))
+        .route("/api/2.0/customers/{id}", get(sales::get_customer))
+        .route("/api/2.0/sales", get(sales::list_sales))
+        .route("/api/2.0/sales/{id}", get(sales::get_sale))
+        .route("/api/2.0/products", get(sales::list_products))
+        .route("/api/2.0/outlets", get(sales::list_outlets))
         .with_state(sim)
 }
 
@@ -382,6 +397,43 @@ async fn list_customers(
             StatusCode::BAD_REQUEST,
             serde_json::json!({"error": "Bad Request", "message": message}),
         ),
+    };
+    rate_headers(response.headers_mut(), limit, remaining, reset);
+    response
+}
+
+/// The token and the rate limiter around one read; `serve` builds the JSON body or an error.
+fn gated(
+    sim: &LightspeedX,
+    headers: &HeaderMap,
+    serve: impl FnOnce(&State) -> Result<serde_json::Value, (StatusCode, serde_json::Value)>,
+) -> Response {
+    let mut state = sim.lock();
+    if !authorized(headers, &state.token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "Access token is not valid"}),
+        );
+    }
+    let limit = state.limiter.limit;
+    let (remaining, reset) = match state.limiter.admit(Instant::now()) {
+        Admission::Admitted { remaining, reset } => (remaining, reset),
+        Admission::Refused { reset } => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                serde_json::json!({"error": "Too Many Requests", "message": "Rate limiting enforced"}),
+            );
+            let headers = response.headers_mut();
+            rate_headers(headers, limit, 0, reset);
+            if let Ok(value) = HeaderValue::from_str(&http_date_ceil(reset)) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    };
+    let mut response = match serve(&state) {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err((status, body)) => error(status, body),
     };
     rate_headers(response.headers_mut(), limit, remaining, reset);
     response

@@ -7,7 +7,8 @@
 //!   terms `updated_at:` / `created_at:` (`>`, `>=`, `<`, `<=`, quoted RFC 3339; a time without a zone
 //!   is read in the shop's time zone, as Shopify does), `id:` and `email:`;
 //! - `segments(first, after, reverse)` and `customerSegmentMembers(segmentId, first, after, reverse)`;
-//! - the mutation `customerEmailMarketingConsentUpdate(input: {...})`.
+//! - the mutation `customerEmailMarketingConsentUpdate(input: {...})`;
+//! - `orders`, `order(id)` and `shop` (see [`orders`], whose nested connections multiply the cost).
 //!
 //! With webhooks on ([`Shopify::send_webhooks_to`]), customer changes are also posted as Shopify
 //! posts them (see [`webhooks`]).
@@ -29,7 +30,10 @@
 //! Deleted customers simply disappear (Shopify announces deletions only by webhook).
 
 pub mod graphql;
+pub mod orders;
 pub mod webhooks;
+
+pub use orders::{DEMO_ORDERS, Fulfillment, Order, OrderLine, Product, Refund};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -199,6 +203,7 @@ struct State {
     next_segment_id: u64,
     bucket: Bucket,
     counters: ShopifyCounters,
+    orders: orders::Orders,
 }
 
 impl Default for State {
@@ -217,6 +222,7 @@ impl Default for State {
                 min_available: 2000.0,
                 ..Default::default()
             },
+            orders: orders::Orders::default(),
         }
     }
 }
@@ -471,6 +477,7 @@ impl crate::Simulator for Shopify {
 
     fn seed(&self, people: &[crate::seed::Person]) {
         self.seed_demo(people);
+        self.seed_demo_orders(people);
     }
 }
 
@@ -634,6 +641,7 @@ fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
             let first = page_size(field)?;
             Ok(2.0 + first as f64)
         }
+        (OperationKind::Query, "orders" | "order" | "shop") => orders::requested_cost(field),
         (OperationKind::Query, "__typename") => Ok(0.0),
         (OperationKind::Mutation, "customerEmailMarketingConsentUpdate") => Ok(MUTATION_COST),
         (OperationKind::Query, other) => Err(error(
@@ -763,6 +771,9 @@ fn connection(
 }
 
 fn resolve_query(state: &State, field: &Field) -> Result<(Value, f64), Value> {
+    if let Some(resolved) = orders::resolve(state, field) {
+        return resolved;
+    }
     match field.name.as_str() {
         "__typename" => Ok((json!("QueryRoot"), 0.0)),
         "customers" => {
