@@ -344,6 +344,42 @@ async fn values_switch_flags_and_optional_resources() {
         );
     }
 
+    // Webhooks are off by default; on, the receiver gets its flag, port, Service and Ingress.
+    assert!(
+        !inventory(&render(RELEASE, NS, &[]).await)
+            .iter()
+            .any(|(_, _, name)| name.ends_with("-webhooks")),
+        "no webhook Service unless asked for"
+    );
+    let docs = render(
+        "hooks",
+        NS,
+        &[
+            "--set",
+            "webhooks.enabled=true,webhooks.ingress.enabled=true,webhooks.ingress.host=hooks.example.com,webhooks.ingress.tlsSecretName=hooks-tls",
+        ],
+    )
+    .await;
+    let deploy = find(&docs, "Deployment", "hooks-audience-operator");
+    let args = container_args(deploy);
+    assert!(
+        args.iter().any(|a| a == "--webhook-addr=0.0.0.0:8443"),
+        "{args:?}"
+    );
+    let svc = find(&docs, "Service", "hooks-audience-operator-webhooks");
+    assert_eq!(
+        svc["spec"]["ports"][0]["targetPort"].as_str(),
+        Some("webhooks")
+    );
+    let ingress = find(&docs, "Ingress", "hooks-audience-operator-webhooks");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"].as_str(), Some("hooks.example.com"));
+    assert_eq!(rule["http"]["paths"][0]["path"].as_str(), Some("/webhooks"));
+    assert_eq!(
+        ingress["spec"]["tls"][0]["secretName"].as_str(),
+        Some("hooks-tls")
+    );
+
     // Without leader election: a single replica and no Lease rights.
     let docs = render(
         "solo",
