@@ -1,6 +1,7 @@
 //! Per-endpoint pacing: Klaviyo limits every operation separately, with a burst per second and a
 //! steady rate per minute (`x-klaviyo-ratelimit` in the spec), counted in fixed windows per
-//! account. The connector keeps each key under both limits with sliding windows (a sliding
+//! account. The connector keeps each key under both limits with sliding windows, a little longer
+//! than the vendor's to absorb network jitter (a sliding
 //! window never puts more than `burst` calls into any one-second span, so however the vendor's
 //! fixed windows are aligned, none of them overflows), shared by every sync in the process that
 //! uses the same key. A 429 still pauses the endpoint for `Retry-After`.
@@ -29,6 +30,13 @@ impl Limits {
         Limits { burst, steady }
     }
 }
+
+/// How much longer than the vendor's our windows are. The windows count *sends*; the vendor
+/// counts *arrivals*, and two calls sent a full window apart can arrive closer together when the
+/// first one travels slower (measured: 24 retried 429s in 351 bulk jobs with exact windows). 3%
+/// (30 ms a second, 1.8 s a minute) absorbs that jitter for 3% of the throughput, far less than
+/// the `Retry-After` pause each 429 costs.
+const ARRIVAL_MARGIN: f64 = 1.03;
 
 /// A usable window scale (a bad one is 1).
 fn usable(scale: f64) -> f64 {
@@ -81,7 +89,7 @@ impl Window {
 
     /// Windows `scale` times as long as Klaviyo's (a simulator scaled down for tests).
     pub fn scaled(limits: Limits, scale: f64) -> Self {
-        let scale = usable(scale);
+        let scale = usable(scale) * ARRIVAL_MARGIN;
         Window {
             limits,
             second: Duration::from_secs_f64(scale),
@@ -194,32 +202,36 @@ mod tests {
     #[test]
     fn burst_then_wait_for_the_oldest_call_to_leave_the_second() {
         let window = Window::new(Limits::new(3, 5));
+        let ms = |n: u64| Duration::from_millis(n);
         let t0 = Instant::now();
         for _ in 0..3 {
             assert_eq!(window.try_acquire(t0), None);
         }
-        // The fourth call in the same second waits the whole second.
-        assert_eq!(window.try_acquire(t0), Some(Duration::from_secs(1)));
-        let t1 = t0 + Duration::from_millis(1000);
+        // The fourth call in the same second waits the whole second, and the jitter margin.
+        assert_eq!(window.try_acquire(t0), Some(ms(1030)));
+        // A full second later is not yet enough: sent then, it could arrive inside the second.
+        assert_eq!(window.try_acquire(t0 + ms(1000)), Some(ms(30)));
+        let t1 = t0 + ms(1030);
         assert_eq!(window.try_acquire(t1), None);
         assert_eq!(window.try_acquire(t1), None);
-        // Five in the minute: the sixth waits for the first to be a minute old.
+        // Five in the minute: the sixth waits for the first to be a minute (and 1.8 s) old.
         let t2 = t0 + Duration::from_secs(5);
-        assert_eq!(window.try_acquire(t2), Some(Duration::from_secs(55)));
-        let t3 = t0 + Duration::from_secs(60);
+        assert_eq!(window.try_acquire(t2), Some(ms(56_800)));
+        let t3 = t0 + ms(61_800);
         assert_eq!(window.try_acquire(t3), None);
     }
 
     #[test]
     fn scaled_windows_are_shorter() {
         let window = Window::scaled(Limits::new(1, 2), 0.01);
+        let us = |n: u64| Duration::from_micros(n);
         let t0 = Instant::now();
         assert_eq!(window.try_acquire(t0), None);
-        assert_eq!(window.try_acquire(t0), Some(Duration::from_millis(10)));
-        assert_eq!(window.try_acquire(t0 + Duration::from_millis(10)), None);
+        assert_eq!(window.try_acquire(t0), Some(us(10_300)));
+        assert_eq!(window.try_acquire(t0 + us(10_300)), None);
         assert_eq!(
-            window.try_acquire(t0 + Duration::from_millis(20)),
-            Some(Duration::from_millis(580))
+            window.try_acquire(t0 + us(20_600)),
+            Some(us(618_000 - 20_600))
         );
         assert_eq!(usable(f64::NAN), 1.0);
     }
