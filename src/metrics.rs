@@ -5,6 +5,8 @@
 //! - `audience_sync_run_duration_seconds{kind}`: run duration histogram;
 //! - `audience_contacts_changed_total{kind,change}`: created, updated, archived, unsubscribed,
 //!   segment_added, segment_removed, rejected;
+//! - `audience_contacts_drift_corrected_total{kind}`: members changed in the target behind the
+//!   sync's back and set back to the source (a subset of `change="updated"`);
 //! - `audience_vendor_api_calls_total{vendor,endpoint,status}`: every vendor call (status 0 for a
 //!   transport failure), fed by the connectors' call observer;
 //! - `audience_operator_leader`: 1 while this replica holds the lease;
@@ -70,6 +72,7 @@ pub struct Metrics {
     failures: Family<Labels, Counter>,
     duration: Family<Labels, Histogram>,
     contacts: Family<Labels, Counter>,
+    drift: Family<Labels, Counter>,
     vendor_calls: Family<Labels, Counter>,
     in_progress: Family<Labels, Gauge>,
     leader: Gauge,
@@ -94,6 +97,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.05, 2.0, 16))
         });
         let contacts = Family::<Labels, Counter>::default();
+        let drift = Family::<Labels, Counter>::default();
         let vendor_calls = Family::<Labels, Counter>::default();
         let in_progress = Family::<Labels, Gauge>::default();
         let leader = Gauge::default();
@@ -112,6 +116,11 @@ impl Metrics {
             "contacts_changed",
             "Contacts changed in targets",
             contacts.clone(),
+        );
+        registry.register(
+            "contacts_drift_corrected",
+            "Members changed in the target behind the sync's back and set back to the source (also in contacts_changed{change=\"updated\"})",
+            drift.clone(),
         );
         registry.register(
             "vendor_api_calls",
@@ -170,6 +179,7 @@ impl Metrics {
             failures,
             duration,
             contacts,
+            drift,
             vendor_calls,
             in_progress,
             leader,
@@ -254,6 +264,11 @@ impl Metrics {
                         .get_or_create(&labels(&[("kind", kind), ("change", change)]))
                         .inc_by(n);
                 }
+            }
+            if c.drift > 0 {
+                self.drift
+                    .get_or_create(&labels(&[("kind", kind)]))
+                    .inc_by(c.drift);
             }
         }
     }

@@ -174,6 +174,12 @@ async fn a_pos_and_a_web_shop_feed_one_audience_with_the_strictest_consent_and_o
         "subscribed",
         "the switch, as Lightspeed's app"
     );
+    // The drifted run's metrics were recorded before this later run of the same sync started.
+    let metrics = audience_operator::metrics::Metrics::global().render();
+    assert!(
+        metrics.contains("audience_contacts_drift_corrected_total{kind=\"AudienceSync\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         status("dan@gmail.com"),
         "transactional",
