@@ -201,39 +201,52 @@ impl LightspeedRSource {
         Ok((page, server_now))
     }
 
-    /// Checks a `next` link: same origin as the base (the bearer token goes with it), and not the
-    /// page just read (which would loop forever).
+    /// Checks a `next` link (see [`checked_next`]).
     fn next_request(
         &self,
         next: &str,
         current: &Request,
     ) -> Result<Option<Request>, ConnectorError> {
-        let next = next.trim();
-        if next.is_empty() {
-            return Ok(None);
-        }
-        let url = url::Url::parse(next).map_err(|_| {
-            http::invalid_response(VENDOR, ENDPOINT, "@attributes.next is not a URL")
-        })?;
-        if url.origin() != self.origin {
-            return Err(http::invalid_response(
-                VENDOR,
-                ENDPOINT,
-                format!(
-                    "@attributes.next points to another host ({}); not sending the token there",
-                    url.host_str().unwrap_or("?")
-                ),
-            ));
-        }
-        if matches!(current, Request::Next(current) if *current == url) {
-            return Err(http::invalid_response(
-                VENDOR,
-                ENDPOINT,
-                "@attributes.next repeats the page just read",
-            ));
-        }
-        Ok(Some(Request::Next(url)))
+        let current = match current {
+            Request::Next(url) => Some(url),
+            Request::First(_) => None,
+        };
+        Ok(checked_next(&self.origin, ENDPOINT, next, current)?.map(Request::Next))
     }
+}
+
+/// Checks a `next` link: same origin as the base (the bearer token goes with it), and not the
+/// page just read (which would loop forever). `None`: no more pages.
+pub(super) fn checked_next(
+    origin: &url::Origin,
+    endpoint: &'static str,
+    next: &str,
+    current: Option<&url::Url>,
+) -> Result<Option<url::Url>, ConnectorError> {
+    let next = next.trim();
+    if next.is_empty() {
+        return Ok(None);
+    }
+    let url = url::Url::parse(next)
+        .map_err(|_| http::invalid_response(VENDOR, endpoint, "@attributes.next is not a URL"))?;
+    if url.origin() != *origin {
+        return Err(http::invalid_response(
+            VENDOR,
+            endpoint,
+            format!(
+                "@attributes.next points to another host ({}); not sending the token there",
+                url.host_str().unwrap_or("?")
+            ),
+        ));
+    }
+    if current == Some(&url) {
+        return Err(http::invalid_response(
+            VENDOR,
+            endpoint,
+            "@attributes.next repeats the page just read",
+        ));
+    }
+    Ok(Some(url))
 }
 
 enum Request {

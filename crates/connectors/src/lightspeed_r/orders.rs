@@ -302,31 +302,11 @@ impl LightspeedRSource {
         next: &str,
         current: &Req,
     ) -> Result<Option<Req>, ConnectorError> {
-        let next = next.trim();
-        if next.is_empty() {
-            return Ok(None);
-        }
-        let url = url::Url::parse(next).map_err(|_| {
-            http::invalid_response(VENDOR, endpoint, "@attributes.next is not a URL")
-        })?;
-        if url.origin() != self.origin {
-            return Err(http::invalid_response(
-                VENDOR,
-                endpoint,
-                format!(
-                    "@attributes.next points to another host ({}); not sending the token there",
-                    url.host_str().unwrap_or("?")
-                ),
-            ));
-        }
-        if matches!(current, Req::Next(current) if *current == url) {
-            return Err(http::invalid_response(
-                VENDOR,
-                endpoint,
-                "@attributes.next repeats the page just read",
-            ));
-        }
-        Ok(Some(Req::Next(url)))
+        let current = match current {
+            Req::Next(url) => Some(url),
+            _ => None,
+        };
+        Ok(super::checked_next(&self.origin, endpoint, next, current)?.map(Req::Next))
     }
 
     /// Every record of a query, following `next`.
