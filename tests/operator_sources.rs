@@ -131,7 +131,8 @@ async fn a_pos_and_a_web_shop_feed_one_audience_with_the_strictest_consent_and_o
 
     // Someone renames Ann in Mailchimp by hand: the sources win, and the run calls it drift.
     assert!(mc.edit_merge_field(LIST, "ann@gmail.com", "FNAME", "Annie"));
-    let corrected = h.sync_now::<AudienceSync>("store-and-web", "3").await;
+    // Drift is found by a full reconcile (an incremental run reads only the sources' changes).
+    let corrected = h.sync_now::<AudienceSync>("store-and-web", "full-3").await;
     let message = ready(&corrected).unwrap().message.clone();
     let counts = corrected.status.unwrap().last_run.unwrap().counts;
     assert_eq!((counts.updated, counts.drift), (1, 1), "{counts:?}");

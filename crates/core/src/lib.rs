@@ -13,11 +13,13 @@
 //! - [`plan`]: the plan and its counts, and the safety check.
 //! - [`segment`]: segment membership plans (exact, union, subtract).
 //! - [`connector`]: the `Source` and `Target` traits and their errors.
+//! - [`cursor`]: saved checkpoints made safe (never in the future; one per source).
 //! - [`order`]: orders as sources read them (money in decimals).
 //! - [`event`]: the append-only order-event stream (for targets that take events).
 
 pub mod connector;
 pub mod contact;
+pub mod cursor;
 pub mod diff;
 pub mod email;
 pub mod event;
@@ -37,6 +39,7 @@ pub use connector::{
     SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
+pub use cursor::{SourceCheckpoints, cap_checkpoint};
 pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};
 pub use email::{Email, InvalidEmail};
 pub use mapping::{FieldMapping, FieldValue};
