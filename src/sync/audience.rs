@@ -359,3 +359,166 @@ impl SyncObject for AudienceSync {
         Ok(executed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn sync(extra: serde_json::Value) -> AudienceSync {
+        let mut value = serde_json::json!({
+            "apiVersion": "sync.audience-operator.io/v1alpha1",
+            "kind": "AudienceSync",
+            "metadata": {"name": "shop", "namespace": "ns", "generation": 3},
+            "spec": {
+                "source": {"shopify": {"shopDomain": "s.myshopify.com", "credentialsSecretRef": {"name": "s"}}},
+                "target": {"mailchimp": {"audienceId": "a1", "credentialsSecretRef": {"name": "m"}}}
+            }
+        });
+        json_merge(&mut value, extra);
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn json_merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A sync whose last full run started at `last_full`, checkpoint saved under generation 3.
+    fn synced(last_full: &str, extra: serde_json::Value) -> AudienceSync {
+        let mut s = sync(extra);
+        let status = s.status.get_or_insert_with(Default::default);
+        status.checkpoint = Some("2026-12-01T00:00:00Z".into());
+        status.checkpoint_generation = Some(3);
+        status.last_full_sync_time = Some(Time(at(last_full)));
+        s
+    }
+
+    #[test]
+    fn a_run_is_incremental_only_with_a_checkpoint_of_this_spec_and_a_recent_full_run() {
+        let now = at("2026-12-02T10:00:00Z");
+        assert_eq!(
+            full_run_reason(&sync(serde_json::json!({})), now),
+            Some("first run")
+        );
+        let recent = synced("2026-12-01T12:00:00Z", serde_json::json!({}));
+        assert_eq!(full_run_reason(&recent, now), None);
+
+        let mut no_checkpoint = recent.clone();
+        no_checkpoint.status.as_mut().unwrap().checkpoint = None;
+        assert!(full_run_reason(&no_checkpoint, now).is_some());
+
+        let mut changed = recent.clone();
+        changed.metadata.generation = Some(4);
+        assert!(full_run_reason(&changed, now).is_some());
+
+        let mut unknown_generation = recent.clone();
+        unknown_generation
+            .status
+            .as_mut()
+            .unwrap()
+            .checkpoint_generation = None;
+        assert!(full_run_reason(&unknown_generation, now).is_some());
+
+        let mut waiting = recent.clone();
+        waiting.status.as_mut().unwrap().pending_approval = Some(Default::default());
+        assert!(full_run_reason(&waiting, now).is_some());
+
+        let dry = synced(
+            "2026-12-01T12:00:00Z",
+            serde_json::json!({"spec": {"dryRun": true}}),
+        );
+        assert_eq!(full_run_reason(&dry, now), Some("dry run"));
+
+        // 24h by default; fullResync shortens it.
+        let old = synced("2026-12-01T09:59:59Z", serde_json::json!({}));
+        assert!(full_run_reason(&old, now).is_some());
+        let hourly = synced(
+            "2026-12-02T08:30:00Z",
+            serde_json::json!({"spec": {"fullResync": "1h"}}),
+        );
+        assert!(full_run_reason(&hourly, now).is_some());
+        let hourly_recent = synced(
+            "2026-12-02T09:30:00Z",
+            serde_json::json!({"spec": {"fullResync": "1h"}}),
+        );
+        assert_eq!(full_run_reason(&hourly_recent, now), None);
+    }
+
+    #[test]
+    fn sync_now_full_asks_for_one_full_run() {
+        let now = at("2026-12-02T10:00:00Z");
+        let asked = synced(
+            "2026-12-02T09:00:00Z",
+            serde_json::json!({"metadata": {"annotations": {crate::crd::SYNC_NOW_ANNOTATION: "full-7"}}}),
+        );
+        assert!(full_run_reason(&asked, now).is_some());
+        let mut handled = asked.clone();
+        handled.status.as_mut().unwrap().handled_sync_now = Some("full-7".into());
+        assert_eq!(full_run_reason(&handled, now), None);
+        let plain = synced(
+            "2026-12-02T09:00:00Z",
+            serde_json::json!({"metadata": {"annotations": {crate::crd::SYNC_NOW_ANNOTATION: "7"}}}),
+        );
+        assert_eq!(full_run_reason(&plain, now), None);
+    }
+
+    #[test]
+    fn fullresync_is_checked() {
+        assert_eq!(
+            full_resync(&sync(serde_json::json!({}))).unwrap(),
+            DEFAULT_FULL_RESYNC
+        );
+        let six = sync(serde_json::json!({"spec": {"fullResync": "6h"}}));
+        assert_eq!(full_resync(&six).unwrap().as_secs(), 6 * 3600);
+        for bad in ["30s", "6d", ""] {
+            let s = sync(serde_json::json!({"spec": {"fullResync": bad}}));
+            assert!(full_resync(&s).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_status_records_full_runs_and_when_the_next_is_due() {
+        let mut status = SyncStatus::default();
+        let started = at("2026-12-02T10:00:00Z");
+        let ex = Executed {
+            mode: Some(RunMode::Full),
+            full_resync: Some(std::time::Duration::from_secs(3600)),
+            checkpoint: Some("cp".into()),
+            ..Default::default()
+        };
+        record_full_resync(&mut status, &ex, false, Some(3), started);
+        assert_eq!(status.last_full_sync_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_generation, Some(3));
+        assert_eq!(
+            status.next_full_sync_time,
+            Some(Time(at("2026-12-02T11:00:00Z")))
+        );
+        // An incremental run moves the checkpoint, not the full reconcile.
+        let later = at("2026-12-02T10:30:00Z");
+        let ex = Executed {
+            mode: Some(RunMode::Incremental),
+            ..ex
+        };
+        record_full_resync(&mut status, &ex, false, Some(3), later);
+        assert_eq!(status.last_full_sync_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_time, Some(Time(later)));
+        // Dry runs and other kinds record nothing.
+        let before = status.clone();
+        record_full_resync(&mut status, &ex, true, Some(4), later);
+        let other = Executed::default();
+        record_full_resync(&mut status, &other, false, Some(4), later);
+        assert_eq!(status, before);
+    }
+}
