@@ -63,6 +63,15 @@ async fn rig(customers: usize) -> Rig {
 
 impl Rig {
     async fn run(&self, since: Option<Checkpoint>, mode: Mode) -> RunOutcome {
+        self.run_with(since, mode, ApplyControl::default()).await
+    }
+
+    async fn run_with(
+        &self,
+        since: Option<Checkpoint>,
+        mode: Mode,
+        control: ApplyControl,
+    ) -> RunOutcome {
         let sources: Vec<NamedSource<'_>> = vec![NamedSource {
             name: "shopify",
             source: &self.source as &dyn Source,
@@ -87,7 +96,7 @@ impl Rig {
             remembered: Vec::new(),
             owner_tag: Some(OWNER.into()),
             adopt_all: false,
-            control: ApplyControl::default(),
+            control,
             progress: None,
         })
         .await
@@ -235,4 +244,18 @@ async fn a_cursor_never_moves_into_the_future() {
     let next = rig.run(Some(checkpoint), Mode::Upsert).await;
     assert_eq!(next.mode, RunMode::Incremental);
     assert_eq!(rig.member(&email).merge_fields["LNAME"], "Now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_the_end_saves_no_checkpoint() {
+    let rig = rig(50).await;
+    let control = ApplyControl::default();
+    control
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let stopped = rig.run_with(None, Mode::Upsert, control).await;
+    assert!(stopped.applied.as_ref().unwrap().stopped_early);
+    assert_eq!(stopped.checkpoint, None, "its changes are not all applied");
+    let finished = rig.run(None, Mode::Upsert).await;
+    assert!(finished.checkpoint.is_some());
 }
