@@ -218,6 +218,20 @@ fn cases() -> Vec<Case> {
             cli: &["spec.schedule.interval", "interval must be at least 1m"],
         },
         Case {
+            name: "fullresync-below-1m",
+            base: Base::Mailchimp,
+            mutate: |s| s["fullResync"] = json!("30s"),
+            api: &["spec.fullResync", "fullResync must be at least 1m"],
+            cli: &["spec.fullResync", "fullResync must be at least 1m"],
+        },
+        Case {
+            name: "fullresync-in-days",
+            base: Base::Mailchimp,
+            mutate: |s| s["fullResync"] = json!("1d"),
+            api: &["spec.fullResync", "should match"],
+            cli: &["spec.fullResync", "should match"],
+        },
+        Case {
             name: "interval-and-cron",
             base: Base::Mailchimp,
             mutate: |s| s["schedule"] = json!({"interval": "15m", "cron": "0 * * * *"}),

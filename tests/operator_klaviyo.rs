@@ -118,7 +118,8 @@ async fn an_audience_sync_fills_a_klaviyo_list_with_the_right_consent_and_then_w
     // a profile of the account.
     h.add_shopify("fay@gmail.com", "Fay", "Birch");
     assert!(shop.delete_customer(bob));
-    let third = h.sync_now::<AudienceSync>("to-klaviyo", "2").await;
+    // Bob's deletion is found by a full reconcile.
+    let third = h.sync_now::<AudienceSync>("to-klaviyo", "full-2").await;
     let run = third.status.as_ref().unwrap().last_run.clone().unwrap();
     assert_eq!((run.counts.created, run.counts.archived), (1, 1), "{run:?}");
     assert_eq!(

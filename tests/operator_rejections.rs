@@ -34,7 +34,9 @@ async fn a_refused_record_is_not_sent_again_until_the_source_changes_it() {
 
     // Unchanged: not sent again, reported as a skip with the remembered reason.
     let writes = vendor_writes(&h, Vendor::Mailchimp);
-    let second = h.sync_now::<AudienceSync>("shop", "1").await;
+    // A full run, so the unchanged record is read and held back (an incremental run would not
+    // read it at all).
+    let second = h.sync_now::<AudienceSync>("shop", "full-1").await;
     let status = second.status.clone().unwrap();
     let counts = status.last_run.unwrap().counts;
     assert_eq!(

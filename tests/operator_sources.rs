@@ -125,13 +125,24 @@ async fn a_pos_and_a_web_shop_feed_one_audience_with_the_strictest_consent_and_o
     // A second round of both sources writes nothing.
     let before = vendor_writes(&h, Vendor::Mailchimp);
     let again = h.sync_now::<AudienceSync>("store-and-web", "2").await;
+    // Neither source changed: an incremental round, each source read from its own checkpoint.
+    let checkpoint = again.status.as_ref().unwrap().checkpoint.clone().unwrap();
+    let checkpoints: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&checkpoint).unwrap();
+    assert_eq!(
+        checkpoints.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["store", "web"]
+    );
+    let last = again.status.as_ref().unwrap().last_run.clone().unwrap();
+    assert_eq!(last.mode.as_deref(), Some("incremental"));
     let counts = again.status.unwrap().last_run.unwrap().counts;
     assert_eq!(vendor_writes(&h, Vendor::Mailchimp), before, "{counts:?}");
     assert_eq!((counts.created, counts.updated, counts.drift), (0, 0, 0));
 
     // Someone renames Ann in Mailchimp by hand: the sources win, and the run calls it drift.
     assert!(mc.edit_merge_field(LIST, "ann@gmail.com", "FNAME", "Annie"));
-    let corrected = h.sync_now::<AudienceSync>("store-and-web", "3").await;
+    // Drift is found by a full reconcile (an incremental run reads only the sources' changes).
+    let corrected = h.sync_now::<AudienceSync>("store-and-web", "full-3").await;
     let message = ready(&corrected).unwrap().message.clone();
     let counts = corrected.status.unwrap().last_run.unwrap().counts;
     assert_eq!((counts.updated, counts.drift), (1, 1), "{counts:?}");

@@ -145,7 +145,9 @@ pub fn record_success(
         dry_run,
         stopped_early: false,
         counts: c,
+        mode: ex.mode.map(|m| m.as_str().to_string()),
     });
+    crate::sync::record_full_resync(status, &ex, dry_run, generation, times.started_at);
     status.rejected_sample = ex.rejected;
     if let Some(held) = ex.held_rejections {
         status.held_rejections = held;
@@ -210,6 +212,7 @@ fn record_interrupted(
         dry_run,
         stopped_early: true,
         counts: c,
+        mode: ex.mode.map(|m| m.as_str().to_string()),
     });
     status.rejected_sample = ex.rejected;
     if let Some(held) = ex.held_rejections {
@@ -256,6 +259,7 @@ pub fn record_failure(
         dry_run,
         stopped_early: false,
         counts: Default::default(),
+        mode: None,
     });
     status.pending_approval = error.pending_approval();
     let mut summary = message.clone();

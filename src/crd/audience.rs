@@ -220,6 +220,17 @@ pub struct AudienceSyncSpec {
     /// When to run. Defaults to every hour.
     #[serde(default = "schedule_default")]
     pub schedule: Schedule,
+    /// How often a run reads everything (every source record, every member) instead of only
+    /// what changed since the last run, e.g. `24h` (the default), `6h`, `90m` (units s, m, h; at
+    /// least 1m). Only a full run finds customers deleted at the source (`mirror` archives them)
+    /// and members edited in the target behind the sync's back (drift). A run is also full when
+    /// there is no checkpoint yet, when the spec changed since it was saved, on a dry run, while
+    /// a plan waits for approval, and when `sync.audience-operator.io/sync-now` gets a new value
+    /// starting with `full` (e.g. `full-2026-12-01`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]+(s|m|h))+$') || duration(self) >= duration('60s')").message("fullResync must be at least 1m"))]
+    pub full_resync: Option<String>,
     /// Stop scheduling runs (a run under way finishes).
     #[serde(default)]
     pub suspend: bool,

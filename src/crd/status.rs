@@ -117,6 +117,10 @@ pub struct LastRun {
     /// What it did.
     #[serde(default)]
     pub counts: RunCounts,
+    /// `full` (every source record and member read) or `incremental` (only the changes since
+    /// the checkpoint, and the members they concern). AudienceSync only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// A record that was not written, and why.
@@ -274,6 +278,20 @@ pub struct SyncStatus {
     /// The source position reached by the last applied run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// When the run that reached `checkpoint` started: the next incremental run reads the
+    /// changes since about then (the checkpoint's age is now minus this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_time: Option<Time>,
+    /// The spec generation `checkpoint` was saved under; a changed spec makes the next run full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_generation: Option<i64>,
+    /// When the last full run (every record and member read) that was applied started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync_time: Option<Time>,
+    /// When the next full reconcile is due (`lastFullSyncTime` + `spec.fullResync`): the first
+    /// run at or after it reads everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_full_sync_time: Option<Time>,
     /// The last value of the `sync.audience-operator.io/sync-now` annotation that was acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_sync_now: Option<String>,

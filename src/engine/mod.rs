@@ -4,6 +4,6 @@
 pub mod run;
 
 pub use run::{
-    AudienceJob, NamedSource, Phase, ProgressFn, RunError, RunOutcome, SegmentJob, SegmentOutcome,
-    run_audience_sync, run_segment_sync,
+    AudienceJob, NamedSource, Phase, ProgressFn, RunError, RunMode, RunOutcome, SegmentJob,
+    SegmentOutcome, run_audience_sync, run_segment_sync,
 };

@@ -11,7 +11,8 @@ use audience_core::{
     ApplyControl, ApplyReport, AudiencePlanner, Checkpoint, ConnectorError, ConsentPolicy, Email,
     FieldMapping, FieldPrecedence, Merged, Mode, Plan, PlanCounts, PlanOptions, ReadScope,
     RejectionPolicy, RememberedRejection, SafetyLimit, SafetyStop, SegmentMode, SegmentPlan,
-    Source, SourceMerger, SourceSegment, Target, TargetIndex, plan_segment,
+    Source, SourceCheckpoints, SourceContact, SourceMerger, SourceSegment, Target, TargetIndex,
+    cap_checkpoint, plan_segment,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -36,8 +37,32 @@ pub struct NamedSource<'a> {
     pub source: &'a dyn Source,
 }
 
+/// Whether a run read everything or only what changed since the saved checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunMode {
+    /// Every source record and every member: finds deletions (mirror) and drift.
+    #[default]
+    Full,
+    /// Only the source records changed since the checkpoint, and the members they concern.
+    Incremental,
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Full => "full",
+            RunMode::Incremental => "incremental",
+        }
+    }
+}
+
 /// One AudienceSync run.
 pub struct AudienceJob<'a> {
+    /// The checkpoint the last applied run of this spec saved: `Some` makes the run incremental
+    /// (see [`run_audience_sync`]); `None` reads everything. With several sources it is the JSON
+    /// object of each source's checkpoint ([`SourceCheckpoints`]).
+    pub since: Option<Checkpoint>,
     /// One source, or several planned together (see `audience_core::merge`).
     pub sources: Vec<NamedSource<'a>>,
     /// Which source owns which attribute when several feed the audience.
@@ -110,6 +135,8 @@ pub struct RunOutcome {
     /// Records read from each source of a multi-source sync, by name, before they were merged
     /// per email (empty for one source: `counts.source` says it).
     pub source_reads: Vec<(String, u64)>,
+    /// Whether the run read everything or only the changes.
+    pub mode: RunMode,
 }
 
 /// What a segment run planned and did.
@@ -149,9 +176,49 @@ impl RunError {
 }
 
 /// Runs an AudienceSync: read target, read source, plan, check safety and capacity, apply.
+///
+/// **Incremental runs** (`job.since` set): the source is read from the checkpoint
+/// (`ReadScope::ChangedSince`), the target only for the members those changes concern
+/// ([`Target::members_by_email`]), and the plan is made over the changed records alone with the
+/// same consent, rejection, safety and capacity rules (capacity against the audience's real
+/// size). Such a plan never archives: a member the source deleted is not among the changes, so
+/// mode mirror finds deletions only in the full reconcile. A run with no changes reads the
+/// target's facts and nothing more, and writes nothing.
+///
+/// Several sources are merged per email (precedence, strictest consent), which needs every
+/// source's record of a changed email, and sources cannot be asked by email: so each source is
+/// read from its own checkpoint, and when none changed the run ends there; when any changed, or
+/// one has no checkpoint, the run reads everything as a full run does.
+///
+/// The checkpoint returned is the source's (each source's), capped at now
+/// ([`cap_checkpoint`]), and only when the plan was applied to the end: a run stopped early
+/// returns none, so the next run reads its changes again.
 pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunError> {
     job.mapping.validate().map_err(RunError::InvalidMapping)?;
-    let options = PlanOptions {
+    if job.sources.is_empty() {
+        return Err(RunError::InvalidMapping("no source".into()));
+    }
+    if let Some(since) = job.since.clone()
+        && let Some(read) = read_incremental(&job, &since).await?
+    {
+        return settle_plan(&job, read).await;
+    }
+    let read = read_full(&job).await?;
+    settle_plan(&job, read).await
+}
+
+/// What the reads of a run produced: the plan before the rejection memory and the checks.
+struct PlannedRead {
+    plan: Plan,
+    checkpoint: Option<Checkpoint>,
+    source_reads: Vec<(String, u64)>,
+    mode: RunMode,
+    /// Incremental runs: the emails read (the rest of the audience was not looked at).
+    read_emails: Option<HashSet<Email>>,
+}
+
+fn plan_options(job: &AudienceJob<'_>) -> PlanOptions {
+    PlanOptions {
         mode: job.mode,
         mapping: job.mapping.clone(),
         consent: job.consent,
@@ -159,12 +226,15 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         owner_tag: job.owner_tag.clone(),
         adopt_all: job.adopt_all,
         drift_since: job.drift_since,
-    };
+    }
+}
+
+/// The whole source against the whole target.
+async fn read_full(job: &AudienceJob<'_>) -> Result<PlannedRead, RunError> {
     let index = read_target(job.target, &job.mapping, job.progress.as_ref()).await?;
-    let mut planner = AudiencePlanner::new(index, options);
+    let mut planner = AudiencePlanner::new(index, plan_options(job));
     let mut source_reads = Vec::new();
     let checkpoint = match job.sources.as_slice() {
-        [] => return Err(RunError::InvalidMapping("no source".into())),
         // One source streams straight into the planner: nothing is held but the plan.
         [one] => {
             read_source(one.source, ReadScope::Full, job.progress.as_ref(), |c| {
@@ -173,17 +243,146 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
             .await?
         }
         many => {
-            let (merged, checkpoints, reads) =
-                read_merged(many, job.precedence.clone(), job.progress.as_ref()).await?;
+            let scopes = many.iter().map(|_| ReadScope::Full).collect();
+            let (merged, checkpoints, reads) = read_merged(
+                many,
+                scopes,
+                SourceCheckpoints::default(),
+                job.precedence.clone(),
+                job.progress.as_ref(),
+            )
+            .await?;
             merged.observe_into(&mut planner);
             source_reads = reads;
-            checkpoints
+            checkpoints.to_checkpoint()
         }
     };
     report(job.progress.as_ref(), Phase::Planning, 0, 0);
+    Ok(PlannedRead {
+        plan: planner.finish(),
+        checkpoint,
+        source_reads,
+        mode: RunMode::Full,
+        read_emails: None,
+    })
+}
+
+/// The changes since `since`, planned against the members they concern; `None` when the run
+/// must read everything instead (several sources, see [`run_audience_sync`]).
+async fn read_incremental(
+    job: &AudienceJob<'_>,
+    since: &Checkpoint,
+) -> Result<Option<PlannedRead>, RunError> {
+    let progress = job.progress.as_ref();
+    let (changed, checkpoint, source_reads) = match job.sources.as_slice() {
+        [one] => {
+            let mut changed = Vec::new();
+            let scope = ReadScope::ChangedSince(since.clone());
+            let checkpoint =
+                read_source(one.source, scope, progress, |c| changed.push(c.clone())).await?;
+            // A source that hands out no checkpoint for an empty read stays where it was.
+            (
+                changed,
+                checkpoint.or_else(|| Some(since.clone())),
+                Vec::new(),
+            )
+        }
+        many => {
+            let saved = SourceCheckpoints::parse(since);
+            let mut scopes = Vec::with_capacity(many.len());
+            for named in many {
+                match saved.get(named.name) {
+                    Some(cp) => scopes.push(ReadScope::ChangedSince(cp.clone())),
+                    None => return Ok(None),
+                }
+            }
+            let (_nothing, checkpoints, reads) =
+                read_merged(many, scopes, saved, job.precedence.clone(), progress).await?;
+            if reads.iter().any(|(_, n)| *n > 0) {
+                return Ok(None);
+            }
+            (Vec::new(), checkpoints.to_checkpoint(), reads)
+        }
+    };
+    let plan = plan_changes(job, &changed).await?;
+    let read_emails = changed
+        .iter()
+        .filter_map(|c| Email::parse(&c.email).ok())
+        .collect();
+    Ok(Some(PlannedRead {
+        plan,
+        checkpoint,
+        source_reads,
+        mode: RunMode::Incremental,
+        read_emails: Some(read_emails),
+    }))
+}
+
+/// Plans `changed` against the members with those emails. Never archives (mode upsert: the
+/// members the source lacks are not read), and adopts nobody wholesale.
+async fn plan_changes(job: &AudienceJob<'_>, changed: &[SourceContact]) -> Result<Plan, RunError> {
+    let progress = job.progress.as_ref();
+    let info = job.target.info().await.map_err(RunError::Target)?;
+    let mut emails: Vec<Email> = changed
+        .iter()
+        .filter_map(|c| Email::parse(&c.email).ok())
+        .collect();
+    emails.sort();
+    emails.dedup();
+    report(progress, Phase::ReadingTarget, 0, emails.len() as u64);
+    let members = if emails.is_empty() {
+        Vec::new()
+    } else {
+        job.target
+            .members_by_email(&emails)
+            .await
+            .map_err(RunError::Target)?
+    };
+    report(
+        progress,
+        Phase::ReadingTarget,
+        members.len() as u64,
+        emails.len() as u64,
+    );
+    let mut index = TargetIndex::with_capacity(&job.mapping, members.len());
+    for member in &members {
+        index.insert(member);
+    }
+    let options = PlanOptions {
+        mode: Mode::Upsert,
+        adopt_all: false,
+        ..plan_options(job)
+    };
+    let mut planner = AudiencePlanner::new(index, options);
+    for contact in changed {
+        planner.observe(contact);
+    }
+    report(progress, Phase::Planning, 0, 0);
     let mut plan = planner.finish();
+    // The audience's size, not the few members read: the capacity and safety checks weigh the
+    // changes against the whole audience.
+    plan.counts.target = info.member_count;
+    Ok(plan)
+}
+
+/// The rejection memory, the checks and the apply, common to full and incremental runs.
+async fn settle_plan(job: &AudienceJob<'_>, read: PlannedRead) -> Result<RunOutcome, RunError> {
+    let PlannedRead {
+        mut plan,
+        checkpoint,
+        source_reads,
+        mode,
+        read_emails,
+    } = read;
     plan.history_import = job.history_import;
     let now = chrono::Utc::now();
+    let checkpoint = checkpoint.map(|cp| match job.sources.len() {
+        1 => cap_checkpoint(cp, now),
+        _ => SourceCheckpoints::parse(&cp)
+            .capped(now)
+            .to_checkpoint()
+            .unwrap_or(cp),
+    });
     let policy = RejectionPolicy::default();
     let held = rejections::hold_back(&mut plan, &job.remembered, now, &policy);
     check(
@@ -201,6 +400,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
             checkpoint,
             remembered: None,
             source_reads,
+            mode,
         });
     }
     let applied = apply_plan(
@@ -211,7 +411,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         job.progress.as_ref(),
     )
     .await?;
-    let remembered = rejections::remember(
+    let mut remembered = rejections::remember(
         &job.remembered,
         held,
         &plan,
@@ -219,6 +419,29 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         now,
         &policy,
     );
+    // An incremental run says nothing about the records it did not read: their refused writes
+    // stay remembered as they were (the memory forgets only what a run saw accepted or changed).
+    if let Some(read) = &read_emails {
+        let kept: Vec<RememberedRejection> = job
+            .remembered
+            .iter()
+            .filter(|r| {
+                Email::parse(&r.email).is_ok_and(|e| !read.contains(&e))
+                    && !remembered.iter().any(|m| m.email == r.email)
+            })
+            .cloned()
+            .collect();
+        remembered.extend(kept);
+        remembered.sort_by(|a, b| {
+            b.last_tried
+                .cmp(&a.last_tried)
+                .then_with(|| a.email.cmp(&b.email))
+        });
+        remembered.truncate(policy.max_remembered);
+    }
+    // Stopped before the end: the changes after the stop are not applied, so the position the
+    // source reached must not be saved.
+    let checkpoint = checkpoint.filter(|_| !applied.stopped_early);
     Ok(RunOutcome {
         counts,
         applied: Some(applied),
@@ -226,6 +449,7 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
         checkpoint,
         remembered: Some(remembered),
         source_reads,
+        mode,
     })
 }
 
@@ -306,6 +530,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 checkpoint,
                 remembered: None,
                 source_reads: Vec::new(),
+                mode: RunMode::Full,
             },
             segment_plan,
             applied: None,
@@ -349,6 +574,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             checkpoint,
             remembered: Some(remembered),
             source_reads: Vec::new(),
+            mode: RunMode::Full,
         },
         segment_plan,
         applied: Some(segment_applied),
@@ -383,25 +609,26 @@ async fn read_target(
     Ok(index)
 }
 
-/// Reads every source at once (their reads do not depend on each other) and merges their records
-/// per email. The checkpoint is a JSON object of each source's, by name, when any gave one.
+/// Reads every source at once (their reads do not depend on each other), each in its own scope,
+/// and merges their records per email. The checkpoints are `previous` with each source's
+/// replaced by the one its read gave.
 async fn read_merged(
     sources: &[NamedSource<'_>],
+    scopes: Vec<ReadScope>,
+    previous: SourceCheckpoints,
     precedence: FieldPrecedence,
     progress: Option<&ProgressFn>,
-) -> Result<(Merged, Option<Checkpoint>, Vec<(String, u64)>), RunError> {
-    let reads = sources.iter().map(|named| async move {
+) -> Result<(Merged, SourceCheckpoints, Vec<(String, u64)>), RunError> {
+    let reads = sources.iter().zip(scopes).map(|(named, scope)| async move {
         let mut records = Vec::new();
-        let checkpoint = read_source(named.source, ReadScope::Full, progress, |c| {
-            records.push(c.clone())
-        })
-        .await?;
+        let checkpoint =
+            read_source(named.source, scope, progress, |c| records.push(c.clone())).await?;
         Ok::<_, RunError>((records, checkpoint))
     });
     let results = futures::future::try_join_all(reads).await?;
-    let names = sources.iter().map(|s| s.name.to_string()).collect();
+    let names: Vec<String> = sources.iter().map(|s| s.name.to_string()).collect();
     let mut merger = SourceMerger::new(names, precedence);
-    let mut checkpoints = serde_json::Map::new();
+    let mut checkpoints = previous;
     let mut reads = Vec::with_capacity(sources.len());
     for (index, ((records, checkpoint), named)) in results.into_iter().zip(sources).enumerate() {
         reads.push((named.name.to_string(), records.len() as u64));
@@ -409,12 +636,12 @@ async fn read_merged(
             merger.observe(index, record);
         }
         if let Some(checkpoint) = checkpoint {
-            checkpoints.insert(named.name.to_string(), checkpoint.into());
+            checkpoints.set(named.name, checkpoint);
         }
     }
-    let checkpoint =
-        (!checkpoints.is_empty()).then(|| serde_json::Value::Object(checkpoints).to_string());
-    Ok((merger.finish(), checkpoint, reads))
+    let in_spec: Vec<&str> = sources.iter().map(|s| s.name).collect();
+    checkpoints.retain(&in_spec);
+    Ok((merger.finish(), checkpoints, reads))
 }
 
 /// Streams a source scope through `observe`; returns the last checkpoint the source gave.
@@ -422,7 +649,7 @@ async fn read_source(
     source: &dyn Source,
     scope: ReadScope,
     progress: Option<&ProgressFn>,
-    mut observe: impl FnMut(&audience_core::SourceContact),
+    mut observe: impl FnMut(&SourceContact),
 ) -> Result<Option<Checkpoint>, RunError> {
     let mut pages = source.read(scope);
     let mut checkpoint = None;

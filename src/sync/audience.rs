@@ -10,7 +10,7 @@ use crate::crd::{
     AudienceSync, FieldMappingSpec, PlanReport, PlannedChange, RejectedRecord, RunCounts, Schedule,
     SourceSpec, SyncStatus, TargetRef,
 };
-use crate::engine::{AudienceJob, RunError, RunOutcome, run_audience_sync};
+use crate::engine::{AudienceJob, RunError, RunMode, RunOutcome, run_audience_sync};
 
 fn plan_sample(plan: &Plan) -> Vec<PlannedChange> {
     let writes = plan
@@ -113,6 +113,8 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
         },
         stopped_early: outcome.applied.as_ref().is_some_and(|a| a.stopped_early),
         source_reads: outcome.source_reads.clone(),
+        mode: Some(outcome.mode),
+        full_resync: None,
         held_rejections: outcome.remembered.as_ref().map(|r| {
             r.iter()
                 .filter_map(crate::crd::status::HeldRejection::from_core)
@@ -152,6 +154,102 @@ pub fn drift_baseline(sync: &AudienceSync) -> Option<chrono::DateTime<chrono::Ut
     let started = last.start_time.as_ref()?.0;
     let started = chrono::DateTime::from_timestamp(started.as_second(), 0)?;
     Some(started - DRIFT_CLOCK_MARGIN)
+}
+
+/// `spec.fullResync` when the spec leaves it out.
+pub const DEFAULT_FULL_RESYNC: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `spec.fullResync`, or the default.
+pub fn full_resync(sync: &AudienceSync) -> Result<std::time::Duration, String> {
+    match &sync.spec.full_resync {
+        None => Ok(DEFAULT_FULL_RESYNC),
+        Some(s) => {
+            let d = crate::schedule::parse_interval(s).map_err(|e| format!("fullResync: {e}"))?;
+            if d < crate::schedule::MIN_INTERVAL {
+                return Err("fullResync must be at least 1m".into());
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// Why the next run of `sync` must read everything, or `None` when it may read only the changes
+/// since `status.checkpoint`.
+pub fn full_run_reason(sync: &AudienceSync, now: jiff::Timestamp) -> Option<&'static str> {
+    if sync.spec.dry_run {
+        // A dry run shows the whole plan a person reviews, and saves no checkpoint.
+        return Some("dry run");
+    }
+    let Some(status) = sync.status.as_ref() else {
+        return Some("first run");
+    };
+    if status.checkpoint.is_none() {
+        return Some("no checkpoint");
+    }
+    if status.checkpoint_generation.is_none()
+        || status.checkpoint_generation != sync.metadata.generation
+    {
+        // A new mapping, mode or consent rule applies to every member, not only the changed ones.
+        return Some("the spec changed since the checkpoint was saved");
+    }
+    if status.pending_approval.is_some() {
+        // The plan waiting for approval was a full one: approving its id means that plan.
+        return Some("a plan waits for approval");
+    }
+    let asked = sync
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::crd::SYNC_NOW_ANNOTATION));
+    if let Some(value) = asked
+        && value.trim_start().starts_with("full")
+        && status.handled_sync_now.as_deref() != Some(value.as_str())
+    {
+        return Some("asked for by the sync-now annotation");
+    }
+    let Some(last_full) = status.last_full_sync_time.as_ref() else {
+        return Some("no full run recorded");
+    };
+    let every = full_resync(sync).unwrap_or(DEFAULT_FULL_RESYNC);
+    let due = jiff::SignedDuration::try_from(every)
+        .ok()
+        .and_then(|d| last_full.0.checked_add(d).ok());
+    match due {
+        Some(due) if due > now => None,
+        _ => Some("full reconcile due (fullResync)"),
+    }
+}
+
+/// Records what a finished AudienceSync run means for later incremental runs: when and under
+/// which generation the checkpoint was reached, and the last and next full reconcile. Nothing for
+/// dry runs (they save no checkpoint) and other kinds.
+pub fn record_full_resync(
+    status: &mut SyncStatus,
+    ex: &Executed,
+    dry_run: bool,
+    generation: Option<i64>,
+    started_at: jiff::Timestamp,
+) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let Some(mode) = ex.mode else { return };
+    if dry_run {
+        return;
+    }
+    if ex.checkpoint.is_some() {
+        status.checkpoint_time = Some(Time(started_at));
+        status.checkpoint_generation = generation;
+    }
+    if mode == RunMode::Full {
+        status.last_full_sync_time = Some(Time(started_at));
+    }
+    status.next_full_sync_time = status
+        .last_full_sync_time
+        .as_ref()
+        .zip(ex.full_resync)
+        .and_then(|(last, every)| {
+            let every = jiff::SignedDuration::try_from(every).ok()?;
+            last.0.checked_add(every).ok().map(Time)
+        });
 }
 
 impl AudienceSync {
@@ -212,6 +310,7 @@ impl SyncObject for AudienceSync {
         if self.spec.source.is_some() != self.spec.sources.is_empty() {
             return Err("give exactly one of source or sources".into());
         }
+        full_resync(self)?;
         self.precedence().map(|_| ())
     }
     fn target(&self) -> Option<TargetRef<'_>> {
@@ -226,7 +325,16 @@ impl SyncObject for AudienceSync {
 
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {
         let spec = &self.spec;
+        let full = full_run_reason(self, jiff::Timestamp::now());
+        let since = match full {
+            Some(why) => {
+                tracing::debug!(name = ?self.metadata.name, why, "full run");
+                None
+            }
+            None => self.status.as_ref().and_then(|s| s.checkpoint.clone()),
+        };
         let outcome = run_audience_sync(AudienceJob {
+            since,
             sources: parts.sources,
             precedence: self.precedence().map_err(RunError::InvalidMapping)?,
             drift_since: drift_baseline(self),
@@ -246,6 +354,171 @@ impl SyncObject for AudienceSync {
             progress: parts.progress,
         })
         .await?;
-        Ok(audience_executed(&outcome, spec.dry_run))
+        let mut executed = audience_executed(&outcome, spec.dry_run);
+        executed.full_resync = full_resync(self).ok();
+        Ok(executed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn sync(extra: serde_json::Value) -> AudienceSync {
+        let mut value = serde_json::json!({
+            "apiVersion": "sync.audience-operator.io/v1alpha1",
+            "kind": "AudienceSync",
+            "metadata": {"name": "shop", "namespace": "ns", "generation": 3},
+            "spec": {
+                "source": {"shopify": {"shopDomain": "s.myshopify.com", "credentialsSecretRef": {"name": "s"}}},
+                "target": {"mailchimp": {"audienceId": "a1", "credentialsSecretRef": {"name": "m"}}}
+            }
+        });
+        json_merge(&mut value, extra);
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn json_merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A sync whose last full run started at `last_full`, checkpoint saved under generation 3.
+    fn synced(last_full: &str, extra: serde_json::Value) -> AudienceSync {
+        let mut s = sync(extra);
+        let status = s.status.get_or_insert_with(Default::default);
+        status.checkpoint = Some("2026-12-01T00:00:00Z".into());
+        status.checkpoint_generation = Some(3);
+        status.last_full_sync_time = Some(Time(at(last_full)));
+        s
+    }
+
+    #[test]
+    fn a_run_is_incremental_only_with_a_checkpoint_of_this_spec_and_a_recent_full_run() {
+        let now = at("2026-12-02T10:00:00Z");
+        assert_eq!(
+            full_run_reason(&sync(serde_json::json!({})), now),
+            Some("first run")
+        );
+        let recent = synced("2026-12-01T12:00:00Z", serde_json::json!({}));
+        assert_eq!(full_run_reason(&recent, now), None);
+
+        let mut no_checkpoint = recent.clone();
+        no_checkpoint.status.as_mut().unwrap().checkpoint = None;
+        assert!(full_run_reason(&no_checkpoint, now).is_some());
+
+        let mut changed = recent.clone();
+        changed.metadata.generation = Some(4);
+        assert!(full_run_reason(&changed, now).is_some());
+
+        let mut unknown_generation = recent.clone();
+        unknown_generation
+            .status
+            .as_mut()
+            .unwrap()
+            .checkpoint_generation = None;
+        assert!(full_run_reason(&unknown_generation, now).is_some());
+
+        let mut waiting = recent.clone();
+        waiting.status.as_mut().unwrap().pending_approval = Some(Default::default());
+        assert!(full_run_reason(&waiting, now).is_some());
+
+        let dry = synced(
+            "2026-12-01T12:00:00Z",
+            serde_json::json!({"spec": {"dryRun": true}}),
+        );
+        assert_eq!(full_run_reason(&dry, now), Some("dry run"));
+
+        // 24h by default; fullResync shortens it.
+        let old = synced("2026-12-01T09:59:59Z", serde_json::json!({}));
+        assert!(full_run_reason(&old, now).is_some());
+        let hourly = synced(
+            "2026-12-02T08:30:00Z",
+            serde_json::json!({"spec": {"fullResync": "1h"}}),
+        );
+        assert!(full_run_reason(&hourly, now).is_some());
+        let hourly_recent = synced(
+            "2026-12-02T09:30:00Z",
+            serde_json::json!({"spec": {"fullResync": "1h"}}),
+        );
+        assert_eq!(full_run_reason(&hourly_recent, now), None);
+    }
+
+    #[test]
+    fn sync_now_full_asks_for_one_full_run() {
+        let now = at("2026-12-02T10:00:00Z");
+        let asked = synced(
+            "2026-12-02T09:00:00Z",
+            serde_json::json!({"metadata": {"annotations": {crate::crd::SYNC_NOW_ANNOTATION: "full-7"}}}),
+        );
+        assert!(full_run_reason(&asked, now).is_some());
+        let mut handled = asked.clone();
+        handled.status.as_mut().unwrap().handled_sync_now = Some("full-7".into());
+        assert_eq!(full_run_reason(&handled, now), None);
+        let plain = synced(
+            "2026-12-02T09:00:00Z",
+            serde_json::json!({"metadata": {"annotations": {crate::crd::SYNC_NOW_ANNOTATION: "7"}}}),
+        );
+        assert_eq!(full_run_reason(&plain, now), None);
+    }
+
+    #[test]
+    fn fullresync_is_checked() {
+        assert_eq!(
+            full_resync(&sync(serde_json::json!({}))).unwrap(),
+            DEFAULT_FULL_RESYNC
+        );
+        let six = sync(serde_json::json!({"spec": {"fullResync": "6h"}}));
+        assert_eq!(full_resync(&six).unwrap().as_secs(), 6 * 3600);
+        for bad in ["30s", "6d", ""] {
+            let s = sync(serde_json::json!({"spec": {"fullResync": bad}}));
+            assert!(full_resync(&s).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_status_records_full_runs_and_when_the_next_is_due() {
+        let mut status = SyncStatus::default();
+        let started = at("2026-12-02T10:00:00Z");
+        let ex = Executed {
+            mode: Some(RunMode::Full),
+            full_resync: Some(std::time::Duration::from_secs(3600)),
+            checkpoint: Some("cp".into()),
+            ..Default::default()
+        };
+        record_full_resync(&mut status, &ex, false, Some(3), started);
+        assert_eq!(status.last_full_sync_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_generation, Some(3));
+        assert_eq!(
+            status.next_full_sync_time,
+            Some(Time(at("2026-12-02T11:00:00Z")))
+        );
+        // An incremental run moves the checkpoint, not the full reconcile.
+        let later = at("2026-12-02T10:30:00Z");
+        let ex = Executed {
+            mode: Some(RunMode::Incremental),
+            ..ex
+        };
+        record_full_resync(&mut status, &ex, false, Some(3), later);
+        assert_eq!(status.last_full_sync_time, Some(Time(started)));
+        assert_eq!(status.checkpoint_time, Some(Time(later)));
+        // Dry runs and other kinds record nothing.
+        let before = status.clone();
+        record_full_resync(&mut status, &ex, true, Some(4), later);
+        let other = Executed::default();
+        record_full_resync(&mut status, &other, false, Some(4), later);
+        assert_eq!(status, before);
     }
 }

@@ -20,6 +20,7 @@ pub mod segment;
 use audience_core::{ApplyControl, Source, Target};
 use url::Url;
 
+pub use audience::{full_run_reason, record_full_resync};
 pub use connect::{ConnectError, ConnectOptions, ConnectorFactory, DefaultConnectors};
 pub use credentials::{CredentialSource, Credentials, Role};
 pub use error::SyncError;

@@ -57,6 +57,10 @@ pub struct Executed {
     pub held_rejections: Option<Vec<HeldRejection>>,
     /// Records read from each source of a multi-source sync before merging, by name.
     pub source_reads: Vec<(String, u64)>,
+    /// Full or incremental (AudienceSync; `None` for kinds that always read everything).
+    pub mode: Option<crate::engine::RunMode>,
+    /// `spec.fullResync`: when the next full reconcile is due after a full run.
+    pub full_resync: Option<std::time::Duration>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).

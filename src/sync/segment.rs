@@ -13,6 +13,8 @@ use crate::engine::{RunError, SegmentJob, SegmentOutcome, run_segment_sync};
 
 fn segment_executed(outcome: &SegmentOutcome, dry_run: bool) -> Executed {
     let mut e = audience_executed(&outcome.audience, dry_run);
+    // A segment run always reads the whole segment: no full/incremental bookkeeping.
+    e.mode = None;
     let seg = &outcome.segment_plan;
     match &outcome.applied {
         Some(a) => {

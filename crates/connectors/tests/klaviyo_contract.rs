@@ -657,3 +657,34 @@ async fn the_owner_tag_is_a_profile_property_written_in_the_import_and_read_back
     assert!(again.is_empty(), "{:?}", again.counts);
     assert_eq!(again.counts.not_managed, 1);
 }
+
+#[tokio::test]
+async fn members_by_email_reads_the_list_filtered_by_email_100_to_a_call() {
+    let env = Env::start().await;
+    let target = env.target();
+    let creates: Vec<_> = (0..150).map(create).collect();
+    target
+        .apply(&plan(creates, vec![], vec![]), &ApplyControl::default())
+        .await
+        .unwrap();
+    // Customer 0 leaves the list but stays a profile of the account: not a member.
+    target
+        .apply(
+            &plan(vec![], vec![], vec![email(0)]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    env.clear_stats();
+    let asked: Vec<_> = (0..150).chain([1000, 1001]).map(email).collect();
+    let found = target.members_by_email(&asked).await.unwrap();
+    let mut emails: Vec<_> = found.iter().map(|m| m.email.clone()).collect();
+    emails.sort();
+    let mut expected: Vec<_> = (1..150).map(email).collect();
+    expected.sort();
+    assert_eq!(emails, expected);
+    assert!(found.iter().all(|m| m.status == MemberStatus::Subscribed));
+    // 152 emails: two filtered calls of the list's profiles, nothing else.
+    assert_eq!(env.calls("GET", LIST_PROFILES), 2);
+    assert_eq!(env.total(), 2);
+}

@@ -687,3 +687,58 @@ async fn member_pages_after_the_first_are_read_ahead_concurrently() {
         "pages 2-6 are read 4 at a time once the first told the total: {seen}"
     );
 }
+
+#[tokio::test]
+async fn members_by_email_looks_members_up_one_call_each_or_reads_the_audience_when_cheaper() {
+    let env = Env::start().await;
+    let target = env.target();
+    for i in 0..5 {
+        env.sim()
+            .insert_member(LIST, email(i).as_str(), SimStatus::Subscribed);
+    }
+    target
+        .apply(
+            &plan(vec![], vec![], vec![email(4)]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    let info = target.info().await.unwrap();
+    assert_eq!(info.member_count, 4);
+
+    // Two emails (one archived member, one stranger): two look-ups, nothing else.
+    env.clear_stats();
+    let found = target
+        .members_by_email(&[email(4), email(99)])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].email, email(4));
+    assert_eq!(
+        found[0].status,
+        MemberStatus::Archived,
+        "archived members are found"
+    );
+    assert_eq!(env.calls("GET", MEMBER_ROUTE), 2);
+    assert_eq!(env.reads(), 2);
+
+    // Three emails in an audience of four: one live page and the archived pass are fewer calls.
+    env.clear_stats();
+    let found = by_email(
+        target
+            .members_by_email(&[email(0), email(1), email(99)])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        found.keys().cloned().collect::<Vec<_>>(),
+        [email(0).as_str(), email(1).as_str()]
+    );
+    assert_eq!(env.calls("GET", MEMBER_ROUTE), 0);
+    assert_eq!(env.calls("GET", MEMBERS_ROUTE), 2);
+
+    // Nothing asked, nothing read.
+    env.clear_stats();
+    assert!(target.members_by_email(&[]).await.unwrap().is_empty());
+    assert_eq!(env.reads(), 0);
+}

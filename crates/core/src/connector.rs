@@ -242,6 +242,29 @@ pub trait Target: Send + Sync {
     /// Every member (archived ones included, so they are not created twice), page by page.
     fn members(&self) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>>;
 
+    /// The members with these emails (archived ones included), in any order; an email that is
+    /// not a member is absent from the answer. Incremental runs plan against these alone.
+    ///
+    /// The default streams [`Target::members`] and keeps the asked-for emails: correct for any
+    /// target, as costly as a full read. Connectors override it with look-ups by email when those
+    /// take fewer calls.
+    async fn members_by_email(
+        &self,
+        emails: &[Email],
+    ) -> Result<Vec<TargetMember>, ConnectorError> {
+        use futures::StreamExt;
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: std::collections::HashSet<&Email> = emails.iter().collect();
+        let mut found = Vec::new();
+        let mut pages = self.members();
+        while let Some(page) = pages.next().await {
+            found.extend(page?.into_iter().filter(|m| wanted.contains(&m.email)));
+        }
+        Ok(found)
+    }
+
     /// Creates the target fields the mapping writes when they are missing.
     async fn ensure_fields(&self, mapping: &FieldMapping) -> Result<(), ConnectorError>;
 

@@ -13,6 +13,7 @@
 //! - [`plan`]: the plan and its counts, and the safety check.
 //! - [`segment`]: segment membership plans (exact, union, subtract).
 //! - [`connector`]: the `Source` and `Target` traits and their errors.
+//! - [`cursor`]: saved checkpoints made safe (never in the future; one per source).
 //! - [`order`]: orders as sources read them (money in decimals).
 //! - [`event`]: the append-only order-event stream (for targets that take events).
 //! - [`order_events`]: orders into events (seed 003's metrics, skips, rejections, unique ids).
@@ -20,6 +21,7 @@
 
 pub mod connector;
 pub mod contact;
+pub mod cursor;
 pub mod diff;
 pub mod email;
 pub mod event;
@@ -41,6 +43,7 @@ pub use connector::{
     SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
+pub use cursor::{SourceCheckpoints, cap_checkpoint};
 pub use diff::{AudiencePlanner, PlanOptions, TargetIndex, plan_audience};
 pub use email::{Email, InvalidEmail};
 pub use event::{EventPerson, OrderEvent, OrderEventKind};

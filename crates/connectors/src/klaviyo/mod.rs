@@ -436,6 +436,13 @@ impl Target for KlaviyoTarget {
     }
 
     /// Klaviyo properties need no definition: the mapping is checked, no call is made.
+    async fn members_by_email(
+        &self,
+        emails: &[Email],
+    ) -> Result<Vec<TargetMember>, ConnectorError> {
+        self.inner.members_by_email(emails).await
+    }
+
     async fn ensure_fields(&self, mapping: &FieldMapping) -> Result<(), ConnectorError> {
         validate_mapping(mapping).map_err(|m| invalid_config("field mapping", m))
     }

@@ -169,7 +169,7 @@ impl Inner {
                 },
                 State::Next(id, cursor) => (id, cursor),
             };
-            match self.member_page(&list_id, cursor).await {
+            match self.member_page(&list_id, None, cursor).await {
                 Ok((members, Some(next))) => Some((Ok(members), State::Next(list_id, Some(next)))),
                 Ok((members, None)) => Some((Ok(members), State::Done)),
                 Err(e) => Some((Err(e), State::Done)),
@@ -179,9 +179,43 @@ impl Inner {
         .boxed()
     }
 
+    /// The list members with these emails (see `Target::members_by_email`): the list's own
+    /// profile listing filtered by `any(email,[…])`, 100 emails to a call (a page holds 100, so
+    /// each call is one page). That answers membership and consent in one call, where
+    /// `GET /api/profiles?filter=any(email,…)` would find account profiles and still need a
+    /// second call to learn which of them are in the list. A named list not created yet has no
+    /// members, and no call is made.
+    pub(crate) async fn members_by_email(
+        &self,
+        emails: &[Email],
+    ) -> Result<Vec<TargetMember>, ConnectorError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(list_id) = self.resolve_list(false).await? else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for chunk in emails.chunks(PAGE_SIZE) {
+            let chunk: Vec<&str> = chunk.iter().map(Email::as_str).collect();
+            let filter = wire::any_email(&chunk);
+            let mut cursor = None;
+            loop {
+                let (members, next) = self.member_page(&list_id, Some(&filter), cursor).await?;
+                found.extend(members);
+                cursor = next;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn member_page(
         &self,
         list_id: &str,
+        filter: Option<&str>,
         cursor: Option<String>,
     ) -> Result<(Vec<TargetMember>, Option<String>), ConnectorError> {
         let not_found = Self::list_not_found(list_id);
@@ -193,6 +227,9 @@ impl Inner {
         .query("page[size]", PAGE_SIZE.to_string())
         .query("additional-fields[profile]", "subscriptions")
         .not_found(&not_found);
+        if let Some(filter) = filter {
+            call = call.query("filter", filter.to_string());
+        }
         if let Some(cursor) = cursor {
             call = call.query("page[cursor]", cursor);
         }

@@ -10,6 +10,7 @@
 //!
 //! - Reads: members 1,000 to a page (the API's maximum), trimmed with `fields=`, the pages after
 //!   the first fetched concurrently; archived members come from a second pass (`status=archived`).
+//!   Incremental runs look members up by email instead (one call each, see `read`).
 //! - Writes: batch subscribe with 500 members to a call, up to 10 calls in flight; see the `write` module
 //!   for the call counts. Nothing to do, no call.
 //! - Every request goes through [`crate::http::send`] under the budget of its API key
@@ -209,6 +210,9 @@ pub(crate) struct Inner {
     read_ahead: usize,
     /// Static segment (tag) name → id, learnt from listings and creations.
     segments: Mutex<HashMap<String, u64>>,
+    /// The audience size the last `info` read (`u64::MAX`: not read yet), which decides whether
+    /// look-ups by email or a whole read take fewer calls.
+    size: std::sync::atomic::AtomicU64,
 }
 
 impl MailchimpTarget {
@@ -262,6 +266,7 @@ impl MailchimpTarget {
                 write_concurrency: config.write_concurrency.clamp(1, MAX_CONNECTIONS),
                 read_ahead: config.read_ahead.clamp(1, MAX_CONNECTIONS),
                 segments: Mutex::new(HashMap::new()),
+                size: std::sync::atomic::AtomicU64::new(u64::MAX),
             },
         })
     }
@@ -300,6 +305,13 @@ impl Target for MailchimpTarget {
 
     fn members(&self) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>> {
         self.inner.members(None)
+    }
+
+    async fn members_by_email(
+        &self,
+        emails: &[Email],
+    ) -> Result<Vec<TargetMember>, ConnectorError> {
+        self.inner.members_by_email(emails).await
     }
 
     async fn ensure_fields(&self, mapping: &FieldMapping) -> Result<(), ConnectorError> {

@@ -7,7 +7,7 @@
 use audience_core::{ConnectorError, Email, ErrorKind, MemberStatus, TargetMember};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt};
+use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt, TryStreamExt};
 use reqwest::Method;
 
 use super::Inner;
@@ -24,6 +24,7 @@ pub(crate) const MEMBERS: &str = "GET /lists/{list_id}/members";
 const SEGMENTS: &str = "GET /lists/{list_id}/segments";
 const SEGMENT_MEMBERS: &str = "GET /lists/{list_id}/segments/{segment_id}/members";
 const LIST: &str = "GET /lists/{list_id}";
+pub(crate) const MEMBER: &str = "GET /lists/{list_id}/members/{subscriber_hash}";
 
 type PageFuture<'a, T> = BoxFuture<'a, Result<(Vec<T>, u64), ConnectorError>>;
 type OffsetPage<'a, T> = BoxFuture<'a, (u64, Result<(Vec<T>, u64), ConnectorError>)>;
@@ -201,6 +202,90 @@ impl Inner {
         Ok((members, page.total_items))
     }
 
+    /// The members with these emails, archived ones included (see [`Target::members_by_email`]).
+    ///
+    /// Why one `GET /lists/{id}/members/{hash}` per email: the 3.0 API has no call that reads
+    /// several given members at once. `GET /search-members?query=` takes a single query (an
+    /// email, or a name matched fuzzily into `full_search`), so it costs the same one call per
+    /// email and answers less exactly; `GET /lists/{id}/members?since_last_changed=` selects the
+    /// members changed *in Mailchimp*, not the ones the source changed, so it would miss every
+    /// member we need that nobody touched in Mailchimp; batch operations (`POST /batches`) are
+    /// asynchronous, a write call, and still one operation per member. A look-up is one small
+    /// call, and they run concurrently under the key's 10-connection budget. When the look-ups
+    /// would take more calls than reading the whole audience (`total_items / 1000` live pages
+    /// and at least one archived page), the audience is read instead and filtered. A 404 is
+    /// "not a member" (the caller has just read the audience's facts, so the list exists).
+    ///
+    /// [`Target::members_by_email`]: audience_core::Target::members_by_email
+    pub(crate) async fn members_by_email(
+        &self,
+        emails: &[Email],
+    ) -> Result<Vec<TargetMember>, ConnectorError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = match self.known_size() {
+            Some(size) => size,
+            None => self.info().await?.member_count,
+        };
+        let full_read_calls = size.div_ceil(PAGE_SIZE).max(1) + 1;
+        if emails.len() as u64 > full_read_calls {
+            let wanted: std::collections::HashSet<&Email> = emails.iter().collect();
+            let mut found = Vec::new();
+            let mut pages = self.members(None);
+            while let Some(page) = pages.next().await {
+                found.extend(page?.into_iter().filter(|m| wanted.contains(&m.email)));
+            }
+            return Ok(found);
+        }
+        // Boxed so the stream's item type names no closure lifetime (an async-trait future must
+        // be `Send` for every borrow).
+        let lookups: Vec<BoxFuture<'_, Result<Option<TargetMember>, ConnectorError>>> = emails
+            .iter()
+            .map(|email| Box::pin(self.member_by_email(email)) as BoxFuture<'_, _>)
+            .collect();
+        let lookups = stream::iter(lookups).buffer_unordered(super::MAX_CONNECTIONS);
+        let found: Vec<Option<TargetMember>> = lookups.try_collect().await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn member_by_email(&self, email: &Email) -> Result<Option<TargetMember>, ConnectorError> {
+        let hash = wire::subscriber_hash(email.as_str());
+        let call = Call::new(
+            Method::GET,
+            MEMBER,
+            format!("{}/members/{hash}", self.list_path()),
+        )
+        .query("fields", "email_address,status,merge_fields,tags");
+        let response = match self.client.send_raw(&call).await? {
+            Ok(response) => response,
+            Err(refused) if refused.status == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            Err(refused) => return Err(refused.error),
+        };
+        let member: wire::WireMember = crate::http::json_body(VENDOR, MEMBER, response)
+            .await
+            .map_err(|e| self.client.redact(e))?;
+        match member.into_member(None) {
+            Ok(member) => Ok(Some(member)),
+            Err(MemberProblem::InvalidEmail) => Ok(None),
+            Err(MemberProblem::UnknownStatus(word)) => Err(invalid_response(
+                VENDOR,
+                MEMBER,
+                format!(
+                    "member status {:?} is not one the API defines",
+                    truncate(&word, 40)
+                ),
+            )),
+        }
+    }
+
+    fn known_size(&self) -> Option<u64> {
+        match self.size.load(std::sync::atomic::Ordering::Relaxed) {
+            u64::MAX => None,
+            size => Some(size),
+        }
+    }
+
     /// Name and size (members that are not archived: they count towards the contact limit).
     pub(crate) async fn info(&self) -> Result<audience_core::TargetInfo, ConnectorError> {
         let not_found = self.list_not_found();
@@ -221,6 +306,8 @@ impl Inner {
             self.client.json::<wire::ListInfo>(&list),
             self.client.json::<TotalOnly>(&count)
         )?;
+        self.size
+            .store(count.total_items, std::sync::atomic::Ordering::Relaxed);
         Ok(audience_core::TargetInfo {
             name: list.name,
             member_count: count.total_items,

@@ -9,7 +9,8 @@
 //! `updated_at:>='…'`: Shopify's times have one-second precision, so `>` would lose a customer edited
 //! in the same second as the last one read but after the read finished; `>=` reads that second again,
 //! and the ids in the checkpoint drop the customers already delivered, so an unchanged customer is
-//! never delivered twice. (When more than [`MAX_BOUNDARY_IDS`] customers share that second the ids are
+//! never delivered twice. (When more than [`MAX_BOUNDARY_IDS`] customers share that second, or the
+//! second is less than a minute old and a customer may still be edited within it, the ids are
 //! left out and they are delivered again, which is harmless.) Because pages are in `updatedAt` order,
 //! every page of a full or incremental read carries a valid checkpoint: saving it after the page was
 //! applied never skips a change. A customer edited during a read moves to the end of the order and is
@@ -91,6 +92,10 @@ pub const API_VERSION: &str = "2025-01";
 pub const MAX_PAGE_SIZE: u32 = 250;
 /// Boundary ids kept in a checkpoint at most.
 pub const MAX_BOUNDARY_IDS: usize = 100;
+/// How long after its second an `updatedAt` may still be handed out (edits within that second,
+/// and clock skew between Shopify and us): a boundary this recent keeps no ids (see
+/// [`Boundary::checkpoint`]).
+const SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// How to reach one shop.
 #[derive(Clone)]
@@ -502,7 +507,10 @@ impl ShopifySource {
                 Ok(SourcePage {
                     contacts,
                     deleted: Vec::new(),
-                    checkpoint: read.boundary.checkpoint().or(read.start_checkpoint.clone()),
+                    checkpoint: read
+                        .boundary
+                        .checkpoint(Utc::now())
+                        .or(read.start_checkpoint.clone()),
                 })
             }
             Mode::Segment { id } => {
@@ -554,9 +562,15 @@ impl Boundary {
         }
     }
 
-    fn checkpoint(&self) -> Option<Checkpoint> {
-        let at = self.at?.to_rfc3339_opts(SecondsFormat::Secs, true);
-        if self.overflow || self.ids.is_empty() {
+    /// The boundary as a checkpoint. The ids say "already delivered at this second", which holds
+    /// only once the second is over: a customer delivered at 10:00:01 and edited again at
+    /// 10:00:01.8 still carries 10:00:01 (one-second precision), and skipping its id would lose
+    /// that edit until the next full run. So while the boundary is within [`SETTLE`] of `now`
+    /// the ids are left out and the next read delivers that second again (harmless repeats).
+    fn checkpoint(&self, now: DateTime<Utc>) -> Option<Checkpoint> {
+        let boundary = self.at?;
+        let at = boundary.to_rfc3339_opts(SecondsFormat::Secs, true);
+        if self.overflow || self.ids.is_empty() || boundary + SETTLE > now {
             return Some(at);
         }
         let ids: Vec<String> = self.ids.iter().map(u64::to_string).collect();
@@ -1133,8 +1147,12 @@ mod tests {
         b.observe(&contact(1, "2025-01-01T10:00:00Z"));
         b.observe(&contact(2, "2025-01-01T10:00:01Z"));
         b.observe(&contact(3, "2025-01-01T10:00:01Z"));
-        let cp = b.checkpoint().unwrap();
+        let later: DateTime<Utc> = "2025-01-01T10:01:02Z".parse().unwrap();
+        let cp = b.checkpoint(later).unwrap();
         assert_eq!(cp, "2025-01-01T10:00:01Z|2,3");
+        // A second that may still be open keeps no ids: an edit within it is read again.
+        let soon: DateTime<Utc> = "2025-01-01T10:00:30Z".parse().unwrap();
+        assert_eq!(b.checkpoint(soon).unwrap(), "2025-01-01T10:00:01Z");
         let parsed = Boundary::parse(&cp).unwrap();
         assert!(parsed.contains(&contact(3, "2025-01-01T10:00:01Z")));
         assert!(!parsed.contains(&contact(4, "2025-01-01T10:00:01Z")));
