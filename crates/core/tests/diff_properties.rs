@@ -12,33 +12,14 @@ use audience_core::{
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 
+mod strategies;
+use strategies::{consent, status};
+
 const NAMES: &[&str] = &["", "Ava", "Liam", "Zoë", " Mia ", "O'Neil"];
 const TAGS: &[&str] = &["vip", "VIP", "wholesale", "news"];
 
 fn pool_email(i: usize) -> String {
     format!("user{}@shop{}.com", i % 24, i % 3)
-}
-
-fn consent() -> impl Strategy<Value = Consent> {
-    prop_oneof![
-        Just(Consent::Subscribed),
-        Just(Consent::Unsubscribed),
-        Just(Consent::NotSubscribed),
-        Just(Consent::Pending),
-        Just(Consent::Cleaned),
-        Just(Consent::NoOptOut),
-    ]
-}
-
-fn status() -> impl Strategy<Value = MemberStatus> {
-    prop_oneof![
-        Just(MemberStatus::Subscribed),
-        Just(MemberStatus::Unsubscribed),
-        Just(MemberStatus::Transactional),
-        Just(MemberStatus::Pending),
-        Just(MemberStatus::Cleaned),
-        Just(MemberStatus::Archived),
-    ]
 }
 
 fn source_contacts() -> impl Strategy<Value = Vec<SourceContact>> {

@@ -15,34 +15,15 @@ use audience_core::{
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 
+mod strategies;
+use strategies::{consent, status};
+
 const NAMES: &[&str] = &["", "Ava", "Liam", "Zoë"];
 const PHONES: &[&str] = &["", "+4930111", "+4930222"];
 const SOURCES: [&str; 3] = ["store", "web", "crm"];
 
 fn pool_email(i: usize) -> String {
     format!("user{}@shop.com", i % 8)
-}
-
-fn consent() -> impl Strategy<Value = Consent> {
-    prop_oneof![
-        Just(Consent::Subscribed),
-        Just(Consent::Unsubscribed),
-        Just(Consent::NotSubscribed),
-        Just(Consent::Pending),
-        Just(Consent::Cleaned),
-        Just(Consent::NoOptOut),
-    ]
-}
-
-fn status() -> impl Strategy<Value = MemberStatus> {
-    prop_oneof![
-        Just(MemberStatus::Subscribed),
-        Just(MemberStatus::Unsubscribed),
-        Just(MemberStatus::Transactional),
-        Just(MemberStatus::Pending),
-        Just(MemberStatus::Cleaned),
-        Just(MemberStatus::Archived),
-    ]
 }
 
 /// One source's customers (emails may repeat inside a source: the last edited wins there).
