@@ -60,6 +60,7 @@ async fn crds_are_established_with_names_and_columns() {
     for (name, short) in [
         ("audiencesyncs.sync.audience-operator.io", ["as", "audsync"]),
         ("segmentsyncs.sync.audience-operator.io", ["ss", "segsync"]),
+        ("ordersyncs.sync.audience-operator.io", ["os", "ordersync"]),
     ] {
         let crd = crds.get(name).await.expect("CRD exists");
         let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();

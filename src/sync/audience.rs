@@ -118,6 +118,7 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
                 .filter_map(crate::crd::status::HeldRejection::from_core)
                 .collect()
         }),
+        ..Executed::default()
     }
 }
 
