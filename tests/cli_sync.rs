@@ -414,7 +414,7 @@ async fn an_unreadable_manifest_fails_before_any_call() {
     let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no AudienceSync or SegmentSync"),
+        stderr(&out).contains("no AudienceSync, SegmentSync or OrderSync"),
         "{}",
         stderr(&out)
     );

@@ -135,6 +135,13 @@ impl RunCounts {
             self.skipped,
             self.rejected
         );
+        if !self.events.is_empty() {
+            let e = &self.events;
+            s.push_str(&format!(
+                " events placed {} products {} refunded {} fulfilled {}",
+                e.placed_order, e.ordered_product, e.refunded_order, e.fulfilled_order
+            ));
+        }
         if self.segment_added + self.segment_removed > 0 {
             s.push_str(&format!(
                 " segment +{} -{}",
