@@ -313,6 +313,7 @@ impl SyncReport {
         }
         if let Some(c) = self.counts
             && c.skipped > 0
+            && self.mode != "orders"
         {
             let _ = writeln!(
                 out,
