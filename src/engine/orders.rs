@@ -52,10 +52,12 @@ pub struct OrdersOutcome {
 
 /// Runs an OrderSync.
 pub async fn run_order_sync(job: OrderJob<'_>) -> Result<OrdersOutcome, RunError> {
-    let mut out = OrdersOutcome::default();
     // Time zones are informative (a status condition), never a reason to fail the run.
-    out.source_time_zone = job.source.time_zone().await.ok().flatten();
-    out.target_time_zone = job.sink.time_zone().await.ok().flatten();
+    let mut out = OrdersOutcome {
+        source_time_zone: job.source.time_zone().await.ok().flatten(),
+        target_time_zone: job.sink.time_zone().await.ok().flatten(),
+        ..OrdersOutcome::default()
+    };
     let options = EventOptions {
         kinds: job.kinds,
         live_from: Some(job.live_from),
