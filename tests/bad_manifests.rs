@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use audience_operator::crd::{AudienceSync, SegmentSync};
+use audience_operator::crd::{AudienceSync, OrderSync, SegmentSync};
 use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
 use audience_testenv::TestEnv;
 use kube::Client;
@@ -26,6 +26,8 @@ enum Base {
     Segment,
     /// SegmentSync: every Shopify customer into a Klaviyo segment list.
     KlaviyoSegment,
+    /// OrderSync: Shopify orders into Klaviyo events.
+    Orders,
 }
 
 impl Base {
@@ -33,6 +35,7 @@ impl Base {
         match self {
             Base::Mailchimp | Base::Klaviyo => "AudienceSync",
             Base::Segment | Base::KlaviyoSegment => "SegmentSync",
+            Base::Orders => "OrderSync",
         }
     }
 
@@ -57,6 +60,11 @@ impl Base {
                 "source": shopify,
                 "sourceSegment": {"allCustomers": true},
                 "target": {"klaviyo": {"listName": "Customers", "segmentList": "VIP", "credentialsSecretRef": {"name": "klaviyo"}}}
+            }),
+            Base::Orders => json!({
+                "source": shopify,
+                "target": {"klaviyo": {"credentialsSecretRef": {"name": "klaviyo"}}},
+                "events": ["placedOrder", "orderedProduct"]
             }),
         }
     }
@@ -619,6 +627,20 @@ fn cases() -> Vec<Case> {
             api: &["Klaviyo profiles have no tags"],
             cli: &["Klaviyo profiles have no tags"],
         },
+        Case {
+            name: "orders-from-retailcrm",
+            base: Base::Orders,
+            mutate: |s| s["source"] = json!({"retailcrm": {"account": "demo", "credentialsSecretRef": {"name": "retailcrm"}}}),
+            api: &["OrderSync does not read RetailCRM orders yet"],
+            cli: &["OrderSync does not read RetailCRM orders yet"],
+        },
+        Case {
+            name: "orders-unknown-event",
+            base: Base::Orders,
+            mutate: |s| s["events"] = json!(["placedOrder", "viewedProduct"]),
+            api: &["spec.events[1]", "Unsupported value", "viewedProduct"],
+            cli: &["spec.events[1]", "Unsupported value", "viewedProduct"],
+        },
     ]
 }
 
@@ -704,6 +726,7 @@ async fn create_strict(
 ) -> kube::Result<DynamicObject> {
     let resource = match base.kind() {
         "AudienceSync" => ApiResource::erase::<AudienceSync>(&()),
+        "OrderSync" => ApiResource::erase::<OrderSync>(&()),
         _ => ApiResource::erase::<SegmentSync>(&()),
     };
     let url = format!(
@@ -744,6 +767,7 @@ async fn the_unchanged_bases_pass_both_checks() {
         Base::Klaviyo,
         Base::Segment,
         Base::KlaviyoSegment,
+        Base::Orders,
     ] {
         let name = format!("control-{}", format!("{base:?}").to_lowercase());
         let obj = object(base, &name, base.spec());

@@ -4,7 +4,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 10] = [
+const EXAMPLES: [&str; 12] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
     "store-and-web-to-mailchimp.yaml",
@@ -15,6 +15,8 @@ const EXAMPLES: [&str; 10] = [
     "lightspeed-r-to-klaviyo.yaml",
     "shopify-to-klaviyo.yaml",
     "retailcrm-segment-to-klaviyo.yaml",
+    "lightspeed-r-orders-to-klaviyo.yaml",
+    "shopify-orders-to-klaviyo.yaml",
 ];
 
 /// The numbers in a piece of text.

@@ -414,7 +414,7 @@ async fn an_unreadable_manifest_fails_before_any_call() {
     let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no AudienceSync or SegmentSync"),
+        stderr(&out).contains("no AudienceSync, SegmentSync or OrderSync"),
         "{}",
         stderr(&out)
     );
@@ -455,4 +455,55 @@ mod tempdir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_sync_keeps_its_cursor_in_the_state_file_and_a_second_run_sends_nothing() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "orders.yaml",
+        &example("lightspeed-r-orders-to-klaviyo.yaml"),
+    );
+    let state = dir.path().join("state.json").display().to_string();
+    let url = running.url();
+    let args = [
+        "sync",
+        "-f",
+        &file,
+        "--sandbox",
+        &url,
+        "--state",
+        &state,
+        "--output",
+        "json",
+    ];
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let first = &json(&out)["syncs"][0];
+    assert_eq!(first["kind"], "OrderSync", "{first}");
+    assert_eq!(first["counts"]["events"]["placedOrder"], 9, "{first}");
+    assert_eq!(first["counts"]["events"]["orderedProduct"], 17, "{first}");
+    let kl = &running.sandbox.klaviyo;
+    assert_eq!(kl.events("Placed Order").len(), 9);
+    assert!(kl.events("Placed Order").iter().all(|e| e.backfill));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("the state file")).unwrap();
+    assert!(
+        saved["orderSyncs"]["default/lightspeed-r-orders-to-klaviyo"]["checkpoint"].is_string(),
+        "{saved}"
+    );
+
+    let writes = running.sandbox.stats.writes(Vendor::Klaviyo);
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let second = &json(&out)["syncs"][0];
+    assert!(second["counts"].get("events").is_none(), "{second}");
+    assert_eq!(
+        running.sandbox.stats.writes(Vendor::Klaviyo),
+        writes,
+        "the second run sends nothing"
+    );
+    assert_eq!(kl.events("Placed Order").len(), 9);
 }

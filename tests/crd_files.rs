@@ -36,7 +36,8 @@ fn crd_subcommand_prints_both_crds() {
         names,
         [
             "audiencesyncs.sync.audience-operator.io",
-            "segmentsyncs.sync.audience-operator.io"
+            "segmentsyncs.sync.audience-operator.io",
+            "ordersyncs.sync.audience-operator.io"
         ]
     );
 }

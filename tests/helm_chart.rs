@@ -87,6 +87,7 @@ async fn default_values_render_cluster_wide_rbac_and_a_locked_down_deployment() 
         ("ClusterRoleBinding", "", RELEASE),
         ("CustomResourceDefinition", "", CRD_NAMES[0]),
         ("CustomResourceDefinition", "", CRD_NAMES[1]),
+        ("CustomResourceDefinition", "", CRD_NAMES[2]),
         ("Deployment", NS, RELEASE),
         ("Role", NS, lease_role.as_str()),
         ("RoleBinding", NS, lease_role.as_str()),

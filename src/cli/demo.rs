@@ -63,6 +63,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "retailcrm-segment-to-klaviyo.yaml",
         include_str!("../../examples/retailcrm-segment-to-klaviyo.yaml"),
     ),
+    (
+        "lightspeed-r-orders-to-klaviyo.yaml",
+        include_str!("../../examples/lightspeed-r-orders-to-klaviyo.yaml"),
+    ),
+    (
+        "shopify-orders-to-klaviyo.yaml",
+        include_str!("../../examples/shopify-orders-to-klaviyo.yaml"),
+    ),
 ];
 
 /// The simulators the examples write to.
@@ -162,8 +170,13 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         "  each runs as `audience-operator sync -f examples/<file> --sandbox {shown}` would\n"
     );
 
+    // The OrderSyncs' cursors live in memory for the demo (both passes share them), where
+    // `sync -f` keeps them in its --state file.
     let options = SyncOptions {
         sandbox: Some(url.clone()),
+        state: Some(std::sync::Arc::new(std::sync::Mutex::new(
+            super::state::CliState::default(),
+        ))),
         ..SyncOptions::default()
     };
     let no_env = |_: &str| None;
@@ -246,6 +259,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
                 .mailchimp
                 .as_ref()
                 .map(|m| m.audience_id.clone()),
+            SyncManifest::Order(_) => None,
         })
     {
         if !lists.contains(&list) {
@@ -344,6 +358,9 @@ fn short_counts(report: &SyncReport) -> String {
     let Some(c) = report.counts else {
         return "no counts".into();
     };
+    if report.mode == "orders" {
+        return format!("{} events from {} orders", c.events.total(), c.source);
+    }
     let mut s = format!(
         "+{} created, ~{} updated, -{} archived",
         c.created, c.updated, c.archived
@@ -403,7 +420,7 @@ fn audience_line(sandbox: &Sandbox, list: &str, parsed: &[(Example, Manifests)])
                 .as_ref()
                 .filter(|m| m.audience_id == list)
                 .map(|m| m.segment.trim().to_string()),
-            SyncManifest::Audience(_) => None,
+            SyncManifest::Audience(_) | SyncManifest::Order(_) => None,
         })
         .collect();
     segments.dedup();
@@ -436,6 +453,7 @@ fn klaviyo_lines(sandbox: &Sandbox, parsed: &[(Example, Manifests)]) -> Vec<Stri
                     .clone()
                     .map(|n| (n, Some(k.segment_list.trim().to_string())))
             }),
+            SyncManifest::Order(_) => None,
         })
         .collect();
     names.dedup();
@@ -530,6 +548,13 @@ mod tests {
                     );
                     (vec![s.spec.source.clone()], s.spec.target.get().map(own))
                 }
+                SyncManifest::Order(o) => (
+                    vec![o.spec.source.clone()],
+                    o.spec
+                        .target
+                        .get()
+                        .map(|t| (t.kind_str(), String::new(), t.credentials().name.clone())),
+                ),
             };
             let (kind, destination, target_secret) = target.unwrap();
             match kind {

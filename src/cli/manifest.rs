@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
-use crate::crd::{AudienceSync, GROUP, SecretKeyRef, SegmentSync};
+use crate::crd::{AudienceSync, GROUP, OrderSync, SecretKeyRef, SegmentSync};
 use crate::sync::Credentials;
 
 /// The prefix of the environment variables that stand in for Secrets.
@@ -22,6 +22,7 @@ pub fn api_version() -> String {
 pub enum SyncManifest {
     Audience(Box<AudienceSync>),
     Segment(Box<SegmentSync>),
+    Order(Box<OrderSync>),
 }
 
 impl SyncManifest {
@@ -29,6 +30,7 @@ impl SyncManifest {
         match self {
             SyncManifest::Audience(_) => "AudienceSync",
             SyncManifest::Segment(_) => "SegmentSync",
+            SyncManifest::Order(_) => "OrderSync",
         }
     }
 
@@ -36,6 +38,7 @@ impl SyncManifest {
         let meta = match self {
             SyncManifest::Audience(s) => &s.metadata,
             SyncManifest::Segment(s) => &s.metadata,
+            SyncManifest::Order(s) => &s.metadata,
         };
         meta.name.as_deref().unwrap_or("")
     }
@@ -44,6 +47,7 @@ impl SyncManifest {
         let meta = match self {
             SyncManifest::Audience(s) => &s.metadata,
             SyncManifest::Segment(s) => &s.metadata,
+            SyncManifest::Order(s) => &s.metadata,
         };
         meta.namespace.as_deref()
     }
@@ -83,7 +87,7 @@ pub enum ManifestError {
         message: String,
     },
     #[error(
-        "no AudienceSync or SegmentSync in the manifest (apiVersion {})",
+        "no AudienceSync, SegmentSync or OrderSync in the manifest (apiVersion {})",
         api_version()
     )]
     NoSyncs,
@@ -138,7 +142,7 @@ fn add(
             }
             Ok(())
         }
-        "AudienceSync" | "SegmentSync" => {
+        "AudienceSync" | "SegmentSync" | "OrderSync" => {
             if api != api_version() {
                 return Err(invalid(format!(
                     "apiVersion {api:?} is not {}",
@@ -154,12 +158,13 @@ fn add(
             if !errors.is_empty() {
                 return Err(invalid(errors.join("; ")));
             }
-            let sync = if kind == "AudienceSync" {
-                serde_yaml::from_value::<AudienceSync>(value)
-                    .map(|s| SyncManifest::Audience(Box::new(s)))
-            } else {
-                serde_yaml::from_value::<SegmentSync>(value)
-                    .map(|s| SyncManifest::Segment(Box::new(s)))
+            let sync = match kind.as_str() {
+                "AudienceSync" => serde_yaml::from_value::<AudienceSync>(value)
+                    .map(|s| SyncManifest::Audience(Box::new(s))),
+                "SegmentSync" => serde_yaml::from_value::<SegmentSync>(value)
+                    .map(|s| SyncManifest::Segment(Box::new(s))),
+                _ => serde_yaml::from_value::<OrderSync>(value)
+                    .map(|s| SyncManifest::Order(Box::new(s))),
             }
             .map_err(|e| invalid(e.to_string()))?;
             if manifests.syncs.iter().any(|s| {

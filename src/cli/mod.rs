@@ -7,6 +7,7 @@ pub mod demo;
 pub mod manifest;
 pub mod report;
 pub mod sandbox;
+pub mod state;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -41,16 +42,24 @@ pub struct SyncArgs {
     /// (the id a safety stop printed).
     #[arg(long, value_name = "PLAN_ID")]
     pub approve: Option<String>,
+    /// Where OrderSyncs keep their order cursors between runs (JSON). Defaults to
+    /// `.audience-operator-state.json` next to FILE (the current directory for stdin).
+    #[arg(long, value_name = "STATE_FILE")]
+    pub state: Option<PathBuf>,
 }
 
 const SYNC_HELP: &str = "\
-FILE holds AudienceSync and SegmentSync objects and the Secrets they reference (stringData or
+FILE holds AudienceSync, SegmentSync and OrderSync objects and the Secrets they reference (stringData or
 base64 data), as `kubectl apply -f` takes them. A Secret that is not in FILE is read from the
 environment: key KEY of Secret NAME is AUDIENCE_OPERATOR_SECRET_<NAME>_<KEY> in upper snake case,
 e.g. key apiKey of Secret mailchimp-credentials is AUDIENCE_OPERATOR_SECRET_MAILCHIMP_CREDENTIALS_API_KEY,
 key token of Secret lightspeed-x-credentials is AUDIENCE_OPERATOR_SECRET_LIGHTSPEED_X_CREDENTIALS_TOKEN.
 
-Without a cluster there is no status to keep a checkpoint in: every run reads the source in full.
+Without a cluster there is no status to keep a checkpoint in: every audience run reads the source
+in full. An OrderSync keeps its order cursor (and the time of its first run: events before it are
+sent as backfill, firing no flows) in the --state file, by default .audience-operator-state.json
+next to FILE (the current directory for stdin): a second run sends only what is new. Delete the
+file to start over; Klaviyo's dedupe by unique id still records no event twice.
 Exit status: 0 when every sync succeeded (with --dry-run: planned), 1 otherwise. A run stopped by
 the safety limit prints its plan id; run again with --approve PLAN_ID to let exactly that plan go
 ahead.
@@ -58,7 +67,8 @@ ahead.
 Examples:
   audience-operator sandbox &
   audience-operator sync -f examples/lightspeed-x-to-mailchimp.yaml --sandbox http://127.0.0.1:8089
-  audience-operator sync -f examples/retailcrm-segment-exact.yaml --sandbox http://127.0.0.1:8089 --dry-run --output json";
+  audience-operator sync -f examples/retailcrm-segment-exact.yaml --sandbox http://127.0.0.1:8089 --dry-run --output json
+  audience-operator sync -f examples/lightspeed-r-orders-to-klaviyo.yaml --sandbox http://127.0.0.1:8089 --state /tmp/orders-state.json";
 
 /// Output formats of `sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -57,6 +57,13 @@ pub struct SyncReport {
     /// Records read from each source of a multi-source sync, before merging per email.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_reads: Vec<(String, u64)>,
+    /// OrderSync: the order cursor the run reached (kept in the `--state` file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// OrderSync: what the status conditions besides `Ready` would say (e.g. the time zones
+    /// differ).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Where each credential came from: `source`/`target` → `Secret NAME` or `$VARIABLE`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub credentials_from: BTreeMap<String, String>,
@@ -80,12 +87,21 @@ impl SyncReport {
     /// find nothing left of).
     pub fn changes(&self) -> u64 {
         self.counts.map_or(0, |c| {
-            c.created + c.updated + c.adopted + c.archived + c.segment_added + c.segment_removed
+            c.created
+                + c.updated
+                + c.adopted
+                + c.archived
+                + c.segment_added
+                + c.segment_removed
+                + c.events.total()
         })
     }
 
     /// `lightspeedXSeries → Mailchimp audience a1b2c3d4e5 (mirror)`.
     pub fn describe(&self) -> String {
+        if self.mode == "orders" {
+            return format!("{} orders → {} events", self.source, self.target);
+        }
         let (audience, segment) = match self.target.as_str() {
             "klaviyo" => ("Klaviyo list", "segment list"),
             _ => ("Mailchimp audience", "segment"),
@@ -105,6 +121,26 @@ impl SyncReport {
     /// One line of counts: `created 3, updated 2, ...` (or `would create ...` on a dry run).
     pub fn counts_line(&self) -> Option<String> {
         let c = self.counts?;
+        if self.mode == "orders" {
+            let e = c.events;
+            let s = c.orders_skipped;
+            return Some(format!(
+                "{} {} events: placed order {}, ordered product {}, refunded order {}, fulfilled order {}; skipped {} orders (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
+                if self.dry_run { "would send" } else { "sent" },
+                e.total(),
+                e.placed_order,
+                e.ordered_product,
+                e.refunded_order,
+                e.fulfilled_order,
+                c.skipped,
+                s.no_email,
+                s.zero_value,
+                s.invalid_email,
+                s.not_completed,
+                s.cancelled,
+                c.rejected
+            ));
+        }
         if self.mode == "subtract" {
             // Subtracting plans nothing for the audience: only the segment changes.
             return Some(format!(
@@ -208,6 +244,13 @@ impl SyncReport {
         // A subtract reads the source segment only to remove its members from the target segment;
         // it plans nothing for the audience, so there are no audience counts to show.
         if let Some(c) = self.counts
+            && self.mode == "orders"
+        {
+            let _ = writeln!(out, "  read {} orders", c.source);
+            for note in &self.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
+        } else if let Some(c) = self.counts
             && self.mode != "subtract"
         {
             if self.source_reads.is_empty() {
@@ -270,6 +313,7 @@ impl SyncReport {
         }
         if let Some(c) = self.counts
             && c.skipped > 0
+            && self.mode != "orders"
         {
             let _ = writeln!(
                 out,

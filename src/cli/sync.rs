@@ -2,7 +2,9 @@
 //! same job path as the controller ([`crate::sync::prepare`]): validation, the run and the failure
 //! reasons are shared ([`SyncObject`], [`SyncError`]); only where credentials come from differs
 //! (the manifest's Secrets or environment variables, see [`super::manifest`]), and there is no
-//! status to keep a checkpoint in, so every run reads the source in full.
+//! status to keep a checkpoint in, so every audience run reads the source in full. An OrderSync
+//! keeps its order cursor in the `--state` file instead ([`super::state`]), so a second run sends
+//! nothing new.
 
 use std::io::{IsTerminal, Read as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,7 @@ use url::Url;
 
 use super::manifest::{self, CredentialOrigin, Manifests, SyncManifest};
 use super::report::{RunReport, SyncReport};
+use super::state::{self, CliState, OrderState};
 use super::{OutputFormat, SyncArgs};
 use crate::crd::SecretKeyRef;
 use crate::engine::{Phase, ProgressFn};
@@ -41,6 +44,8 @@ pub struct SyncOptions {
     pub stop: Arc<AtomicBool>,
     /// Show progress on stderr.
     pub progress: bool,
+    /// Where OrderSyncs keep their cursors between runs (`None`: every run starts afresh).
+    pub state: Option<Arc<Mutex<CliState>>>,
 }
 
 pub async fn main(args: SyncArgs) -> anyhow::Result<()> {
@@ -57,7 +62,9 @@ pub async fn main(args: SyncArgs) -> anyhow::Result<()> {
     };
     let manifests = manifest::parse(&text).with_context(|| format!("reading {file}"))?;
     for ignored in &manifests.ignored {
-        eprintln!("note: {ignored} skipped (sync uses AudienceSync, SegmentSync and Secret)");
+        eprintln!(
+            "note: {ignored} skipped (sync uses AudienceSync, SegmentSync, OrderSync and Secret)"
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -72,15 +79,37 @@ pub async fn main(args: SyncArgs) -> anyhow::Result<()> {
         }
     });
 
+    let has_orders = manifests
+        .syncs
+        .iter()
+        .any(|s| matches!(s, SyncManifest::Order(_)));
+    let state_path = args
+        .state
+        .clone()
+        .unwrap_or_else(|| state::default_path(&args.file));
+    let loaded = if has_orders {
+        Some(CliState::load(&state_path)?)
+    } else {
+        None
+    };
+    let cli_state = loaded.clone().map(|s| Arc::new(Mutex::new(s)));
     let options = SyncOptions {
         dry_run: args.dry_run,
         approve: args.approve.clone(),
         sandbox: args.sandbox.clone(),
         stop: stop.clone(),
         progress: args.output == OutputFormat::Text && std::io::stderr().is_terminal(),
+        state: cli_state.clone(),
     };
     let env = |name: &str| std::env::var(name).ok();
     let reports = run_manifests(&manifests, &options, &env).await;
+    if let Some(cli_state) = &cli_state {
+        let snapshot = cli_state.lock().expect("state lock").clone();
+        // Written only when a cursor moved: a dry run leaves no file behind.
+        if Some(&snapshot) != loaded.as_ref() {
+            snapshot.save(&state_path)?;
+        }
+    }
 
     let mut stdout = std::io::stdout().lock();
     match args.output {
@@ -175,10 +204,58 @@ pub async fn run_manifests(
                 let segment = object.spec.target.segment_name().map(str::to_string);
                 run_one(&object, segment, manifests, options, env).await
             }
+            SyncManifest::Order(object) => run_order(object, manifests, options, env).await,
         };
         reports.push(report);
     }
     reports
+}
+
+/// An OrderSync with the cursor and start time of its earlier runs from the state (the
+/// controller keeps them in `status.checkpoint` and `metadata.creationTimestamp`), and the new
+/// cursor saved back once the run accepted it.
+async fn run_order(
+    object: &crate::crd::OrderSync,
+    manifests: &Manifests,
+    options: &SyncOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> SyncReport {
+    let mut object = object.clone();
+    object.spec.dry_run |= options.dry_run;
+    let key = CliState::key(object.namespace().as_deref(), &object.name_any());
+    let saved = options
+        .state
+        .as_ref()
+        .and_then(|s| s.lock().ok()?.order_syncs.get(&key).cloned())
+        .unwrap_or_default();
+    let started = saved.started.unwrap_or_else(chrono::Utc::now);
+    if object.metadata.creation_timestamp.is_none()
+        && let Ok(ts) = jiff::Timestamp::from_second(started.timestamp())
+    {
+        object.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
+    }
+    if saved.checkpoint.is_some() {
+        object
+            .status
+            .get_or_insert_with(Default::default)
+            .checkpoint = saved.checkpoint.clone();
+    }
+    let report = run_one(&object, None, manifests, options, env).await;
+    if report.ok
+        && !object.spec.dry_run
+        && let Some(state) = &options.state
+        && let Ok(mut state) = state.lock()
+    {
+        state.order_syncs.insert(
+            key,
+            OrderState {
+                started: Some(started),
+                checkpoint: report.checkpoint.clone().or(saved.checkpoint),
+            },
+        );
+    }
+    report
 }
 
 async fn run_one<K: SyncObject>(
@@ -194,7 +271,12 @@ async fn run_one<K: SyncObject>(
         name: object.name_any(),
         namespace: object.namespace(),
         source: source_names(object),
-        target: object.target().map_or("none", |t| t.kind_str()).to_string(),
+        target: object
+            .target()
+            .map(|t| t.kind_str())
+            .or_else(|| object.event_target().map(|t| t.kind_str()))
+            .unwrap_or("none")
+            .to_string(),
         audience_id: object
             .target()
             .map(|t| t.destination().to_string())
@@ -229,6 +311,13 @@ async fn run_one<K: SyncObject>(
             report.rejected = executed.rejected;
             report.stopped_early = executed.stopped_early;
             report.source_reads = executed.source_reads;
+            report.checkpoint = executed.checkpoint;
+            report.notes = executed
+                .notices
+                .iter()
+                .filter(|n| n.status)
+                .map(|n| n.message.clone())
+                .collect();
         }
         Err(error) => {
             report.ok = false;

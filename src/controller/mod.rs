@@ -30,7 +30,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 use url::Url;
 
-use crate::crd::{AudienceSync, CREDENTIALS_LABEL, SegmentSync};
+use crate::crd::{AudienceSync, CREDENTIALS_LABEL, OrderSync, SegmentSync};
 use crate::metrics::Metrics;
 use crate::sync::{ConnectorFactory, DefaultConnectors};
 pub use crate::sync::{SyncError, SyncObject};
@@ -298,14 +298,16 @@ pub async fn wait_for_crds(
         };
         let mut outcome = Ok(());
         for scope in scopes {
-            let (audiences, segments) = match scope {
+            let (audiences, segments, orders) = match scope {
                 None => (
                     Api::<AudienceSync>::all(client.clone()),
                     Api::<SegmentSync>::all(client.clone()),
+                    Api::<OrderSync>::all(client.clone()),
                 ),
                 Some(ns) => (
                     Api::<AudienceSync>::namespaced(client.clone(), ns),
                     Api::<SegmentSync>::namespaced(client.clone(), ns),
+                    Api::<OrderSync>::namespaced(client.clone(), ns),
                 ),
             };
             if let Err(e) = audiences.list_metadata(&params).await {
@@ -313,6 +315,10 @@ pub async fn wait_for_crds(
                 break;
             }
             if let Err(e) = segments.list_metadata(&params).await {
+                outcome = Err(e);
+                break;
+            }
+            if let Err(e) = orders.list_metadata(&params).await {
                 outcome = Err(e);
                 break;
             }
@@ -372,6 +378,11 @@ pub async fn run_controllers(
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(run_kind::<SegmentSync>(
+            ctx.clone(),
+            ns.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(run_kind::<OrderSync>(
             ctx.clone(),
             ns,
             shutdown.clone(),

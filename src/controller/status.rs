@@ -102,7 +102,15 @@ pub fn record_success(
     if ex.stopped_early {
         return record_interrupted(status, ex, dry_run, generation, times);
     }
-    let (reason, message) = if dry_run {
+    let (reason, message) = if let Some(message) = ex.message.clone() {
+        // A kind with its own counts (OrderSync) says what it did itself.
+        let reason = if dry_run {
+            Reason::DryRun
+        } else {
+            Reason::Synced
+        };
+        (reason, message)
+    } else if dry_run {
         (
             Reason::DryRun,
             format!(
@@ -136,6 +144,17 @@ pub fn record_success(
     };
     let next = next_after(finished);
     settle(status, reason, &message, Some(next), generation, finished);
+    for n in &ex.notices {
+        set_condition(
+            &mut status.conditions,
+            n.type_,
+            n.status,
+            n.reason,
+            n.message.clone(),
+            generation,
+            finished,
+        );
+    }
     status.last_sync_time = Some(Time(finished));
     status.last_run = Some(LastRun {
         start_time: Some(Time(times.started_at)),

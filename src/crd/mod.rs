@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod common;
+pub mod order;
 pub mod segment;
 pub mod status;
 
@@ -18,6 +19,10 @@ pub use common::{
     LightspeedXSeriesSource, MailchimpRef, Resubscribe, RetailcrmSource, Safety, Schedule,
     SecretKeyRef, ShopifySource, SourceKind, SourceRef, SourceSpec, TargetRef,
     WhenSourceCannotOptIn,
+};
+pub use order::{
+    BackfillSpec, EventTargetRef, KlaviyoEventTarget, OrderEventKindSpec, OrderSync, OrderSyncSpec,
+    OrderTarget,
 };
 pub use segment::{
     KlaviyoSegmentTarget, MailchimpSegmentTarget, SegmentSync, SegmentSyncMode, SegmentSyncSpec,
@@ -43,6 +48,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         kubernetes_formats(prose(AudienceSync::crd())),
         kubernetes_formats(prose(SegmentSync::crd())),
+        kubernetes_formats(prose(OrderSync::crd())),
     ]
 }
 
@@ -142,10 +148,12 @@ pub fn crds_yaml() -> String {
 
 /// The files in `crds/` and their content.
 pub fn crd_files() -> Vec<(&'static str, String)> {
-    let [audience, segment]: [CustomResourceDefinition; 2] = crds().try_into().expect("two CRDs");
+    let [audience, segment, order]: [CustomResourceDefinition; 3] =
+        crds().try_into().expect("three CRDs");
     vec![
         ("audiencesyncs.yaml", crd_yaml(&audience)),
         ("segmentsyncs.yaml", crd_yaml(&segment)),
+        ("ordersyncs.yaml", crd_yaml(&order)),
     ]
 }
 

@@ -63,6 +63,60 @@ pub struct RunCounts {
     /// `updated`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drift: u64,
+    /// Order events sent, by kind (OrderSync; on a dry run: what would be sent).
+    #[serde(default, skip_serializing_if = "OrderEventCounts::is_empty")]
+    pub events: OrderEventCounts,
+    /// Orders that gave no events, by reason (OrderSync).
+    #[serde(default, skip_serializing_if = "OrdersSkipped::is_empty")]
+    pub orders_skipped: OrdersSkipped,
+}
+
+/// Order events by kind (OrderSync).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEventCounts {
+    #[serde(default)]
+    pub placed_order: u64,
+    #[serde(default)]
+    pub ordered_product: u64,
+    #[serde(default)]
+    pub refunded_order: u64,
+    /// Fulfilled Order (Lightspeed R-Series: Shipped Order).
+    #[serde(default)]
+    pub fulfilled_order: u64,
+}
+
+impl OrderEventCounts {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.placed_order + self.ordered_product + self.refunded_order + self.fulfilled_order
+    }
+}
+
+/// Orders that gave no events, by reason (seed 003: no email, worth $0; not completed,
+/// cancelled; an email that is not an address).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersSkipped {
+    #[serde(default)]
+    pub no_email: u64,
+    #[serde(default)]
+    pub invalid_email: u64,
+    #[serde(default)]
+    pub zero_value: u64,
+    #[serde(default)]
+    pub not_completed: u64,
+    #[serde(default)]
+    pub cancelled: u64,
+}
+
+impl OrdersSkipped {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -81,6 +135,13 @@ impl RunCounts {
             self.skipped,
             self.rejected
         );
+        if !self.events.is_empty() {
+            let e = &self.events;
+            s.push_str(&format!(
+                " events placed {} products {} refunded {} fulfilled {}",
+                e.placed_order, e.ordered_product, e.refunded_order, e.fulfilled_order
+            ));
+        }
         if self.segment_added + self.segment_removed > 0 {
             s.push_str(&format!(
                 " segment +{} -{}",

@@ -1,8 +1,10 @@
 //! The sync runner: reads a source and a target through their connectors, plans with the pure core
 //! and applies the plan. The only place where a sync's I/O is sequenced.
 
+pub mod orders;
 pub mod run;
 
+pub use orders::{OrderJob, OrdersOutcome, run_order_sync};
 pub use run::{
     AudienceJob, NamedSource, Phase, ProgressFn, RunError, RunMode, RunOutcome, SegmentJob,
     SegmentOutcome, run_audience_sync, run_segment_sync,

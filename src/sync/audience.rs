@@ -120,6 +120,7 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
                 .filter_map(crate::crd::status::HeldRejection::from_core)
                 .collect()
         }),
+        ..Executed::default()
     }
 }
 

@@ -18,18 +18,20 @@
 //! Errors name the Secret and key, never a secret's value.
 
 use audience_connectors::http::RetryPolicy;
-use audience_connectors::klaviyo::{self, KlaviyoConfig, KlaviyoTarget, ListRef};
+use audience_connectors::klaviyo::{self, KlaviyoConfig, KlaviyoEventSink, KlaviyoTarget, ListRef};
 use audience_connectors::lightspeed_r::{self, LightspeedRSource};
 use audience_connectors::lightspeed_x::{self, LightspeedXSource};
 use audience_connectors::mailchimp::{self, MailchimpConfig, MailchimpTarget};
 use audience_connectors::retailcrm::{self, RetailCrmConfig, RetailCrmSource};
 use audience_connectors::shopify::{self, ShopifyConfig, ShopifySource};
 use audience_connectors::vendor::VendorDescriptor;
-use audience_core::{ConnectorError, ErrorKind, FieldMapping, Source, Target};
+use audience_core::{
+    ConnectorError, ErrorKind, EventSink, FieldMapping, OrderSource, Source, Target,
+};
 use url::Url;
 
 use super::credentials::Credentials;
-use crate::crd::{KlaviyoListRef, SourceRef, TargetRef};
+use crate::crd::{EventTargetRef, KlaviyoListRef, SourceRef, TargetRef};
 
 /// Why a connector could not be built. Messages never contain a secret.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,13 @@ pub fn target_descriptor(target: TargetRef<'_>) -> &'static VendorDescriptor {
     match target {
         TargetRef::Mailchimp(_) => &mailchimp::DESCRIPTOR,
         TargetRef::Klaviyo(_) => &klaviyo::DESCRIPTOR,
+    }
+}
+
+/// The facts of an OrderSync target's vendor.
+pub fn event_sink_descriptor(target: EventTargetRef<'_>) -> &'static VendorDescriptor {
+    match target {
+        EventTargetRef::Klaviyo { .. } => &klaviyo::DESCRIPTOR,
     }
 }
 
@@ -149,6 +158,14 @@ impl EndpointPolicy {
     }
 }
 
+/// A source connector of one vendor (customers, and orders where the vendor has them).
+enum VendorSource {
+    Shopify(ShopifySource),
+    LightspeedX(LightspeedXSource),
+    LightspeedR(LightspeedRSource),
+    Retailcrm(RetailCrmSource),
+}
+
 /// Builds the source a spec describes.
 pub fn build_source(
     spec: SourceRef<'_>,
@@ -156,10 +173,73 @@ pub fn build_source(
     sandbox: Option<&Url>,
     options: &ConnectOptions,
 ) -> Result<Box<dyn Source>, ConnectError> {
+    Ok(match build_vendor_source(spec, creds, sandbox, options)? {
+        VendorSource::Shopify(s) => Box::new(s),
+        VendorSource::LightspeedX(s) => Box::new(s),
+        VendorSource::LightspeedR(s) => Box::new(s),
+        VendorSource::Retailcrm(s) => Box::new(s),
+    })
+}
+
+/// Builds the order source a spec describes (an OrderSync's `source`).
+pub fn build_order_source(
+    spec: SourceRef<'_>,
+    creds: &Credentials,
+    sandbox: Option<&Url>,
+    options: &ConnectOptions,
+) -> Result<Box<dyn OrderSource>, ConnectError> {
+    Ok(match build_vendor_source(spec, creds, sandbox, options)? {
+        VendorSource::Shopify(s) => Box::new(s),
+        VendorSource::LightspeedX(s) => Box::new(s),
+        VendorSource::LightspeedR(s) => Box::new(s),
+        VendorSource::Retailcrm(_) => {
+            return Err(ConnectError::Unsupported(
+                "reading RetailCRM orders is not supported yet".into(),
+            ));
+        }
+    })
+}
+
+/// Builds the event sink an OrderSync's `target` describes.
+pub fn build_event_sink(
+    spec: EventTargetRef<'_>,
+    creds: &Credentials,
+    sandbox: Option<&Url>,
+    options: &ConnectOptions,
+) -> Result<Box<dyn EventSink>, ConnectError> {
+    let secret = secret_value(creds)?;
+    match spec {
+        EventTargetRef::Klaviyo { endpoint, .. } => {
+            let base = resolve(
+                sandbox,
+                &klaviyo::DESCRIPTOR,
+                endpoint.map(|e| ("klaviyo.endpoint", e)),
+                &options.endpoints,
+                str::to_string,
+            )?;
+            // The sink uses no list: events are not list members.
+            let mut config = KlaviyoConfig::new(secret, ListRef::Name(String::new()));
+            config.base_url = base;
+            if let Some(retry) = options.retry.clone() {
+                config.retry = retry;
+            }
+            KlaviyoEventSink::new(config)
+                .map(|s| Box::new(s) as Box<dyn EventSink>)
+                .map_err(|e| from_connector(e, creds))
+        }
+    }
+}
+
+fn build_vendor_source(
+    spec: SourceRef<'_>,
+    creds: &Credentials,
+    sandbox: Option<&Url>,
+    options: &ConnectOptions,
+) -> Result<VendorSource, ConnectError> {
     let secret = secret_value(creds)?;
     let base = source_base_url(spec, sandbox, &options.endpoints)?;
     let retry = options.retry.clone();
-    let built: Result<Box<dyn Source>, ConnectorError> = match spec {
+    let built: Result<VendorSource, ConnectorError> = match spec {
         SourceRef::Shopify(s) => {
             if s.api_version != shopify::API_VERSION {
                 return Err(ConnectError::Unsupported(format!(
@@ -174,7 +254,7 @@ pub fn build_source(
             if let Some(retry) = retry {
                 config.retry = retry;
             }
-            ShopifySource::new(config).map(|s| Box::new(s) as Box<dyn Source>)
+            ShopifySource::new(config).map(VendorSource::Shopify)
         }
         SourceRef::LightspeedXSeries(s) => LightspeedXSource::new(&s.domain_prefix, secret)
             .and_then(|source| match &base {
@@ -185,7 +265,7 @@ pub fn build_source(
                 Some(retry) => source.with_retry_policy(retry),
                 None => source,
             })
-            .map(|s| Box::new(s) as Box<dyn Source>),
+            .map(VendorSource::LightspeedX),
         SourceRef::LightspeedRSeries(s) => LightspeedRSource::new(&s.account_id, secret)
             .and_then(|source| match &base {
                 Some(base) => source.with_base_url(base),
@@ -195,7 +275,7 @@ pub fn build_source(
                 Some(retry) => source.with_retry_policy(retry),
                 None => source,
             })
-            .map(|s| Box::new(s) as Box<dyn Source>),
+            .map(VendorSource::LightspeedR),
         SourceRef::Retailcrm(s) => {
             let mut config =
                 RetailCrmConfig::new(s.account.as_deref().unwrap_or("").trim(), secret);
@@ -209,7 +289,7 @@ pub fn build_source(
             if let Some(retry) = retry {
                 config.retry = retry;
             }
-            RetailCrmSource::new(config).map(|s| Box::new(s) as Box<dyn Source>)
+            RetailCrmSource::new(config).map(VendorSource::Retailcrm)
         }
     };
     built.map_err(|e| from_connector(e, creds))
@@ -438,6 +518,26 @@ pub trait ConnectorFactory: Send + Sync {
         creds: &Credentials,
         sandbox: Option<&Url>,
     ) -> Result<Box<dyn Target>, ConnectError>;
+
+    /// The order half of a source (OrderSync).
+    fn order_source(
+        &self,
+        spec: SourceRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn OrderSource>, ConnectError> {
+        build_order_source(spec, creds, sandbox, &ConnectOptions::default())
+    }
+
+    /// Where an OrderSync's events go.
+    fn event_sink(
+        &self,
+        spec: EventTargetRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn EventSink>, ConnectError> {
+        build_event_sink(spec, creds, sandbox, &ConnectOptions::default())
+    }
 }
 
 /// The real connectors.
@@ -469,6 +569,24 @@ impl ConnectorFactory for DefaultConnectors {
         sandbox: Option<&Url>,
     ) -> Result<Box<dyn Target>, ConnectError> {
         build_target(spec, creds, sandbox, &self.options)
+    }
+
+    fn order_source(
+        &self,
+        spec: SourceRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn OrderSource>, ConnectError> {
+        build_order_source(spec, creds, sandbox, &self.options)
+    }
+
+    fn event_sink(
+        &self,
+        spec: EventTargetRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn EventSink>, ConnectError> {
+        build_event_sink(spec, creds, sandbox, &self.options)
     }
 }
 

@@ -7,6 +7,9 @@
 //! Prepared ──run──▶ engine (read → plan → check → apply) ──▶ Executed | SyncError
 //! ```
 //!
+//! An order sync (OrderSync: its [`SyncObject::event_target`] is given) is prepared into an
+//! order source and an event sink instead, and runs through [`SyncObject::execute_orders`].
+//!
 //! Only where credentials come from differs between the two callers; validation, vendor
 //! dispatch, the run and the failure reasons are the same code.
 
@@ -15,16 +18,17 @@ pub mod connect;
 pub mod credentials;
 pub mod error;
 pub mod object;
+pub mod order;
 pub mod segment;
 
-use audience_core::{ApplyControl, Source, Target};
+use audience_core::{ApplyControl, EventSink, OrderSource, Source, Target};
 use url::Url;
 
 pub use audience::{full_run_reason, record_full_resync};
 pub use connect::{ConnectError, ConnectOptions, ConnectorFactory, DefaultConnectors};
 pub use credentials::{CredentialSource, Credentials, Role};
 pub use error::SyncError;
-pub use object::{Connections, Executed, JobParts, NamedSource, SyncObject};
+pub use object::{Connections, Executed, JobParts, NamedSource, Notice, OrderParts, SyncObject};
 
 use crate::engine::ProgressFn;
 
@@ -32,7 +36,10 @@ use crate::engine::ProgressFn;
 pub struct Prepared {
     /// Each source's connector, by the name the spec gives it, in spec order.
     pub sources: Vec<(String, Box<dyn Source>)>,
-    pub target: Box<dyn Target>,
+    /// The audience target (`None` for an order sync).
+    pub target: Option<Box<dyn Target>>,
+    /// An order sync's order source and event sink.
+    pub orders: Option<(Box<dyn OrderSource>, Box<dyn EventSink>)>,
 }
 
 /// How a prepared run is steered by its caller.
@@ -53,6 +60,9 @@ pub async fn prepare<K: SyncObject>(
     sandbox: Option<&Url>,
 ) -> Result<Prepared, SyncError> {
     obj.validate().map_err(SyncError::InvalidSpec)?;
+    if let Some(events) = obj.event_target() {
+        return prepare_orders(obj, events, credentials, connectors, sandbox).await;
+    }
     let Connections { sources, target } = obj.connections()?;
     let mut built = Vec::with_capacity(sources.len());
     for (name, source) in sources {
@@ -77,7 +87,46 @@ pub async fn prepare<K: SyncObject>(
         .await?;
     Ok(Prepared {
         sources: built,
-        target: connectors.target(target, &target_creds, sandbox)?,
+        target: Some(connectors.target(target, &target_creds, sandbox)?),
+        orders: None,
+    })
+}
+
+async fn prepare_orders<K: SyncObject>(
+    obj: &K,
+    events: crate::crd::EventTargetRef<'_>,
+    credentials: &dyn CredentialSource,
+    connectors: &dyn ConnectorFactory,
+    sandbox: Option<&Url>,
+) -> Result<Prepared, SyncError> {
+    let (_, spec) = obj
+        .source_specs()
+        .into_iter()
+        .next()
+        .ok_or_else(|| SyncError::InvalidSpec("no source".into()))?;
+    let source = spec
+        .get()
+        .ok_or_else(|| SyncError::InvalidSpec("the source names no kind".into()))?;
+    let source_creds = credentials
+        .credentials(
+            Role::Source,
+            source.credentials(),
+            connect::source_descriptor(source).default_secret_key,
+        )
+        .await?;
+    let order_source = connectors.order_source(source, &source_creds, sandbox)?;
+    let sink_creds = credentials
+        .credentials(
+            Role::Target,
+            events.credentials(),
+            connect::event_sink_descriptor(events).default_secret_key,
+        )
+        .await?;
+    let sink = connectors.event_sink(events, &sink_creds, sandbox)?;
+    Ok(Prepared {
+        sources: Vec::new(),
+        target: None,
+        orders: Some((order_source, sink)),
     })
 }
 
@@ -88,6 +137,19 @@ impl Prepared {
         obj: &K,
         control: RunControl,
     ) -> Result<Executed, SyncError> {
+        if let Some((source, sink)) = &self.orders {
+            let parts = OrderParts {
+                source: source.as_ref(),
+                sink: sink.as_ref(),
+                control: control.control,
+                progress: control.progress,
+            };
+            return Ok(obj.execute_orders(parts).await?);
+        }
+        let target = self
+            .target
+            .as_ref()
+            .ok_or_else(|| SyncError::InvalidSpec("no target".into()))?;
         let parts = JobParts {
             sources: self
                 .sources
@@ -97,7 +159,7 @@ impl Prepared {
                     source: source.as_ref(),
                 })
                 .collect(),
-            target: self.target.as_ref(),
+            target: target.as_ref(),
             approved_plan: control.approved_plan,
             control: control.control,
             progress: control.progress,

@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use audience_core::{ApplyControl, Target};
+use audience_core::{ApplyControl, EventSink, OrderSource, Target};
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
 use serde::Serialize;
@@ -16,8 +16,8 @@ use super::connect;
 use super::error::SyncError;
 use crate::crd::status::HeldRejection;
 use crate::crd::{
-    FieldMappingSpec, PlanReport, RejectedRecord, RunCounts, Schedule, SourceRef, SourceSpec,
-    SyncStatus, TargetRef,
+    EventTargetRef, FieldMappingSpec, PlanReport, RejectedRecord, RunCounts, Schedule, SourceRef,
+    SourceSpec, SyncStatus, TargetRef,
 };
 pub use crate::engine::NamedSource;
 use crate::engine::{ProgressFn, RunError};
@@ -31,6 +31,24 @@ pub struct JobParts<'a> {
     pub approved_plan: Option<String>,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
+}
+
+/// The parts of an order run (OrderSync) the caller supplies.
+pub struct OrderParts<'a> {
+    pub source: &'a dyn OrderSource,
+    pub sink: &'a dyn EventSink,
+    pub control: ApplyControl,
+    pub progress: Option<ProgressFn>,
+}
+
+/// A condition a run asks the status to carry besides `Ready` (e.g. OrderSync's
+/// `TimeZonesDiffer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// What a sync connects to; the Secrets that unlock each side are each source's
@@ -61,6 +79,10 @@ pub struct Executed {
     pub mode: Option<crate::engine::RunMode>,
     /// `spec.fullResync`: when the next full reconcile is due after a full run.
     pub full_resync: Option<std::time::Duration>,
+    /// The `Ready` message of a kind with its own counts (OrderSync); `None`: the audience one.
+    pub message: Option<String>,
+    /// Conditions to set besides `Ready`.
+    pub notices: Vec<Notice>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).
@@ -119,6 +141,20 @@ pub trait SyncObject:
 
     /// Runs the sync.
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError>;
+
+    /// Where the events of an order sync go; `None` (the default): the kind syncs customers
+    /// into [`Self::target`] and runs through [`Self::execute`].
+    fn event_target(&self) -> Option<EventTargetRef<'_>> {
+        None
+    }
+
+    /// Runs an order sync (a kind whose [`Self::event_target`] is given).
+    async fn execute_orders(&self, _parts: OrderParts<'_>) -> Result<Executed, RunError> {
+        Err(RunError::InvalidMapping(format!(
+            "{} does not sync orders",
+            Self::KIND
+        )))
+    }
 
     /// The source and the target, or why the spec lacks one.
     fn connections(&self) -> Result<Connections<'_>, SyncError> {

@@ -16,9 +16,10 @@ use serde_yaml::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const GROUP: &str = "sync.audience-operator.io";
-pub const CRD_NAMES: [&str; 2] = [
+pub const CRD_NAMES: [&str; 3] = [
     "audiencesyncs.sync.audience-operator.io",
     "segmentsyncs.sync.audience-operator.io",
+    "ordersyncs.sync.audience-operator.io",
 ];
 
 pub fn repo_root() -> PathBuf {
@@ -196,13 +197,17 @@ pub fn expected_watch_rules() -> Vec<Rule> {
     let mut r = vec![
         rule(
             &[GROUP],
-            &["audiencesyncs", "segmentsyncs"],
+            &["audiencesyncs", "segmentsyncs", "ordersyncs"],
             &[],
             &["get", "list", "watch"],
         ),
         rule(
             &[GROUP],
-            &["audiencesyncs/status", "segmentsyncs/status"],
+            &[
+                "audiencesyncs/status",
+                "segmentsyncs/status",
+                "ordersyncs/status",
+            ],
             &[],
             &["get", "patch", "update"],
         ),

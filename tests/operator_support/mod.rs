@@ -383,6 +383,12 @@ impl HasStatus for audience_operator::crd::SegmentSync {
     }
 }
 
+impl HasStatus for audience_operator::crd::OrderSync {
+    fn sync_status(&self) -> Option<&SyncStatus> {
+        self.status.as_ref()
+    }
+}
+
 pub fn ready<K: HasStatus>(obj: &K) -> Option<&Condition> {
     obj.sync_status()?
         .conditions

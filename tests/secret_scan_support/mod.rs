@@ -136,6 +136,7 @@ pub async fn leaks_in_namespace(client: &Client, ns: &str, texts: &[(&str, &str)
     for (kind, plural) in [
         ("AudienceSync", "audiencesyncs"),
         ("SegmentSync", "segmentsyncs"),
+        ("OrderSync", "ordersyncs"),
     ] {
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), ns, &resource(kind, plural));

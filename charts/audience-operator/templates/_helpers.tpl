@@ -65,10 +65,10 @@ What the operator does with its own resources, Secrets and Events, wherever it w
 */}}
 {{- define "audience-operator.watchRules" -}}
 - apiGroups: ["sync.audience-operator.io"]
-  resources: ["audiencesyncs", "segmentsyncs"]
+  resources: ["audiencesyncs", "segmentsyncs", "ordersyncs"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["sync.audience-operator.io"]
-  resources: ["audiencesyncs/status", "segmentsyncs/status"]
+  resources: ["audiencesyncs/status", "segmentsyncs/status", "ordersyncs/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: [""]
   resources: ["secrets"]

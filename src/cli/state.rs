@@ -1,0 +1,100 @@
+//! `sync -f --state FILE`: where an OrderSync run outside a cluster keeps what the controller
+//! keeps in `status`: its order cursor and the time it started (events before it are history).
+//!
+//! One JSON file for every OrderSync of a manifest, keyed `namespace/name` (`default` when the
+//! manifest gives none). By default `.audience-operator-state.json` next to the manifest (the
+//! current directory for stdin). The file is written after each run that moved a cursor; delete
+//! it to start over (the target's dedupe by unique id still records nothing twice).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// The default file name.
+pub const DEFAULT_STATE_FILE: &str = ".audience-operator-state.json";
+
+/// The state file for a manifest at `manifest` (`-`: stdin).
+pub fn default_path(manifest: &Path) -> PathBuf {
+    if manifest == Path::new("-") {
+        return PathBuf::from(DEFAULT_STATE_FILE);
+    }
+    manifest.parent().map_or_else(
+        || PathBuf::from(DEFAULT_STATE_FILE),
+        |dir| dir.join(DEFAULT_STATE_FILE),
+    )
+}
+
+/// One OrderSync's saved position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderState {
+    /// When the sync first ran (its `creationTimestamp` stand-in).
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
+    /// The cursor after the last page the target accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// Every OrderSync's state, by `namespace/name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CliState {
+    #[serde(default)]
+    pub order_syncs: BTreeMap<String, OrderState>,
+}
+
+impl CliState {
+    /// The state in `path`, empty when the file does not exist.
+    pub fn load(path: &Path) -> anyhow::Result<CliState> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("reading the state file {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CliState::default()),
+            Err(e) => Err(e).with_context(|| format!("reading the state file {}", path.display())),
+        }
+    }
+
+    /// Writes the state to `path` (through a temporary file, so a crash leaves the old one).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text + "\n")
+            .with_context(|| format!("writing the state file {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("writing the state file {}", path.display()))
+    }
+
+    pub fn key(namespace: Option<&str>, name: &str) -> String {
+        format!("{}/{name}", namespace.unwrap_or("default"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_missing_file_is_empty() {
+        let dir = std::env::temp_dir().join(format!("ao-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(DEFAULT_STATE_FILE);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(CliState::load(&path).unwrap(), CliState::default());
+        let mut state = CliState::default();
+        state.order_syncs.insert(
+            CliState::key(None, "orders"),
+            OrderState {
+                started: Some(chrono::Utc::now()),
+                checkpoint: Some("cp-1".into()),
+            },
+        );
+        state.save(&path).unwrap();
+        assert_eq!(CliState::load(&path).unwrap(), state);
+        assert_eq!(
+            default_path(Path::new("examples/x.yaml")),
+            Path::new("examples").join(DEFAULT_STATE_FILE)
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! OrderSync as a sync kind: its checks, its run (`crate::engine::orders`) and what the run
+//! reports into the status.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use audience_core::{OrderEventKind, OrderScope, OrderSkipReason as SkipReason};
+
+use super::object::{Executed, JobParts, Notice, OrderParts, SyncObject};
+use crate::crd::status::{OrderEventCounts, OrdersSkipped, SAMPLE_LIMIT};
+use crate::crd::{
+    EventTargetRef, FieldMappingSpec, OrderSync, RejectedRecord, RunCounts, Schedule, SourceSpec,
+    SyncStatus, TargetRef,
+};
+use crate::engine::{OrderJob, OrdersOutcome, RunError, run_order_sync};
+use crate::schedule::Cadence;
+
+/// The condition saying the source's and the target's time zones differ (seed 003's
+/// troubleshooting: daily order counts then differ between the two).
+pub const TIME_ZONES_DIFFER: &str = "TimeZonesDiffer";
+
+/// An OrderSync writes no profile fields: its (empty) field mapping.
+static NO_MAPPING: LazyLock<FieldMappingSpec> = LazyLock::new(FieldMappingSpec::default);
+
+impl OrderSync {
+    /// When the sync started: events before it are history. The creation time (`sync -f`: the
+    /// first run's, kept in its state file), else now.
+    pub fn live_from(&self) -> chrono::DateTime<chrono::Utc> {
+        self.metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
+            .unwrap_or_else(chrono::Utc::now)
+    }
+
+    /// Where this run reads from: the saved cursor, else the backfill's first day, else the
+    /// sync's start.
+    pub fn order_scope(&self) -> Result<OrderScope, String> {
+        if let Some(cp) = self.status.as_ref().and_then(|s| s.checkpoint.clone()) {
+            return Ok(OrderScope::ChangedSince(cp));
+        }
+        Ok(OrderScope::Since(match &self.spec.backfill {
+            Some(b) => b.since_time()?,
+            None => self.live_from(),
+        }))
+    }
+}
+
+fn kind_count(c: &mut OrderEventCounts, kind: OrderEventKind) -> &mut u64 {
+    match kind {
+        OrderEventKind::PlacedOrder => &mut c.placed_order,
+        OrderEventKind::OrderedProduct => &mut c.ordered_product,
+        OrderEventKind::RefundedOrder => &mut c.refunded_order,
+        OrderEventKind::FulfilledOrder => &mut c.fulfilled_order,
+    }
+}
+
+fn skip_count(c: &mut OrdersSkipped, reason: SkipReason) -> &mut u64 {
+    match reason {
+        SkipReason::NoEmail => &mut c.no_email,
+        SkipReason::InvalidEmail => &mut c.invalid_email,
+        SkipReason::ZeroValue => &mut c.zero_value,
+        SkipReason::NotCompleted => &mut c.not_completed,
+        SkipReason::Cancelled => &mut c.cancelled,
+    }
+}
+
+/// The time-zone condition, when both sides name theirs.
+fn time_zone_notice(source: Option<&str>, target: Option<&str>) -> Option<Notice> {
+    let (s, t) = (source?, target?);
+    Some(if s == t {
+        Notice {
+            type_: TIME_ZONES_DIFFER,
+            status: false,
+            reason: "TimeZonesMatch",
+            message: format!("the source and Klaviyo both use {s}"),
+        }
+    } else {
+        Notice {
+            type_: TIME_ZONES_DIFFER,
+            status: true,
+            reason: TIME_ZONES_DIFFER,
+            message: format!(
+                "the source's time zone is {s} and the Klaviyo account's is {t}: daily order counts differ between the two; set the Klaviyo account's time zone to {s} to make them agree"
+            ),
+        }
+    })
+}
+
+pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
+    let mut counts = RunCounts {
+        source: o.orders_read,
+        ..RunCounts::default()
+    };
+    for (kind, n) in &o.events {
+        *kind_count(&mut counts.events, *kind) += n;
+    }
+    for (reason, n) in &o.skipped {
+        *skip_count(&mut counts.orders_skipped, *reason) += n;
+        counts.skipped += n;
+    }
+    counts.rejected = (o.rejected_orders.len() + o.rejected_events.len()) as u64;
+    let rejected = o
+        .rejected_orders
+        .iter()
+        .map(|r| RejectedRecord {
+            email: String::new(),
+            reason: format!("{} order {}: {}", r.source, r.order_id, r.reason),
+        })
+        .chain(
+            o.rejected_events
+                .iter()
+                .map(|(email, reason)| RejectedRecord {
+                    email: email.clone(),
+                    reason: reason.clone(),
+                }),
+        )
+        .take(SAMPLE_LIMIT)
+        .collect();
+    let e = &counts.events;
+    let verb = if dry_run {
+        "dry run, nothing sent: would send"
+    } else {
+        "sent"
+    };
+    let message = format!(
+        "{verb} {} events from {} orders read: placed order {}, ordered product {}, refunded order {}, fulfilled order {}; skipped {} (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
+        e.total(),
+        o.orders_read,
+        e.placed_order,
+        e.ordered_product,
+        e.refunded_order,
+        e.fulfilled_order,
+        counts.skipped,
+        counts.orders_skipped.no_email,
+        counts.orders_skipped.zero_value,
+        counts.orders_skipped.invalid_email,
+        counts.orders_skipped.not_completed,
+        counts.orders_skipped.cancelled,
+        counts.rejected
+    );
+    Executed {
+        counts,
+        rejected,
+        checkpoint: if dry_run { None } else { o.checkpoint.clone() },
+        stopped_early: o.stopped_early,
+        message: Some(message),
+        notices: time_zone_notice(o.source_time_zone.as_deref(), o.target_time_zone.as_deref())
+            .into_iter()
+            .collect(),
+        ..Executed::default()
+    }
+}
+
+#[async_trait]
+impl SyncObject for OrderSync {
+    const KIND: &'static str = "OrderSync";
+
+    fn sync_status(&self) -> Option<&SyncStatus> {
+        self.status.as_ref()
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.spec.schedule
+    }
+    fn suspend(&self) -> bool {
+        self.spec.suspend
+    }
+    fn dry_run(&self) -> bool {
+        self.spec.dry_run
+    }
+    fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
+        let name = self.spec.source.kind().map_or("source", |k| k.as_str());
+        vec![(name, &self.spec.source)]
+    }
+    /// No audience target: the events go to [`SyncObject::event_target`].
+    fn target(&self) -> Option<TargetRef<'_>> {
+        None
+    }
+    fn event_target(&self) -> Option<EventTargetRef<'_>> {
+        self.spec.target.get()
+    }
+    fn mode_str(&self) -> &'static str {
+        "orders"
+    }
+    fn field_mapping(&self) -> &FieldMappingSpec {
+        &NO_MAPPING
+    }
+
+    fn secret_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .spec
+            .source
+            .credentials()
+            .map(|r| r.name.clone())
+            .into_iter()
+            .collect();
+        if let Some(t) = self.event_target() {
+            names.push(t.credentials().name.clone());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        Cadence::parse(self.schedule())?;
+        if self.spec.source.kinds_given() != 1 {
+            return Err("give exactly one source kind".into());
+        }
+        if self.spec.source.retailcrm.is_some() {
+            return Err("OrderSync does not read RetailCRM orders yet: use shopify, lightspeedXSeries or lightspeedRSeries".into());
+        }
+        if self.event_target().is_none() {
+            return Err("give a target: klaviyo".into());
+        }
+        if self.spec.events.is_empty() {
+            return Err("events: name at least one kind".into());
+        }
+        if let Some(b) = &self.spec.backfill {
+            b.since_time()?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, _parts: JobParts<'_>) -> Result<Executed, RunError> {
+        Err(RunError::InvalidMapping(
+            "an OrderSync runs with an order source and an event sink".into(),
+        ))
+    }
+
+    async fn execute_orders(&self, parts: OrderParts<'_>) -> Result<Executed, RunError> {
+        let outcome = run_order_sync(OrderJob {
+            source: parts.source,
+            sink: parts.sink,
+            kinds: self.spec.event_kinds(),
+            live_from: self.live_from(),
+            scope: self.order_scope().map_err(RunError::InvalidMapping)?,
+            dry_run: self.spec.dry_run,
+            control: parts.control,
+            progress: parts.progress,
+        })
+        .await?;
+        Ok(orders_executed(&outcome, self.spec.dry_run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differing_time_zones_name_both() {
+        let n = time_zone_notice(Some("Europe/Stockholm"), Some("America/New_York")).unwrap();
+        assert!(n.status);
+        assert!(n.message.contains("Europe/Stockholm"), "{}", n.message);
+        assert!(n.message.contains("America/New_York"), "{}", n.message);
+        let same = time_zone_notice(Some("UTC"), Some("UTC")).unwrap();
+        assert!(!same.status);
+        assert!(time_zone_notice(None, Some("UTC")).is_none());
+    }
+
+    #[test]
+    fn counts_go_by_kind_and_reason() {
+        let mut o = OrdersOutcome {
+            orders_read: 3,
+            ..OrdersOutcome::default()
+        };
+        o.events.insert(OrderEventKind::PlacedOrder, 2);
+        o.events.insert(OrderEventKind::OrderedProduct, 5);
+        o.skipped.insert(SkipReason::NoEmail, 1);
+        let e = orders_executed(&o, false);
+        assert_eq!(e.counts.events.placed_order, 2);
+        assert_eq!(e.counts.events.ordered_product, 5);
+        assert_eq!(e.counts.orders_skipped.no_email, 1);
+        assert_eq!(e.counts.skipped, 1);
+        assert!(
+            e.message
+                .unwrap()
+                .starts_with("sent 7 events from 3 orders")
+        );
+    }
+}
