@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde_json::json;
 
-const KINDS: [&str; 2] = ["AudienceSync", "SegmentSync"];
+const KINDS: [&str; 3] = ["AudienceSync", "SegmentSync", "OrderSync"];
 
 fn object(
     kind: &str,
