@@ -142,32 +142,36 @@ impl LightspeedRSource {
         &self.base_url
     }
 
-    /// One page: the first one from the query, later ones from the `next` URL the server gave.
-    /// Whatever the vendor's error text echoes, the token never leaves in an error.
-    async fn fetch(
+    /// One page: the first one from the query, later ones from the `next` URL the server gave,
+    /// with the server's clock (for checkpoints; ours if it sent no Date). Customers and orders
+    /// read through it alike. Whatever the vendor's error text echoes, the token never leaves in
+    /// an error.
+    pub(super) async fn fetch<T: serde::de::DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         request: &Request,
-    ) -> Result<(wire::Page, DateTime<Utc>), ConnectorError> {
-        self.fetch_unredacted(request)
+    ) -> Result<(T, DateTime<Utc>), ConnectorError> {
+        self.fetch_unredacted(endpoint, request)
             .await
             .map_err(|e| http::redact_error(e, &[&self.token]))
     }
 
-    async fn fetch_unredacted(
+    async fn fetch_unredacted<T: serde::de::DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         request: &Request,
-    ) -> Result<(wire::Page, DateTime<Utc>), ConnectorError> {
+    ) -> Result<(T, DateTime<Utc>), ConnectorError> {
         let budget = &self.budget;
         let response = http::send(
             VENDOR,
-            ENDPOINT,
+            endpoint,
             budget,
             &self.retry,
             || {
                 let builder = match request {
-                    Request::First(query) => self
+                    Request::First { resource, query } => self
                         .client
-                        .get(format!("{}/Customer.json", self.base_url))
+                        .get(format!("{}/{resource}", self.base_url))
                         .query(query),
                     Request::Next(url) => self.client.get(url.as_str()),
                 };
@@ -184,12 +188,11 @@ impl LightspeedRSource {
             let body = response.text().await.unwrap_or_default();
             return Err(http::status_error(
                 VENDOR,
-                ENDPOINT,
+                endpoint,
                 status,
                 &vendor_message(&body),
             ));
         }
-        // The server's clock, for the checkpoint; our own if it sent no Date.
         let server_now = response
             .headers()
             .get(reqwest::header::DATE)
@@ -197,8 +200,8 @@ impl LightspeedRSource {
             .and_then(|d| httpdate::parse_http_date(d).ok())
             .map(DateTime::<Utc>::from)
             .unwrap_or_else(Utc::now);
-        let page = http::json_body(VENDOR, ENDPOINT, response).await?;
-        Ok((page, server_now))
+        let body = http::json_body(VENDOR, endpoint, response).await?;
+        Ok((body, server_now))
     }
 
     /// Checks a `next` link (see [`checked_next`]).
@@ -209,7 +212,7 @@ impl LightspeedRSource {
     ) -> Result<Option<Request>, ConnectorError> {
         let current = match current {
             Request::Next(url) => Some(url),
-            Request::First(_) => None,
+            Request::First { .. } => None,
         };
         Ok(checked_next(&self.origin, ENDPOINT, next, current)?.map(Request::Next))
     }
@@ -249,8 +252,12 @@ pub(super) fn checked_next(
     Ok(Some(url))
 }
 
-enum Request {
-    First(Vec<(&'static str, String)>),
+/// A page to read: the first of a listing (resource and query), or the `next` link of the last.
+pub(super) enum Request {
+    First {
+        resource: &'static str,
+        query: Vec<(&'static str, String)>,
+    },
     Next(url::Url),
 }
 
@@ -300,7 +307,10 @@ impl Source for LightspeedRSource {
             }
         };
         let start = Cursor {
-            request: Request::First(query),
+            request: Request::First {
+                resource: "Customer.json",
+                query,
+            },
             incremental,
             max_seen: None,
         };
@@ -308,7 +318,7 @@ impl Source for LightspeedRSource {
             let Some(mut cursor) = cursor else {
                 return Ok(None);
             };
-            let (page, server_now) = self.fetch(&cursor.request).await?;
+            let (page, server_now) = self.fetch::<wire::Page>(ENDPOINT, &cursor.request).await?;
             let next = self.next_request(&page.attributes.next, &cursor.request)?;
             if page.customers.is_empty() && next.is_none() {
                 // Nothing (more) to read: end without an empty, checkpoint-less page.

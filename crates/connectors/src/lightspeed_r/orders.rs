@@ -49,7 +49,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::wire::{self, flag, object_or_empty, one_or_many, text};
-use super::{LightspeedRSource, VENDOR, config_error, into_contact, pace, parse_time};
+use super::{LightspeedRSource, VENDOR, config_error, into_contact, parse_time};
 use crate::http;
 use crate::order_cursor::OrderPosition;
 
@@ -209,13 +209,7 @@ struct Shop {
 
 // ---- reading ----
 
-enum Req {
-    First {
-        resource: &'static str,
-        query: Vec<(&'static str, String)>,
-    },
-    Next(url::Url),
-}
+use super::Request as Req;
 
 struct Run {
     request: Option<Req>,
@@ -235,64 +229,6 @@ impl LightspeedRSource {
         }
         self.currency = code;
         Ok(self)
-    }
-
-    async fn fetch_listing(
-        &self,
-        endpoint: &'static str,
-        request: &Req,
-    ) -> Result<(Listing, DateTime<Utc>), ConnectorError> {
-        self.fetch_listing_unredacted(endpoint, request)
-            .await
-            .map_err(|e| http::redact_error(e, &[&self.token]))
-    }
-
-    async fn fetch_listing_unredacted(
-        &self,
-        endpoint: &'static str,
-        request: &Req,
-    ) -> Result<(Listing, DateTime<Utc>), ConnectorError> {
-        let budget = &self.budget;
-        let response = http::send(
-            VENDOR,
-            endpoint,
-            budget,
-            &self.retry,
-            || {
-                let builder = match request {
-                    Req::First { resource, query } => self
-                        .client
-                        .get(format!("{}/{resource}", self.base_url))
-                        .query(query),
-                    Req::Next(url) => self.client.get(url.as_str()),
-                };
-                builder.bearer_auth(&self.token)
-            },
-            |response| {
-                pace(budget, response.headers());
-                http::default_verdict(response)
-            },
-        )
-        .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(http::status_error(
-                VENDOR,
-                endpoint,
-                status,
-                &super::vendor_message(&body),
-            ));
-        }
-        let server_now = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-            .map(DateTime::<Utc>::from)
-            .unwrap_or_else(Utc::now);
-        let listing = http::json_body(VENDOR, endpoint, response).await?;
-        Ok((listing, server_now))
     }
 
     /// A `next` link, checked as the customer reader checks it: same origin, not the same page.
@@ -320,7 +256,7 @@ impl LightspeedRSource {
         let mut out = Vec::new();
         let mut request = Some(Req::First { resource, query });
         while let Some(current) = request {
-            let (mut listing, _) = self.fetch_listing(endpoint, &current).await?;
+            let (mut listing, _) = self.fetch::<Listing>(endpoint, &current).await?;
             out.extend(listing.take::<T>(key, endpoint)?);
             request = self.next_listing(endpoint, &listing.attributes.next, &current)?;
         }
@@ -743,7 +679,7 @@ impl OrderSource for LightspeedRSource {
                 let Some(current) = run.request.take() else {
                     return Ok(None);
                 };
-                let (mut listing, server_now) = self.fetch_listing(SALES, &current).await?;
+                let (mut listing, server_now) = self.fetch::<Listing>(SALES, &current).await?;
                 let sales: Vec<Sale> = listing.take("Sale", SALES)?;
                 run.request = self.next_listing(SALES, &listing.attributes.next, &current)?;
                 let mut fresh = Vec::new();
