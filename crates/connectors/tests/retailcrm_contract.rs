@@ -275,8 +275,9 @@ async fn the_client_keeps_under_the_limit_and_rides_out_injected_503s() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(refused, 5);
-    // 20 pages and 2 history calls served, at no more than 10 per 1.1 s: at least ~2 s.
-    assert_eq!(counters.served, 22);
+    // 20 pages, 2 history calls and the account's time zone served, at no more than 10 per
+    // 1.1 s: at least ~2 s.
+    assert_eq!(counters.served, 23);
     assert!(elapsed >= Duration::from_millis(1_900), "{elapsed:?}");
 }
 
@@ -297,7 +298,10 @@ async fn a_client_paced_faster_than_the_account_still_finishes() {
         counters.rate_limited > 0,
         "the account had to refuse some calls"
     );
-    assert_eq!(counters.served, 12, "10 pages and 2 history calls");
+    assert_eq!(
+        counters.served, 13,
+        "10 pages, 2 history calls and the account's time zone"
+    );
     assert!(counters.max_per_second <= 4);
 }
 
@@ -310,7 +314,8 @@ async fn a_wrong_key_is_an_auth_error_without_the_key() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth);
     assert_eq!(err.vendor, "retailcrm");
-    assert_eq!(err.endpoint, "GET /api/v5/customers");
+    // The first call asks the account for its time zone (the config names none).
+    assert_eq!(err.endpoint, "GET /api/v5/settings");
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(wrong), "{shown}");
     assert!(

@@ -310,3 +310,120 @@ async fn more_than_the_limit_per_second_is_503() {
         6
     );
 }
+
+#[tokio::test]
+async fn orders_list_filters_and_shapes() {
+    let sandbox = start(10).await;
+    let all = ok(&sandbox, "/api/v5/orders?limit=100").await;
+    let orders = all["orders"].as_array().unwrap();
+    assert_eq!(
+        orders.len(),
+        audience_sandbox::retailcrm::DEMO_ORDERS,
+        "{all}"
+    );
+    assert_eq!(all["pagination"]["totalCount"], json!(orders.len()));
+    let first = &orders[0];
+    // 2 × (450 − 45) + 890 + 300 delivery.
+    assert_eq!(first["totalSumm"], json!(2000));
+    assert_eq!(first["items"][0]["initialPrice"], json!(450));
+    assert_eq!(first["items"][0]["discountTotal"], json!(45));
+    assert_eq!(first["items"][0]["offer"]["article"], json!("TEA-01"));
+    assert_eq!(first["status"], json!("complete"));
+    assert_eq!(first["currency"], json!("RUB"));
+    assert_eq!(first["number"], json!("1A"));
+    // Page size rules as for customers.
+    let (status, _) = get(&sandbox, "/api/v5/orders?limit=30", Some(DEFAULT_API_KEY)).await;
+    assert_eq!(status, 400);
+    // Ids filter.
+    let two = ok(&sandbox, "/api/v5/orders?filter[ids][]=2&filter[ids][]=4").await;
+    let ids: Vec<&Value> = two["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["id"])
+        .collect();
+    assert_eq!(ids, [&json!(2), &json!(4)]);
+    // createdAtFrom is a date in the account's zone; a datetime is refused [U].
+    let created = sandbox.sandbox.retailcrm.order(5).unwrap().created_at;
+    let date = account_time(&created)[..10].to_string();
+    let from = ok(
+        &sandbox,
+        &format!("/api/v5/orders?filter[createdAtFrom]={date}"),
+    )
+    .await;
+    assert!(
+        from["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["createdAt"].as_str().unwrap()[..10] >= *date),
+        "{from}"
+    );
+    assert!(
+        from["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == json!(5))
+    );
+    let (status, body) = get(
+        &sandbox,
+        "/api/v5/orders?filter[createdAtFrom]=2026-01-01%2010:00:00",
+        Some(DEFAULT_API_KEY),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"]["filter[createdAtFrom]"].is_string(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn orders_history_statuses_sites_and_settings() {
+    let sandbox = start(10).await;
+    let crm = &sandbox.sandbox.retailcrm;
+    let history = ok(&sandbox, "/api/v5/orders/history?limit=100").await;
+    let entries = history["history"].as_array().unwrap();
+    assert_eq!(entries.len(), audience_sandbox::retailcrm::DEMO_ORDERS);
+    assert!(entries.iter().all(|e| e["created"] == json!(true)));
+    // A creation entry carries the whole order.
+    assert!(entries[0]["order"]["items"].is_array());
+    let last = entries.last().unwrap()["id"].as_u64().unwrap();
+    assert!(crm.set_order_status(6, "complete"));
+    let since = ok(
+        &sandbox,
+        &format!("/api/v5/orders/history?filter[sinceId]={last}"),
+    )
+    .await;
+    let change = &since["history"][0];
+    assert_eq!(change["field"], json!("status"));
+    assert_eq!(change["oldValue"], json!({"code": "new"}));
+    assert_eq!(change["newValue"], json!({"code": "complete"}));
+    assert_eq!(change["order"]["id"], json!(6));
+    assert_eq!(since["history"].as_array().unwrap().len(), 1);
+    let (status, _) = get(
+        &sandbox,
+        &format!("/api/v5/orders/history?filter[sinceId]={last}&page=1"),
+        Some(DEFAULT_API_KEY),
+    )
+    .await;
+    assert_eq!(status, 400, "sinceId with page is refused");
+    assert!(!crm.set_order_status(6, "no-such-status"));
+
+    let statuses = ok(&sandbox, "/api/v5/reference/statuses").await;
+    assert_eq!(statuses["statuses"]["return"]["group"], json!("cancel"));
+    assert_eq!(statuses["statuses"]["complete"]["group"], json!("complete"));
+    let sites = ok(&sandbox, "/api/v5/reference/sites").await;
+    assert_eq!(
+        sites["sites"][audience_sandbox::retailcrm::SITE]["currency"],
+        json!("RUB")
+    );
+    let settings = ok(&sandbox, "/api/v5/settings").await;
+    assert_eq!(
+        settings["settings"]["timezone"]["value"],
+        json!("Europe/Moscow")
+    );
+    let (status, _) = get(&sandbox, "/api/v5/settings", Some("nope")).await;
+    assert_eq!(status, 403);
+}

@@ -1,4 +1,5 @@
-//! RetailCRM (Simla) source: customers, segments and the customers' change history, API v5.
+//! RetailCRM (Simla) source: customers, segments and the customers' change history, API v5 (orders:
+//! [`orders`]).
 //!
 //! **Reads.** `Full` pages `GET /api/v5/customers?limit=100&page=N` (one call per 100 customers).
 //! `Segment(code)` does the same with `filter[segment]=code`. `ChangedSince(history id)` pages
@@ -26,7 +27,7 @@
 //! transactional contact, never a subscriber by default).
 //!
 //! **Time zones.** RetailCRM writes datetimes as `Y-m-d H:i:s` in the *account's* time zone with no
-//! marker; [`RetailCrmConfig::time_zone`] (default Europe/Moscow) turns them into UTC. Customers have
+//! marker; [`RetailCrmConfig::time_zone`] (default: the account's own setting) turns them into UTC. Customers have
 //! no last-modified time: `updated_at` is the newest history entry's time on incremental reads and
 //! `createdAt` on full and segment reads.
 //!
@@ -64,6 +65,9 @@ use crate::config::{checked_secret, invalid_config};
 use crate::http::{self, KeyBudget, RetryPolicy, Verdict};
 use crate::vendor::VendorDescriptor;
 
+mod orders;
+pub use orders::RETURN_STATUSES;
+
 pub const VENDOR: &str = "retailcrm";
 /// What the operator needs to know about RetailCRM.
 pub const DESCRIPTOR: VendorDescriptor = VendorDescriptor {
@@ -94,6 +98,7 @@ const MAX_PENDING_DELETIONS: usize = 1000;
 const CUSTOMERS: &str = "GET /api/v5/customers";
 const HISTORY: &str = "GET /api/v5/customers/history";
 const SEGMENTS: &str = "GET /api/v5/segments";
+const SETTINGS: &str = "GET /api/v5/settings";
 
 /// How to reach one RetailCRM account.
 #[derive(Clone)]
@@ -105,8 +110,9 @@ pub struct RetailCrmConfig {
     pub base_url: Option<String>,
     /// The API key. Sent only in the `X-API-KEY` header; never logged.
     pub api_key: String,
-    /// The account's time zone (Settings → System → Time zone). Default Europe/Moscow.
-    pub time_zone: Tz,
+    /// The account's time zone (Settings → System → Time zone). `None`: ask the account
+    /// (`GET /api/v5/settings`, once per account and hour in this process).
+    pub time_zone: Option<Tz>,
     /// Only customers of this site (store) when the key covers several.
     pub site: Option<String>,
     /// Client-side pace per key.
@@ -122,7 +128,7 @@ impl RetailCrmConfig {
             account: account.into(),
             base_url: None,
             api_key: api_key.into(),
-            time_zone: chrono_tz::Europe::Moscow,
+            time_zone: None,
             site: None,
             requests_per_second: 10,
             max_concurrent: 2,
@@ -132,11 +138,7 @@ impl RetailCrmConfig {
 
     /// Sets the account's time zone from its IANA name (e.g. `Europe/Moscow`, `Asia/Almaty`).
     pub fn with_time_zone(mut self, name: &str) -> Result<Self, ConnectorError> {
-        self.time_zone = name.trim().parse::<Tz>().map_err(|_| {
-            config_error(format!(
-                "unknown time zone {name:?} (expected an IANA name such as Europe/Moscow)"
-            ))
-        })?;
+        self.time_zone = Some(parse_zone(name)?);
         Ok(self)
     }
 
@@ -238,7 +240,12 @@ fn rate_window_for(base: &str, key: &str, per_second: u32) -> Arc<RateWindow> {
 pub struct RetailCrmSource {
     base: String,
     key: String,
-    time_zone: Tz,
+    /// The zone the spec named, if any.
+    configured_zone: Option<Tz>,
+    /// The zone in use once known (the configured one, else the account's).
+    zone: OnceLock<Tz>,
+    /// Statuses and sites, read when the first order needs them.
+    order_refs: tokio::sync::OnceCell<orders::OrderReferences>,
     site: Option<String>,
     retry: RetryPolicy,
     budget: Arc<KeyBudget>,
@@ -250,13 +257,44 @@ impl fmt::Debug for RetailCrmSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetailCrmSource")
             .field("base", &self.base)
-            .field("time_zone", &self.time_zone)
+            .field(
+                "time_zone",
+                &self.zone.get().or(self.configured_zone.as_ref()),
+            )
             .finish_non_exhaustive()
     }
 }
 
 fn config_error(message: impl Into<String>) -> ConnectorError {
     invalid_config(VENDOR, message)
+}
+
+/// An IANA time zone name (`Europe/Moscow`, `Asia/Almaty`).
+pub fn parse_zone(name: &str) -> Result<Tz, ConnectorError> {
+    name.trim().parse::<Tz>().map_err(|_| {
+        config_error(format!(
+            "unknown time zone {name:?} (expected an IANA name such as Europe/Moscow)"
+        ))
+    })
+}
+
+/// How long an account's time zone, once read, is trusted in this process.
+const ZONE_TTL: Duration = Duration::from_secs(3600);
+
+/// Account time zones read from `GET /api/v5/settings`, by base URL and key, so a sync that
+/// polls every minute pays for the lookup once an hour rather than on every run.
+fn cached_zone(slot: &str) -> Option<Tz> {
+    zone_cache()
+        .lock()
+        .expect("zone cache lock")
+        .get(slot)
+        .filter(|(_, at)| at.elapsed() < ZONE_TTL)
+        .map(|(tz, _)| *tz)
+}
+
+fn zone_cache() -> &'static Mutex<HashMap<String, (Tz, Instant)>> {
+    static ZONES: OnceLock<Mutex<HashMap<String, (Tz, Instant)>>> = OnceLock::new();
+    ZONES.get_or_init(Default::default)
 }
 
 /// Responses that say whether they succeeded.
@@ -298,7 +336,9 @@ impl RetailCrmSource {
             pace: rate_window_for(&base, &key, config.requests_per_second),
             base,
             key,
-            time_zone: config.time_zone,
+            configured_zone: config.time_zone,
+            zone: config.time_zone.map(OnceLock::from).unwrap_or_default(),
+            order_refs: tokio::sync::OnceCell::new(),
             site: config.site,
             retry: config.retry,
             client: http::client(),
@@ -428,20 +468,74 @@ impl RetailCrmSource {
         Ok(last.history.iter().map(|h| h.id).max().unwrap_or(0))
     }
 
-    fn parse_time(&self, value: &str) -> Option<DateTime<Utc>> {
-        let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S").ok()?;
-        let local = match self.time_zone.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) => t,
-            chrono::LocalResult::Ambiguous(earliest, _) => earliest,
-            // A time skipped by a daylight-saving change: read it an hour later.
-            chrono::LocalResult::None => self
-                .time_zone
-                .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()?,
+    /// The account's time zone: the configured one, else the account's own setting (one
+    /// `GET /api/v5/settings` per account and hour in this process).
+    async fn account_zone(&self) -> Result<Tz, ConnectorError> {
+        if let Some(tz) = self.zone.get() {
+            return Ok(*tz);
+        }
+        let slot = format!("{}#{:x}", self.base, xxh3_64(self.key.as_bytes()));
+        let tz = match cached_zone(&slot) {
+            Some(tz) => tz,
+            None => {
+                let answer: SettingsAnswer = self.get(SETTINGS, "/api/v5/settings", &[]).await?;
+                let name = answer
+                    .settings
+                    .and_then(|s| s.timezone)
+                    .and_then(|v| v.value)
+                    .ok_or_else(|| {
+                        http::invalid_response(
+                            VENDOR,
+                            SETTINGS,
+                            "the settings name no time zone: set the source's timeZone",
+                        )
+                    })?;
+                let tz = name.trim().parse::<Tz>().map_err(|_| {
+                    http::invalid_response(
+                        VENDOR,
+                        SETTINGS,
+                        format!("the account's time zone {name:?} is not an IANA zone: set the source's timeZone"),
+                    )
+                })?;
+                zone_cache()
+                    .lock()
+                    .expect("zone cache lock")
+                    .insert(slot, (tz, Instant::now()));
+                tz
+            }
         };
-        Some(local.with_timezone(&Utc))
+        Ok(*self.zone.get_or_init(|| tz))
     }
 
+    /// The zone for reading times; [`Self::account_zone`] runs before any read, so the fallback
+    /// (RetailCRM's own default, Moscow) is never used on a real read.
+    fn zone_now(&self) -> Tz {
+        self.zone
+            .get()
+            .copied()
+            .unwrap_or(chrono_tz::Europe::Moscow)
+    }
+
+    fn parse_time(&self, value: &str) -> Option<DateTime<Utc>> {
+        parse_local(self.zone_now(), value)
+    }
+}
+
+/// A RetailCRM `Y-m-d H:i:s` time in `tz`, as UTC.
+fn parse_local(tz: Tz, value: &str) -> Option<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S").ok()?;
+    let local = match tz.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(t) => t,
+        chrono::LocalResult::Ambiguous(earliest, _) => earliest,
+        // A time skipped by a daylight-saving change: read it an hour later.
+        chrono::LocalResult::None => tz
+            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
+            .earliest()?,
+    };
+    Some(local.with_timezone(&Utc))
+}
+
+impl RetailCrmSource {
     fn contact(
         &self,
         c: WireCustomer,
@@ -772,6 +866,7 @@ impl Source for RetailCrmSource {
                 Some(Err(e)) => return Err(e),
                 Some(Ok(reader)) => reader,
             };
+            self.account_zone().await?;
             match reader {
                 Reader::Paged(mut read) => {
                     if read.done {
@@ -860,6 +955,29 @@ impl Answer for SegmentsAnswer {
     fn success(&self) -> bool {
         self.success
     }
+}
+
+#[derive(Deserialize)]
+struct SettingsAnswer {
+    success: bool,
+    settings: Option<WireSettings>,
+}
+
+impl Answer for SettingsAnswer {
+    fn success(&self) -> bool {
+        self.success
+    }
+}
+
+#[derive(Deserialize)]
+struct WireSettings {
+    timezone: Option<WireValue>,
+    default_currency: Option<WireValue>,
+}
+
+#[derive(Deserialize)]
+struct WireValue {
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -974,7 +1092,7 @@ mod tests {
 
     fn source(tz: Tz) -> RetailCrmSource {
         let mut config = RetailCrmConfig::with_base_url("http://127.0.0.1:9", "k");
-        config.time_zone = tz;
+        config.time_zone = Some(tz);
         RetailCrmSource::new(config).unwrap()
     }
 
@@ -1004,7 +1122,7 @@ mod tests {
         let config = RetailCrmConfig::new("shop", "k")
             .with_time_zone("Asia/Almaty")
             .unwrap();
-        assert_eq!(config.time_zone, chrono_tz::Asia::Almaty);
+        assert_eq!(config.time_zone, Some(chrono_tz::Asia::Almaty));
         assert!(
             RetailCrmConfig::new("shop", "k")
                 .with_time_zone("Mars/Olympus")

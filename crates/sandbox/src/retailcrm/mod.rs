@@ -9,7 +9,8 @@
 //! - `GET /api/v5/segments`: `limit`, `page`;
 //! - `GET /api/v5/customers/history`: `filter[sinceId]`, `filter[startDate]`, `filter[endDate]`,
 //!   `filter[customerId]`, `limit`, `page`, ordered by id. `filter[sinceId]` together with `page` is an
-//!   HTTP 400, as RetailCRM has answered since 2023-05-15 [D].
+//!   HTTP 400, as RetailCRM has answered since 2023-05-15 [D];
+//! - orders, their history and the reference data an order reader needs: see [`orders`].
 //!
 //! Auth: the `X-API-KEY` header or the `apiKey` query parameter; a missing or wrong key is a 403
 //! `{"success":false,"errorMsg":"Wrong \"apiKey\" value."}`.
@@ -40,6 +41,11 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::seed::{Marketing, Person};
+
+mod orders;
+pub use orders::{
+    CURRENCY, DEMO_ORDERS, Order, OrderHistoryEntry, OrderItem, SITE_NAME, STATUSES, TIME_ZONE,
+};
 
 /// The API key a fresh sandbox accepts.
 pub const DEFAULT_API_KEY: &str = "rcrm_sandbox_key_0123456789abcdef";
@@ -175,6 +181,7 @@ struct State {
     next_segment_id: u64,
     next_history_id: u64,
     counters: RetailCrmCounters,
+    orders: orders::OrderBook,
 }
 
 impl Default for State {
@@ -190,6 +197,7 @@ impl Default for State {
             next_segment_id: 1,
             next_history_id: 1,
             counters: RetailCrmCounters::default(),
+            orders: orders::OrderBook::default(),
         }
     }
 }
@@ -602,6 +610,7 @@ impl crate::Simulator for RetailCrm {
 
     fn seed(&self, people: &[crate::seed::Person]) {
         self.seed_demo(people);
+        self.seed_demo_orders(people);
     }
 }
 
@@ -610,6 +619,14 @@ pub fn router(sim: RetailCrm) -> Router {
         .route("/api/v5/customers", get(customers_handler))
         .route("/api/v5/customers/history", get(history_handler))
         .route("/api/v5/segments", get(segments_handler))
+        .route("/api/v5/orders", get(orders::orders_handler))
+        .route(
+            "/api/v5/orders/history",
+            get(orders::orders_history_handler),
+        )
+        .route("/api/v5/reference/statuses", get(orders::statuses_handler))
+        .route("/api/v5/reference/sites", get(orders::sites_handler))
+        .route("/api/v5/settings", get(orders::settings_handler))
         .with_state(sim)
 }
 
