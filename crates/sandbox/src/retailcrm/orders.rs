@@ -488,6 +488,7 @@ fn demo_orders(people: &[Person], customer_ids: &[u64]) -> Vec<Order> {
 }
 
 /// A `Y-m-d` date filter, read as midnight in the account's zone.
+#[allow(clippy::result_large_err)]
 fn date_filter(params: &Params, name: &str) -> Result<Option<NaiveDate>, Response> {
     match params.get(name) {
         None => Ok(None),
