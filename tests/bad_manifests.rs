@@ -628,11 +628,11 @@ fn cases() -> Vec<Case> {
             cli: &["Klaviyo profiles have no tags"],
         },
         Case {
-            name: "orders-from-retailcrm",
+            name: "retailcrm-time-zone-not-a-zone-name",
             base: Base::Orders,
-            mutate: |s| s["source"] = json!({"retailcrm": {"account": "demo", "credentialsSecretRef": {"name": "retailcrm"}}}),
-            api: &["OrderSync does not read RetailCRM orders yet"],
-            cli: &["OrderSync does not read RetailCRM orders yet"],
+            mutate: |s| s["source"] = json!({"retailcrm": {"account": "demo", "timeZone": "Moscow time", "credentialsSecretRef": {"name": "retailcrm"}}}),
+            api: &["spec.source.retailcrm.timeZone", "should match"],
+            cli: &["spec.source.retailcrm.timeZone", "should match"],
         },
         Case {
             name: "orders-unknown-event",

@@ -507,3 +507,80 @@ async fn an_order_sync_keeps_its_cursor_in_the_state_file_and_a_second_run_sends
     );
     assert_eq!(kl.events("Placed Order").len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retailcrm_orders_reach_klaviyo_and_a_later_change_sends_only_its_events() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "orders.yaml",
+        &example("retailcrm-orders-to-klaviyo.yaml"),
+    );
+    let url = running.url();
+    let args = ["sync", "-f", &file, "--sandbox", &url];
+    let out = run(&args, &[]).await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // The report says where the cursor lives (next to the manifest by default).
+    let state = dir.path().join(".audience-operator-state.json");
+    assert!(
+        text.contains(&format!("order cursors: kept in {}", state.display())),
+        "{text}"
+    );
+    assert!(state.exists());
+    let kl = &running.sandbox.klaviyo;
+    let crm = &running.sandbox.retailcrm;
+    // Four completed orders with an email (#1, #3, #4, #7); #3 came back, #4 was shipped.
+    assert_eq!(kl.events("Placed Order").len(), 4, "{text}");
+    assert_eq!(kl.events("Refunded Order").len(), 1);
+    assert_eq!(kl.events("Fulfilled Order").len(), 1);
+    assert!(kl.events("Placed Order").iter().all(|e| e.backfill));
+    let refund = &kl.events("Refunded Order")[0];
+    let returned = crm.order(3).unwrap();
+    assert_eq!(refund.time, returned.status_updated_at);
+    assert_eq!(refund.value_currency.as_deref(), Some("RUB"));
+
+    // The open order (#6) completes: the next run sends its Placed Order and its one line only.
+    assert!(crm.set_order_status(6, "complete"));
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(kl.events("Placed Order").len(), 5);
+    assert_eq!(kl.events("Ordered Product").len(), 7);
+    assert_eq!(kl.events("Refunded Order").len(), 1);
+    let placed = kl.events("Placed Order");
+    let six = placed
+        .iter()
+        .find(|e| e.unique_id.as_deref() == Some("retailcrm:6:placed"))
+        .unwrap_or_else(|| panic!("order 6's Placed Order: {placed:?}"));
+    // Placed (created) in 2025, before the sync started: history, so no flow fires for it.
+    assert!(six.backfill, "{six:?}");
+
+    // An order placed now is live: flows may fire.
+    let fresh = crm.add_order(audience_sandbox::retailcrm::Order {
+        email: Some("fresh.buyer@example.com".into()),
+        status: "complete".into(),
+        items: vec![audience_sandbox::retailcrm::OrderItem {
+            offer_id: Some(501),
+            product_name: "Assam tea, 250 g".into(),
+            quantity: 1,
+            initial_price_cents: 45_000,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let placed = kl.events("Placed Order");
+    let live = placed
+        .iter()
+        .find(|e| e.unique_id.as_deref() == Some(&format!("retailcrm:{fresh}:placed")))
+        .unwrap_or_else(|| panic!("the fresh order's Placed Order: {placed:?}"));
+    assert!(!live.backfill, "{live:?}");
+    assert_eq!(live.value, Some(450.0));
+
+    let writes = running.sandbox.stats.writes(Vendor::Klaviyo);
+    let out = run(&args, &[]).await;
+    assert!(out.status.success());
+    assert_eq!(running.sandbox.stats.writes(Vendor::Klaviyo), writes);
+}

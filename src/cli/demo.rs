@@ -71,6 +71,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "shopify-orders-to-klaviyo.yaml",
         include_str!("../../examples/shopify-orders-to-klaviyo.yaml"),
     ),
+    (
+        "retailcrm-orders-to-klaviyo.yaml",
+        include_str!("../../examples/retailcrm-orders-to-klaviyo.yaml"),
+    ),
 ];
 
 /// The simulators the examples write to.
@@ -201,6 +205,12 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         first.push(pass);
     }
 
+    // The file names column fits the longest name, whatever examples are added.
+    let width = parsed
+        .iter()
+        .map(|(example, _)| example.file.len())
+        .max()
+        .unwrap_or(0);
     println!("\nSecond pass: the same examples again (nothing changed at the sources)");
     let mut second = Vec::new();
     for (example, manifests) in &parsed {
@@ -208,7 +218,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         let changes: u64 = pass.reports.iter().map(SyncReport::changes).sum();
         let failed = pass.reports.iter().filter(|r| !r.ok).count();
         println!(
-            "  {:<34} {}, {}{}",
+            "  {:<width$} {}, {}{}",
             example.file,
             plural(changes, "change"),
             plural(pass.target_writes, "target write"),
@@ -218,7 +228,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     println!("\nSummary");
-    println!("  {:<34} {:<62} second pass", "example", "first pass");
+    println!("  {:<width$} {:<62} second pass", "example", "first pass");
     let mut failures = Vec::new();
     for (((example, _), one), two) in parsed.iter().zip(&first).zip(&second) {
         for (a, b) in one.reports.iter().zip(&two.reports) {
@@ -236,7 +246,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("; ");
         println!(
-            "  {:<34} {:<62} {} writes",
+            "  {:<width$} {:<62} {} writes",
             example.file,
             format!("{summary}, {} writes", one.target_writes),
             two.target_writes

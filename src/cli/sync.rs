@@ -130,6 +130,19 @@ pub async fn main(args: SyncArgs) -> anyhow::Result<()> {
                 }
                 write!(stdout, "{}", report.render_text(&file))?;
             }
+            if has_orders {
+                // Say where the order cursors live, so a user knows what to delete to start over.
+                let saved = if args.dry_run {
+                    "read from (a dry run saves nothing)"
+                } else {
+                    "kept in"
+                };
+                writeln!(
+                    stdout,
+                    "order cursors: {saved} {} (--state FILE to choose; delete it to import again)",
+                    state_path.display()
+                )?;
+            }
         }
     }
     stdout.flush()?;

@@ -107,6 +107,15 @@ pub struct RetailcrmSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub site: Option<String>,
+    /// The account's time zone (an IANA name such as `Europe/Moscow`): RetailCRM writes times
+    /// as wall-clock times in it with no marker. Default: the account's own setting (read from
+    /// `GET /api/v5/settings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+    )]
+    pub time_zone: Option<String>,
     /// Base URL override (a proxy or a simulator); wins over `account` and `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]

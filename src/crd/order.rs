@@ -161,9 +161,8 @@ impl BackfillSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.source.retailcrm)").message("OrderSync does not read RetailCRM orders yet: use shopify, lightspeedXSeries or lightspeedRSeries"))]
 pub struct OrderSyncSpec {
-    /// Where orders come from (exactly one kind; RetailCRM is not supported yet).
+    /// Where orders come from (exactly one kind).
     pub source: SourceSpec,
     /// Where the events go.
     pub target: OrderTarget,

@@ -192,11 +192,7 @@ pub fn build_order_source(
         VendorSource::Shopify(s) => Box::new(s),
         VendorSource::LightspeedX(s) => Box::new(s),
         VendorSource::LightspeedR(s) => Box::new(s),
-        VendorSource::Retailcrm(_) => {
-            return Err(ConnectError::Unsupported(
-                "reading RetailCRM orders is not supported yet".into(),
-            ));
-        }
+        VendorSource::Retailcrm(s) => Box::new(s),
     })
 }
 
@@ -289,7 +285,12 @@ fn build_vendor_source(
             if let Some(retry) = retry {
                 config.retry = retry;
             }
-            RetailCrmSource::new(config).map(VendorSource::Retailcrm)
+            match s.time_zone.as_deref() {
+                Some(zone) => config.with_time_zone(zone),
+                None => Ok(config),
+            }
+            .and_then(RetailCrmSource::new)
+            .map(VendorSource::Retailcrm)
         }
     };
     built.map_err(|e| from_connector(e, creds))

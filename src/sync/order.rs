@@ -207,9 +207,6 @@ impl SyncObject for OrderSync {
         if self.spec.source.kinds_given() != 1 {
             return Err("give exactly one source kind".into());
         }
-        if self.spec.source.retailcrm.is_some() {
-            return Err("OrderSync does not read RetailCRM orders yet: use shopify, lightspeedXSeries or lightspeedRSeries".into());
-        }
         if self.event_target().is_none() {
             return Err("give a target: klaviyo".into());
         }
