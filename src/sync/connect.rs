@@ -668,6 +668,7 @@ mod tests {
                 account: account.map(str::to_string),
                 url: url.map(str::to_string),
                 site: Some("main-store".into()),
+                time_zone: None,
                 endpoint: endpoint.map(str::to_string),
                 credentials_secret_ref: secret_ref(),
             }),
