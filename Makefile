@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: help test reliability testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test reliability bench-freshness testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 ## help: this list of targets
 help:
@@ -55,6 +55,12 @@ reliability:
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
 	AUDIENCE_OPERATOR_KILL_SEEDS=10 $(CARGO) test --test operator_kill -- --nocapture
+
+## bench-freshness: source edit → visible in the target, p50/p95, with webhooks and with polling (minutes; see BENCHMARKS.md)
+bench-freshness:
+	@dir="$$(hack/testbins.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
+	$(CARGO) test --test bench_freshness -- --ignored --nocapture --test-threads 1
 
 ## build: cargo build of the workspace
 build:
