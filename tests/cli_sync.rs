@@ -584,3 +584,36 @@ async fn retailcrm_orders_reach_klaviyo_and_a_later_change_sends_only_its_events
     assert!(out.status.success());
     assert_eq!(running.sandbox.stats.writes(Vendor::Klaviyo), writes);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lightspeed_x_sales_reach_klaviyo_once() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "orders.yaml",
+        &example("lightspeed-x-orders-to-klaviyo.yaml"),
+    );
+    let url = running.url();
+    let args = ["sync", "-f", &file, "--sandbox", &url, "--output", "json"];
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let first = &json(&out)["syncs"][0];
+    // Twelve demo sales fold into 11 orders (a return joins its sale): $0, walk-in and voided
+    // sales send nothing; the return is one Refunded Order, the dispatched sale one Fulfilled.
+    let kl = &running.sandbox.klaviyo;
+    assert_eq!(kl.events("Placed Order").len(), 8, "{first}");
+    assert_eq!(kl.events("Refunded Order").len(), 1, "{first}");
+    assert_eq!(kl.events("Fulfilled Order").len(), 1, "{first}");
+    assert_eq!(first["counts"]["events"]["placedOrder"], 8, "{first}");
+    assert!(
+        kl.events("Placed Order")
+            .iter()
+            .all(|e| e.value_currency.as_deref() == Some("NZD"))
+    );
+    let writes = running.sandbox.stats.writes(Vendor::Klaviyo);
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(running.sandbox.stats.writes(Vendor::Klaviyo), writes);
+    assert_eq!(kl.events("Placed Order").len(), 8);
+}

@@ -72,6 +72,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../examples/shopify-orders-to-klaviyo.yaml"),
     ),
     (
+        "lightspeed-x-orders-to-klaviyo.yaml",
+        include_str!("../../examples/lightspeed-x-orders-to-klaviyo.yaml"),
+    ),
+    (
         "retailcrm-orders-to-klaviyo.yaml",
         include_str!("../../examples/retailcrm-orders-to-klaviyo.yaml"),
     ),
