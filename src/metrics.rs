@@ -65,6 +65,14 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// Reads the webhook receiver's totals by outcome (`accepted`, `unauthorized` …).
+pub type WebhookTotals = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
+struct WebhookSource {
+    read: WebhookTotals,
+    counted: BTreeMap<&'static str, u64>,
+}
+
 /// The operator's metrics; one per process.
 pub struct Metrics {
     registry: Registry,
@@ -84,6 +92,9 @@ pub struct Metrics {
     key_paused: Family<Labels, Gauge>,
     listers: Mutex<BTreeMap<u64, SyncLister>>,
     next_lister: AtomicU64,
+    webhook_deliveries: Family<Labels, Counter>,
+    /// The webhook receiver's running totals, and what the counters were last brought up to.
+    webhook_source: Mutex<Option<WebhookSource>>,
     /// One scrape at a time refreshes and encodes the scrape-time gauges.
     render_lock: Mutex<()>,
 }
@@ -173,6 +184,12 @@ impl Metrics {
             "1 while a vendor's slow-down answer holds every request on a key",
             key_paused.clone(),
         );
+        let webhook_deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries the receiver answered, by outcome (accepted, duplicate, stale, ignored, validated, unauthorized, malformed, too_large, rate_limited, unavailable)",
+            webhook_deliveries.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -191,6 +208,8 @@ impl Metrics {
             key_paused,
             listers: Mutex::new(BTreeMap::new()),
             next_lister: AtomicU64::new(0),
+            webhook_deliveries,
+            webhook_source: Mutex::new(None),
             render_lock: Mutex::new(()),
         }
     }
@@ -288,6 +307,14 @@ impl Metrics {
         id
     }
 
+    /// The webhook receiver whose totals the `webhook_deliveries` counters follow.
+    pub fn watch_webhooks(&self, read: WebhookTotals) {
+        *self.webhook_source.lock().expect("webhook source lock") = Some(WebhookSource {
+            read,
+            counted: BTreeMap::new(),
+        });
+    }
+
     /// Drops a source (its controller stopped).
     pub fn unwatch_syncs(&self, id: u64) {
         self.listers.lock().expect("listers lock").remove(&id);
@@ -323,6 +350,24 @@ impl Metrics {
                 let mut l = labels(&base);
                 l.push(("reason".into(), reason.clone()));
                 self.stalled.get_or_create(&l).set(1);
+            }
+        }
+        if let Some(source) = self
+            .webhook_source
+            .lock()
+            .expect("webhook source lock")
+            .as_mut()
+        {
+            // Counters only go up: each scrape adds what the receiver counted since the last.
+            for (outcome, total) in (source.read)() {
+                let counted = source.counted.entry(outcome).or_default();
+                let counter = self
+                    .webhook_deliveries
+                    .get_or_create(&labels(&[("outcome", outcome)]));
+                if total > *counted {
+                    counter.inc_by(total - *counted);
+                    *counted = total;
+                }
             }
         }
         for family in [&self.key_in_flight, &self.key_max, &self.key_paused] {

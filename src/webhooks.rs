@@ -256,6 +256,24 @@ pub async fn start(
         move |vendor: Vendor, account: &str| hub.secrets_for(vendor, account)
     };
     let (webhooks, mut triggers) = Webhooks::with_triggers(Config::default(), resolver, DEBOUNCE);
+    {
+        let webhooks = webhooks.clone();
+        crate::metrics::Metrics::global().watch_webhooks(Box::new(move || {
+            let c = webhooks.counters();
+            vec![
+                ("accepted", c.accepted),
+                ("duplicate", c.duplicate),
+                ("stale", c.stale),
+                ("ignored", c.ignored),
+                ("validated", c.validated),
+                ("unauthorized", c.unauthorized),
+                ("malformed", c.malformed),
+                ("too_large", c.too_large),
+                ("rate_limited", c.rate_limited),
+                ("unavailable", c.unavailable),
+            ]
+        }));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     {

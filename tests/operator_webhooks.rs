@@ -85,5 +85,20 @@ async fn a_signed_shopify_webhook_runs_the_sync_at_once_and_a_forged_one_changes
         trigger.starts_with("shopify webhook customers/update"),
         "{trigger}"
     );
+    // Both answers are counted for Prometheus.
+    let scraped = audience_operator::metrics::Metrics::global().render();
+    let count = |outcome: &str| -> u64 {
+        scraped
+            .lines()
+            .find(|l| {
+                l.starts_with("audience_webhook_deliveries_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("unauthorized"), 1, "{scraped}");
+    assert!(count("accepted") >= 1, "{scraped}");
     h.assert_no_secret_leaked().await;
 }
