@@ -428,6 +428,30 @@ impl AudiencePlanner {
         }
     }
 
+    /// A source record whose member the plan must leave exactly as it is (two-way consent's
+    /// first sync: a member already subscribed is not sent again): counted unchanged, and its
+    /// member counts as one the source has (mirror never archives it).
+    pub fn leave_alone(&mut self, contact: &SourceContact) {
+        self.source_count += 1;
+        let Ok(email) = Email::parse(&contact.email) else {
+            return;
+        };
+        let id_start = self.source_ids.len() as u32;
+        self.source_ids.push_str(&contact.source_id);
+        let seen = Seen {
+            updated_at_micros: contact.updated_at.timestamp_micros(),
+            id_start,
+            id_len: contact.source_id.len() as u32,
+            recorded: Recorded::Unchanged,
+        };
+        match self.index.lookup(&email) {
+            Some(slot) => self.seen_in_target[slot as usize] = Some(seen),
+            None => {
+                self.seen_new.insert(email, seen);
+            }
+        }
+    }
+
     /// A record skipped before planning (e.g. the loser of a multi-source merge), reported with
     /// the plan's own skips.
     pub fn skip(&mut self, skip: Skip) {
