@@ -200,6 +200,10 @@ impl SyncReport {
                 c.drift
             );
         }
+        let two_way = c.two_way_note();
+        if !two_way.is_empty() {
+            let _ = write!(line, "\n  {two_way}");
+        }
         if c.consent_by_rule > 0 {
             // The merchant should see who became a non-subscriber, and why.
             let _ = write!(
