@@ -94,6 +94,7 @@ impl SyncReport {
                 + c.segment_added
                 + c.segment_removed
                 + c.events.total()
+                + c.consent_written_back
         })
     }
 

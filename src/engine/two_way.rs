@@ -9,7 +9,7 @@
 //! are written to the shop. A run stopped early writes nothing to the shop (the next run
 //! decides again from what both sides hold then).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use audience_core::{
     AudiencePlanner, ConsentWrite, ConsentWriteReport, Email, MemberConsent, ReadScope,
@@ -51,10 +51,19 @@ pub(super) async fn run_two_way(job: &AudienceJob<'_>) -> Result<RunOutcome, Run
     let info = job.target.info().await.map_err(RunError::Target)?;
     let mut index = TargetIndex::with_capacity(&job.mapping, info.member_count as usize);
     let mut consents: HashMap<Email, MemberConsent> = HashMap::new();
+    // Members carrying the sync's owner tag: the sync has handled them before.
+    let mut handled: HashSet<Email> = HashSet::new();
+    let owner = job.owner_tag.as_deref().map(str::to_lowercase);
     let mut pages = job.target.members_with_consent();
     while let Some(page) = pages.next().await {
         for (member, consent) in page.map_err(RunError::Target)? {
             index.insert(&member);
+            if owner
+                .as_deref()
+                .is_some_and(|o| member.tags.iter().any(|t| t.trim().to_lowercase() == o))
+            {
+                handled.insert(member.email.clone());
+            }
             consents.insert(member.email, consent);
         }
         report(
@@ -70,14 +79,23 @@ pub(super) async fn run_two_way(job: &AudienceJob<'_>) -> Result<RunOutcome, Run
     let mut planner = AudiencePlanner::new(index, options);
     let mut counts = TwoWayCounts::default();
     let mut planned = Vec::new();
-    let first_sync = job.history_import;
+    // The first sync's rule ("already subscribed in Mailchimp: keep, and mark subscribed in
+    // Shopify") applies on the sync's first run, and only to members the sync has not handled
+    // before (no owner tag): `sync -f` keeps no status, so every run of it looks like a first
+    // run, and the owner tag the first sync leaves on every member it saw says otherwise.
+    let first_sync = |email: &Email| job.history_import && !handled.contains(email);
     let checkpoint = read_source(one.source, ReadScope::Full, progress, |contact| {
         let Ok(email) = Email::parse(&contact.email) else {
             // The planner reports the invalid address.
             planner.observe(contact);
             return;
         };
-        let decided = reconcile(contact.clone(), &email, consents.get(&email), first_sync);
+        let decided = reconcile(
+            contact.clone(),
+            &email,
+            consents.get(&email),
+            first_sync(&email),
+        );
         counts.add(decided.outcome);
         planned.extend(decided.source_write);
         match &decided.contact {
