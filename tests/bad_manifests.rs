@@ -346,6 +346,43 @@ fn cases() -> Vec<Case> {
             cli: &["spec", "pending has no Klaviyo meaning"],
         },
         Case {
+            name: "two-way-with-several-sources",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                remove(s, "source");
+                s["sources"] = two_sources("store", "web");
+                s["consentPolicy"] = json!({"twoWay": true});
+            },
+            api: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+            cli: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+        },
+        Case {
+            name: "two-way-into-klaviyo",
+            base: Base::Klaviyo,
+            mutate: |s| s["consentPolicy"] = json!({"twoWay": true}),
+            api: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+            cli: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+        },
+        Case {
+            name: "two-way-from-retailcrm",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                s["source"] = json!({"retailcrm": {"account": "demo", "credentialsSecretRef": {"name": "retailcrm"}}});
+                s["consentPolicy"] = json!({"twoWay": true});
+            },
+            api: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+            cli: &["spec", "consentPolicy.twoWay needs a single Shopify source"],
+        },
+        Case {
+            name: "two-way-without-unsubscribes",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                s["consentPolicy"] = json!({"twoWay": true, "propagateUnsubscribes": false})
+            },
+            api: &["spec", "propagateUnsubscribes cannot be false"],
+            cli: &["spec", "propagateUnsubscribes cannot be false"],
+        },
+        Case {
             name: "klaviyo-tags",
             base: Base::Klaviyo,
             mutate: |s| s["fieldMapping"] = json!({"tags": true}),

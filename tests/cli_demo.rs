@@ -4,10 +4,11 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 12] = [
+const EXAMPLES: [&str; 13] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
     "store-and-web-to-mailchimp.yaml",
+    "shopify-two-way-mailchimp.yaml",
     "lightspeed-r-to-mailchimp.yaml",
     "retailcrm-segment-exact.yaml",
     "retailcrm-segment-union.yaml",
@@ -87,9 +88,39 @@ fn demo_changes_something_per_example_then_nothing() {
             .unwrap_or_else(|| panic!("{file} not in the second pass:\n{second}"));
         assert!(line.ends_with("0 changes, 0 target writes"), "{line}");
     }
+    // Two-way consent: a change on each side reached the other, and nothing went back.
+    let two_way = stdout
+        .split_once("\nTwo-way consent: one change on each side")
+        .expect("a two-way consent round")
+        .1;
+    let line = |prefix: &str| {
+        two_way
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{two_way}"))
+            .to_string()
+    };
+    assert!(
+        line("Mailchimp → Shopify:").ends_with("is now UNSUBSCRIBED in Shopify"),
+        "{two_way}"
+    );
+    assert!(
+        line("Shopify → Mailchimp:").ends_with("is now subscribed in Mailchimp"),
+        "{two_way}"
+    );
+    assert!(
+        two_way.contains("1 written back to the source"),
+        "{two_way}"
+    );
+    assert_eq!(
+        line("once more:").trim(),
+        "once more: 0 changes, 0 Mailchimp writes, 0 Shopify consent writes",
+        "{two_way}"
+    );
     for audience in [
         audience_sandbox::mailchimp::DEMO_LIST_ID,
         audience_sandbox::mailchimp::COMBINED_LIST_ID,
+        audience_sandbox::mailchimp::TWO_WAY_LIST_ID,
     ] {
         assert!(
             stdout.contains(&format!("Mailchimp audience {audience} now:")),

@@ -96,6 +96,7 @@ impl Rig {
             remembered: Vec::new(),
             owner_tag: Some(OWNER.into()),
             adopt_all: false,
+            two_way: false,
             control,
             progress: None,
         })

@@ -8,7 +8,9 @@
 
 use serde_json::Value;
 
-use crate::crd::audience::FIELD_PRECEDENCE_SOURCES_RULE;
+use crate::crd::audience::{
+    FIELD_PRECEDENCE_SOURCES_RULE, TWO_WAY_RULE, TWO_WAY_UNSUBSCRIBES_RULE,
+};
 use crate::crd::common::{
     KLAVIYO_NO_PENDING_RULE, KLAVIYO_NO_TAGS_RULE, MAILCHIMP_MERGE_TAGS_RULE,
 };
@@ -342,6 +344,14 @@ pub fn rule_holds(rule: &str, v: &Value) -> Option<bool> {
                     .flat_map(|m| m.values())
                     .flat_map(|list| list.as_array().into_iter().flatten())
                     .all(|n| names.contains(&n))
+        }
+        r if r == TWO_WAY_RULE => {
+            v["consentPolicy"]["twoWay"] != Value::Bool(true)
+                || (has_path(v, &["source", "shopify"]) && has_path(v, &["target", "mailchimp"]))
+        }
+        r if r == TWO_WAY_UNSUBSCRIBES_RULE => {
+            v["consentPolicy"]["twoWay"] != Value::Bool(true)
+                || v["consentPolicy"]["propagateUnsubscribes"] != Value::Bool(false)
         }
         r if r == KLAVIYO_NO_PENDING_RULE => {
             !has_path(v, &["target", "klaviyo"]) || v["consentPolicy"]["resubscribe"] != "pending"

@@ -36,6 +36,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../examples/store-and-web-to-mailchimp.yaml"),
     ),
     (
+        "shopify-two-way-mailchimp.yaml",
+        include_str!("../../examples/shopify-two-way-mailchimp.yaml"),
+    ),
+    (
         "lightspeed-r-to-mailchimp.yaml",
         include_str!("../../examples/lightspeed-r-to-mailchimp.yaml"),
     ),
@@ -288,6 +292,7 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     let second_writes: u64 = second.iter().map(|p| p.target_writes).sum();
+    two_way_round(&sandbox, &parsed, &options, &no_env, &mut failures).await;
     println!(
         "\nNext: `audience-operator sandbox` serves the same simulators until ctrl-c, and\n`audience-operator sync -f examples/<file> --sandbox http://127.0.0.1:8089` runs one example against it."
     );
@@ -325,6 +330,112 @@ async fn run_pass(
         reports,
         target_writes: target_writes() - writes_before,
         requests,
+    }
+}
+
+/// Two-way consent, shown going both ways: after the two passes, one member unsubscribes in the
+/// Mailchimp simulator (an unsubscribe link) and the merchant marks one customer subscribed in
+/// the Shopify simulator; the two-way example runs again and the demo prints where each change
+/// arrived, then runs it once more to show nothing goes back and forth.
+async fn two_way_round(
+    sandbox: &Sandbox,
+    parsed: &[(Example, Manifests)],
+    options: &SyncOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    failures: &mut Vec<String>,
+) {
+    let Some((example, manifests, list)) = parsed.iter().find_map(|(example, m)| {
+        m.syncs.iter().find_map(|s| match s {
+            SyncManifest::Audience(a) if a.spec.consent_policy.two_way => a
+                .spec
+                .target
+                .mailchimp
+                .as_ref()
+                .map(|t| (example, m, t.audience_id.clone())),
+            _ => None,
+        })
+    }) else {
+        return;
+    };
+    let shop = &sandbox.shopify;
+    let by_email: BTreeMap<String, u64> = shop
+        .customer_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let email = shop.customer(id)?.email?;
+            Some((email.to_lowercase(), id))
+        })
+        .collect();
+    let members = sandbox.mailchimp.members(&list);
+    let pick = |status: MemberStatus, state: &str| {
+        members.iter().find_map(|m| {
+            let id = *by_email.get(&m.email_address.to_lowercase())?;
+            (m.status == status && shop.customer(id)?.marketing_state == state)
+                .then(|| (m.email_address.clone(), id))
+        })
+    };
+    let (Some((leaving, leaving_id)), Some((joining, joining_id))) = (
+        pick(MemberStatus::Subscribed, "SUBSCRIBED"),
+        pick(MemberStatus::Transactional, "NOT_SUBSCRIBED"),
+    ) else {
+        failures.push(format!(
+            "{}: no subscriber and no transactional contact to change",
+            example.file
+        ));
+        return;
+    };
+    println!(
+        "\nTwo-way consent: one change on each side, then {} again",
+        example.file
+    );
+    // Mailchimp keeps whole seconds: the unsubscribe is a second later than anything before it.
+    sandbox
+        .mailchimp
+        .advance_clock(chrono::Duration::seconds(1));
+    sandbox
+        .mailchimp
+        .set_member_status(&list, &leaving, MemberStatus::Unsubscribed);
+    shop.edit_customer(joining_id, |c| {
+        c.marketing_state = "SUBSCRIBED".into();
+        c.marketing_opt_in_level = Some("SINGLE_OPT_IN".into());
+        c.consent_updated_at = Some(chrono::Utc::now());
+    });
+    println!("  (demo) {leaving} clicked unsubscribe in the Mailchimp simulator");
+    println!("  (demo) the merchant marked {joining} subscribed in the Shopify simulator");
+    let pass = run_pass(sandbox, manifests, options, env).await;
+    for report in &pass.reports {
+        print!(
+            "{}",
+            indent(&report.render_text(&format!("examples/{}", example.file)))
+        );
+    }
+    let in_shop = shop
+        .customer(leaving_id)
+        .map(|c| c.marketing_state)
+        .unwrap_or_default();
+    let in_mailchimp = sandbox
+        .mailchimp
+        .member(&list, &joining)
+        .map(|m| m.status.as_str().to_string())
+        .unwrap_or_default();
+    println!("  Mailchimp → Shopify: {leaving} is now {in_shop} in Shopify");
+    println!("  Shopify → Mailchimp: {joining} is now {in_mailchimp} in Mailchimp");
+    if in_shop != "UNSUBSCRIBED" || in_mailchimp != "subscribed" {
+        failures.push(format!("{}: a consent change did not cross", example.file));
+    }
+    let shop_writes = || shop.counters().consent_updates;
+    let before = shop_writes();
+    let again = run_pass(sandbox, manifests, options, env).await;
+    let changes: u64 = again.reports.iter().map(SyncReport::changes).sum();
+    let shop_written = shop_writes() - before;
+    println!(
+        "  once more: {}, {}, {}",
+        plural(changes, "change"),
+        plural(again.target_writes, "Mailchimp write"),
+        plural(shop_written, "Shopify consent write")
+    );
+    if changes + again.target_writes + shop_written > 0 {
+        failures.push(format!("{}: two-way consent wrote again", example.file));
     }
 }
 
@@ -574,8 +685,12 @@ mod tests {
             match kind {
                 "mailchimp" => {
                     assert!(
-                        [mailchimp::DEMO_LIST_ID, mailchimp::COMBINED_LIST_ID]
-                            .contains(&destination.as_str()),
+                        [
+                            mailchimp::DEMO_LIST_ID,
+                            mailchimp::COMBINED_LIST_ID,
+                            mailchimp::TWO_WAY_LIST_ID,
+                        ]
+                        .contains(&destination.as_str()),
                         "{file}: {destination}"
                     );
                     assert_eq!(

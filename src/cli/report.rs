@@ -94,6 +94,7 @@ impl SyncReport {
                 + c.segment_added
                 + c.segment_removed
                 + c.events.total()
+                + c.consent_written_back
         })
     }
 
@@ -199,6 +200,10 @@ impl SyncReport {
                 "\n  drift: {} changed in the target behind the sync's back, set back to the source",
                 c.drift
             );
+        }
+        let two_way = c.two_way_note();
+        if !two_way.is_empty() {
+            let _ = write!(line, "\n  {two_way}");
         }
         if c.consent_by_rule > 0 {
             // The merchant should see who became a non-subscriber, and why.

@@ -319,6 +319,11 @@ fn consent_note(c: &RunCounts) -> String {
             c.drift
         ));
     }
+    let two_way = c.two_way_note();
+    if !two_way.is_empty() {
+        note.push_str("; ");
+        note.push_str(&two_way);
+    }
     note
 }
 

@@ -188,6 +188,8 @@ impl AudienceMode {
 #[x_kube(validation = Rule::new("has(self.source) != has(self.sources)").message("give exactly one of source or sources"))]
 #[x_kube(validation = Rule::new("!has(self.fieldPrecedence) || has(self.sources)").message("fieldPrecedence needs sources"))]
 #[x_kube(validation = Rule::new(FIELD_PRECEDENCE_SOURCES_RULE).message("fieldPrecedence names a source that is not in sources"))]
+#[x_kube(validation = Rule::new(TWO_WAY_RULE).message(TWO_WAY_MESSAGE))]
+#[x_kube(validation = Rule::new(TWO_WAY_UNSUBSCRIBES_RULE).message(TWO_WAY_UNSUBSCRIBES_MESSAGE))]
 pub struct AudienceSyncSpec {
     /// Where customers come from (exactly one kind). Use `sources` instead to feed one audience
     /// from several systems.
@@ -216,7 +218,7 @@ pub struct AudienceSyncSpec {
     pub field_mapping: FieldMappingSpec,
     /// Consent rules (unsubscribes always win over the source's "subscribed").
     #[serde(default)]
-    pub consent_policy: ConsentPolicySpec,
+    pub consent_policy: AudienceConsentPolicy,
     /// When to run. Defaults to every hour.
     #[serde(default = "schedule_default")]
     pub schedule: Schedule,
@@ -244,6 +246,41 @@ pub struct AudienceSyncSpec {
     /// joined through signup forms or other tools are left alone.
     #[serde(default, skip_serializing_if = "OwnershipSpec::is_default")]
     pub ownership: OwnershipSpec,
+}
+
+/// The CEL rule that two-way consent runs between one Shopify `source` and a Mailchimp target:
+/// with several sources the strictest consent decides per customer, and writing one answer back
+/// to one of them would break that; only Shopify takes consent writes.
+pub const TWO_WAY_RULE: &str = "!has(self.consentPolicy) || !has(self.consentPolicy.twoWay) || !self.consentPolicy.twoWay || (has(self.source) && has(self.source.shopify) && has(self.target.mailchimp))";
+pub const TWO_WAY_MESSAGE: &str = "consentPolicy.twoWay needs a single Shopify source (source.shopify, not sources) and a Mailchimp target";
+/// Two-way consent carries unsubscribes both ways: it cannot be had without them.
+pub const TWO_WAY_UNSUBSCRIBES_RULE: &str = "!has(self.consentPolicy) || !has(self.consentPolicy.twoWay) || !self.consentPolicy.twoWay || !has(self.consentPolicy.propagateUnsubscribes) || self.consentPolicy.propagateUnsubscribes";
+pub const TWO_WAY_UNSUBSCRIBES_MESSAGE: &str =
+    "consentPolicy.twoWay carries unsubscribes both ways: propagateUnsubscribes cannot be false";
+
+/// An AudienceSync's consent rules: the shared ones, and two-way consent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AudienceConsentPolicy {
+    #[serde(flatten)]
+    pub rules: ConsentPolicySpec,
+    /// Keep email consent in step both ways between a Shopify source and a Mailchimp target
+    /// (Mailchimp for Shopify's behaviour): a subscribe or unsubscribe on either side reaches the
+    /// other, the later change winning (Shopify's `consentUpdatedAt` against Mailchimp's
+    /// `timestamp_opt` / `last_changed`; ties go to the unsubscribe). The first run keeps
+    /// members already subscribed in Mailchimp and marks them subscribed in Shopify. Someone
+    /// unsubscribed in Mailchimp who opts in again in Shopify is set `pending` (Mailchimp asks
+    /// them to confirm); a cleaned address is never resubscribed. Every run reads both sides
+    /// whole. Needs a single Shopify `source` (scope `write_customers`) and a Mailchimp target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_way: bool,
+}
+
+impl std::ops::Deref for AudienceConsentPolicy {
+    type Target = ConsentPolicySpec;
+    fn deref(&self) -> &ConsentPolicySpec {
+        &self.rules
+    }
 }
 
 /// The CEL rule that every source `fieldPrecedence` names is one of `sources`.

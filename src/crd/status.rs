@@ -63,6 +63,24 @@ pub struct RunCounts {
     /// `updated`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drift: u64,
+    /// Two-way consent: customers whose Mailchimp consent was written to the source (Shopify
+    /// `customerEmailMarketingConsentUpdate`), e.g. an unsubscribe made in Mailchimp.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consent_written_back: u64,
+    /// Two-way consent: customers the source refused a consent write for (its user errors).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consent_write_rejected: u64,
+    /// Two-way consent: members unsubscribed in Mailchimp who opted in again at the source,
+    /// set `pending` so Mailchimp asks them to confirm (it refuses a direct resubscribe).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_reconfirm: u64,
+    /// Two-way consent: cleaned (bounced) members the source lists as subscribed: never
+    /// resubscribed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cleaned_not_resubscribed: u64,
+    /// Two-way consent's first run: members already subscribed in Mailchimp, not sent again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub already_subscribed: u64,
     /// Order events sent, by kind (OrderSync; on a dry run: what would be sent).
     #[serde(default, skip_serializing_if = "OrderEventCounts::is_empty")]
     pub events: OrderEventCounts,
@@ -124,6 +142,46 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl RunCounts {
+    /// Two-way consent's part of a human summary (empty when nothing happened), e.g.
+    /// `two-way consent: 2 written back to the source, 1 set pending to reconfirm`.
+    pub fn two_way_note(&self) -> String {
+        let mut parts = Vec::new();
+        if self.consent_written_back > 0 {
+            parts.push(format!(
+                "{} written back to the source",
+                self.consent_written_back
+            ));
+        }
+        if self.consent_write_rejected > 0 {
+            parts.push(format!(
+                "{} refused by the source",
+                self.consent_write_rejected
+            ));
+        }
+        if self.pending_reconfirm > 0 {
+            parts.push(format!(
+                "{} set pending to reconfirm (unsubscribed in Mailchimp, opted in again)",
+                self.pending_reconfirm
+            ));
+        }
+        if self.cleaned_not_resubscribed > 0 {
+            parts.push(format!(
+                "{} cleaned (bounced) not resubscribed",
+                self.cleaned_not_resubscribed
+            ));
+        }
+        if self.already_subscribed > 0 {
+            parts.push(format!(
+                "{} already subscribed in Mailchimp, not sent again",
+                self.already_subscribed
+            ));
+        }
+        if parts.is_empty() {
+            return String::new();
+        }
+        format!("two-way consent: {}", parts.join(", "))
+    }
+
     /// A one-line summary, e.g. `+3 ~2 -1 =40 !0`.
     pub fn summary(&self) -> String {
         let mut s = format!(

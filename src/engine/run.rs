@@ -91,6 +91,10 @@ pub struct AudienceJob<'a> {
     pub owner_tag: Option<String>,
     /// Adopt every existing member this run (`adopt: all` on the first run).
     pub adopt_all: bool,
+    /// Two-way consent (`consentPolicy.twoWay`): one Shopify source and a Mailchimp target
+    /// keep consent in step both ways; every run reads both sides whole (see
+    /// [`super::two_way`]).
+    pub two_way: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -137,6 +141,9 @@ pub struct RunOutcome {
     pub source_reads: Vec<(String, u64)>,
     /// Whether the run read everything or only the changes.
     pub mode: RunMode,
+    /// Two-way consent runs: what went to the shop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub two_way: Option<super::two_way::TwoWayReport>,
 }
 
 /// What a segment run planned and did.
@@ -198,6 +205,9 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
     if job.sources.is_empty() {
         return Err(RunError::InvalidMapping("no source".into()));
     }
+    if job.two_way {
+        return super::two_way::run_two_way(&job).await;
+    }
     if let Some(since) = job.since.clone()
         && let Some(read) = read_incremental(&job, &since).await?
     {
@@ -208,16 +218,16 @@ pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunEr
 }
 
 /// What the reads of a run produced: the plan before the rejection memory and the checks.
-struct PlannedRead {
-    plan: Plan,
-    checkpoint: Option<Checkpoint>,
-    source_reads: Vec<(String, u64)>,
-    mode: RunMode,
+pub(super) struct PlannedRead {
+    pub(super) plan: Plan,
+    pub(super) checkpoint: Option<Checkpoint>,
+    pub(super) source_reads: Vec<(String, u64)>,
+    pub(super) mode: RunMode,
     /// Incremental runs: the emails read (the rest of the audience was not looked at).
-    read_emails: Option<HashSet<Email>>,
+    pub(super) read_emails: Option<HashSet<Email>>,
 }
 
-fn plan_options(job: &AudienceJob<'_>) -> PlanOptions {
+pub(super) fn plan_options(job: &AudienceJob<'_>) -> PlanOptions {
     PlanOptions {
         mode: job.mode,
         mapping: job.mapping.clone(),
@@ -366,7 +376,10 @@ async fn plan_changes(job: &AudienceJob<'_>, changed: &[SourceContact]) -> Resul
 }
 
 /// The rejection memory, the checks and the apply, common to full and incremental runs.
-async fn settle_plan(job: &AudienceJob<'_>, read: PlannedRead) -> Result<RunOutcome, RunError> {
+pub(super) async fn settle_plan(
+    job: &AudienceJob<'_>,
+    read: PlannedRead,
+) -> Result<RunOutcome, RunError> {
     let PlannedRead {
         mut plan,
         checkpoint,
@@ -401,6 +414,7 @@ async fn settle_plan(job: &AudienceJob<'_>, read: PlannedRead) -> Result<RunOutc
             remembered: None,
             source_reads,
             mode,
+            two_way: None,
         });
     }
     let applied = apply_plan(
@@ -450,6 +464,7 @@ async fn settle_plan(job: &AudienceJob<'_>, read: PlannedRead) -> Result<RunOutc
         remembered: Some(remembered),
         source_reads,
         mode,
+        two_way: None,
     })
 }
 
@@ -531,6 +546,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 remembered: None,
                 source_reads: Vec::new(),
                 mode: RunMode::Full,
+                two_way: None,
             },
             segment_plan,
             applied: None,
@@ -575,6 +591,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             remembered: Some(remembered),
             source_reads: Vec::new(),
             mode: RunMode::Full,
+            two_way: None,
         },
         segment_plan,
         applied: Some(segment_applied),
@@ -582,7 +599,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
     })
 }
 
-fn report(progress: Option<&ProgressFn>, phase: Phase, done: u64, total: u64) {
+pub(super) fn report(progress: Option<&ProgressFn>, phase: Phase, done: u64, total: u64) {
     if let Some(progress) = progress {
         progress(phase, done, total);
     }
@@ -645,7 +662,7 @@ async fn read_merged(
 }
 
 /// Streams a source scope through `observe`; returns the last checkpoint the source gave.
-async fn read_source(
+pub(super) async fn read_source(
     source: &dyn Source,
     scope: ReadScope,
     progress: Option<&ProgressFn>,
@@ -682,7 +699,7 @@ fn check(
         .map_err(RunError::Capacity)
 }
 
-fn with_progress(control: &ApplyControl, progress: Option<&ProgressFn>) -> ApplyControl {
+pub(super) fn with_progress(control: &ApplyControl, progress: Option<&ProgressFn>) -> ApplyControl {
     let mut control = control.clone();
     if let Some(progress) = progress.cloned() {
         control.progress = Some(Arc::new(move |done, total| {

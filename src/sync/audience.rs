@@ -43,7 +43,11 @@ fn plan_sample(plan: &Plan) -> Vec<PlannedChange> {
     sample
 }
 
-fn rejections(plan: &Plan, applied: Option<&ApplyReport>) -> Vec<RejectedRecord> {
+fn rejections(
+    plan: &Plan,
+    applied: Option<&ApplyReport>,
+    two_way: Option<&crate::engine::TwoWayReport>,
+) -> Vec<RejectedRecord> {
     let invalid = plan
         .skipped
         .iter()
@@ -59,7 +63,15 @@ fn rejections(plan: &Plan, applied: Option<&ApplyReport>) -> Vec<RejectedRecord>
             email: r.email.clone(),
             reason: r.reason.clone(),
         });
-    crate::status::sample_rejections(invalid.chain(vendor))
+    let source = two_way
+        .and_then(|t| t.applied.as_ref())
+        .into_iter()
+        .flat_map(|a| a.rejected.iter())
+        .map(|r| RejectedRecord {
+            email: r.email.clone(),
+            reason: format!("consent write to the source refused: {}", r.reason),
+        });
+    crate::status::sample_rejections(invalid.chain(vendor).chain(source))
 }
 
 /// Counts of an audience run: what was applied, or on a dry run what the plan would do.
@@ -93,13 +105,31 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
             c.unsubscribed = p.unsubscribe;
         }
     }
+    if let Some(two_way) = &outcome.two_way {
+        let t = &two_way.counts;
+        c.pending_reconfirm = t.pending_reconfirm;
+        c.cleaned_not_resubscribed = t.cleaned_kept;
+        c.already_subscribed = t.already_subscribed;
+        match &two_way.applied {
+            Some(a) => {
+                c.consent_written_back = a.written;
+                c.consent_write_rejected = a.rejected.len() as u64;
+            }
+            // A dry run: what would be written.
+            None => c.consent_written_back = two_way.planned.len() as u64,
+        }
+    }
     c
 }
 
 pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed {
     Executed {
         counts: audience_counts(outcome),
-        rejected: rejections(&outcome.plan, outcome.applied.as_ref()),
+        rejected: rejections(
+            &outcome.plan,
+            outcome.applied.as_ref(),
+            outcome.two_way.as_ref(),
+        ),
         plan: dry_run.then(|| PlanReport {
             time: None,
             plan_id: (outcome.plan.removals() > 0).then(|| outcome.plan.removal_id()),
@@ -312,6 +342,16 @@ impl SyncObject for AudienceSync {
             return Err("give exactly one of source or sources".into());
         }
         full_resync(self)?;
+        if self.spec.consent_policy.two_way {
+            let shopify = self
+                .spec
+                .source
+                .as_ref()
+                .is_some_and(|s| s.shopify.is_some());
+            if !shopify || self.spec.target.mailchimp.is_none() {
+                return Err(crate::crd::audience::TWO_WAY_MESSAGE.into());
+            }
+        }
         self.precedence().map(|_| ())
     }
     fn target(&self) -> Option<TargetRef<'_>> {
@@ -351,6 +391,7 @@ impl SyncObject for AudienceSync {
             remembered: self.remembered_rejections(),
             owner_tag: Some(owner_tag(self)),
             adopt_all: spec.ownership.adopt == AdoptPolicy::All && self.first_run(),
+            two_way: spec.consent_policy.two_way,
             control: parts.control,
             progress: parts.progress,
         })

@@ -18,6 +18,7 @@ use crate::member::TargetMember;
 use crate::order::Order;
 use crate::plan::Plan;
 use crate::segment::SegmentPlan;
+use crate::two_way::{ConsentWrite, MemberConsent};
 
 /// An opaque, vendor-defined position in a source's change feed (a Lightspeed version, a Shopify
 /// `updated_at` with its time zone, a RetailCRM history id). Saved only after the changes it covers
@@ -228,6 +229,34 @@ pub trait Source: Send + Sync {
     async fn segments(&self) -> Result<Vec<SegmentInfo>, ConnectorError> {
         Err(ConnectorError::unsupported(self.vendor(), "segments"))
     }
+
+    /// The way to write email consent back to this source (two-way consent), if it has one.
+    fn consent_writer(&self) -> Option<&dyn ConsentWriter> {
+        None
+    }
+}
+
+/// What writing consent back to a source did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentWriteReport {
+    /// Customers whose consent the source took.
+    pub written: u64,
+    /// Customers the source refused (its `userErrors`): final, not retried this run.
+    pub rejected: Vec<RecordRejection>,
+    pub write_calls: u64,
+    pub stopped_early: bool,
+}
+
+/// A source that takes email consent writes (Shopify's `customerEmailMarketingConsentUpdate`).
+#[async_trait]
+pub trait ConsentWriter: Send + Sync {
+    /// Writes each customer's consent, in as few calls as the source's budget allows.
+    async fn write_consent(
+        &self,
+        writes: &[ConsentWrite],
+        control: &ApplyControl,
+    ) -> Result<ConsentWriteReport, ConnectorError>;
 }
 
 /// A system that holds an audience (a Mailchimp audience, a Klaviyo list).
@@ -263,6 +292,17 @@ pub trait Target: Send + Sync {
             found.extend(page?.into_iter().filter(|m| wanted.contains(&m.email)));
         }
         Ok(found)
+    }
+
+    /// Every member with its consent and the times the target records for it (two-way
+    /// consent compares them with the source's), page by page.
+    fn members_with_consent(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<(TargetMember, MemberConsent)>, ConnectorError>> {
+        let vendor = self.vendor();
+        Box::pin(futures::stream::once(async move {
+            Err(ConnectorError::unsupported(vendor, "consent times"))
+        }))
     }
 
     /// Creates the target fields the mapping writes when they are missing.

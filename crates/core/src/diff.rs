@@ -428,6 +428,54 @@ impl AudiencePlanner {
         }
     }
 
+    /// A source record whose member the plan must not send again (two-way consent's first
+    /// sync: a member already subscribed keeps its status and fields): no status or field write,
+    /// only the owner tag when the member lacks it (an adoption, so later runs know the sync has
+    /// handled it), else counted unchanged. Its member counts as one the source has (mirror never
+    /// archives it).
+    pub fn leave_alone(&mut self, contact: &SourceContact) {
+        self.source_count += 1;
+        let Ok(email) = Email::parse(&contact.email) else {
+            return;
+        };
+        let slot = self.index.lookup(&email);
+        let adopt = match (slot, &self.options.owner_tag) {
+            (Some(slot), Some(owner)) if !self.has_owner_tag(slot as usize) => Some(owner.clone()),
+            _ => None,
+        };
+        let recorded = match adopt {
+            Some(owner) => {
+                self.updates.push(Some(MemberWrite {
+                    email: email.clone(),
+                    source_id: contact.source_id.clone(),
+                    status: None,
+                    fields: BTreeMap::new(),
+                    tags: BTreeSet::from([owner]),
+                    unarchive: false,
+                    consent_by_rule: false,
+                    consented_at: None,
+                }));
+                self.update_is_drift.push(false);
+                Recorded::Update(self.updates.len() as u32 - 1)
+            }
+            None => Recorded::Unchanged,
+        };
+        let id_start = self.source_ids.len() as u32;
+        self.source_ids.push_str(&contact.source_id);
+        let seen = Seen {
+            updated_at_micros: contact.updated_at.timestamp_micros(),
+            id_start,
+            id_len: contact.source_id.len() as u32,
+            recorded,
+        };
+        match slot {
+            Some(slot) => self.seen_in_target[slot as usize] = Some(seen),
+            None => {
+                self.seen_new.insert(email, seen);
+            }
+        }
+    }
+
     /// A record skipped before planning (e.g. the loser of a multi-source merge), reported with
     /// the plan's own skips.
     pub fn skip(&mut self, skip: Skip) {

@@ -17,6 +17,7 @@
 //! - [`order`]: orders as sources read them (money in decimals).
 //! - [`event`]: the append-only order-event stream (for targets that take events).
 //! - [`order_events`]: orders into events (seed 003's metrics, skips, rejections, unique ids).
+//! - [`two_way`]: two-way consent between a shop and a Mailchimp audience (later change wins).
 //! - [`event_batches`]: events cut into target-sized batches on order boundaries.
 
 pub mod connector;
@@ -36,11 +37,12 @@ pub mod plan;
 pub mod prepare;
 pub mod rejections;
 pub mod segment;
+pub mod two_way;
 
 pub use connector::{
-    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ErrorKind, EventRejection, EventReport,
-    EventSink, OrderPage, OrderScope, OrderSource, ReadScope, RecordRejection, SegmentInfo, Source,
-    SourcePage, Target, TargetInfo,
+    ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentWriteReport, ConsentWriter,
+    ErrorKind, EventRejection, EventReport, EventSink, OrderPage, OrderScope, OrderSource,
+    ReadScope, RecordRejection, SegmentInfo, Source, SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
 pub use cursor::{SourceCheckpoints, cap_checkpoint};
@@ -61,3 +63,6 @@ pub use plan::{
 };
 pub use rejections::{RejectionPolicy, RememberedRejection};
 pub use segment::{SegmentMode, SegmentPlan, SourceSegment, plan_segment};
+pub use two_way::{
+    ConsentWrite, MemberConsent, OptInLevel, Reconciled, TwoWayCounts, TwoWayOutcome, reconcile,
+};

@@ -760,7 +760,7 @@ async fn lists_can_be_created_read_and_counted() {
     assert_eq!(list.body["stats"]["total_contacts"], 2);
 
     let lists = mc.get("/lists").await;
-    assert_eq!(lists.body["total_items"], 4); // demo, combined (several sources), "list" and the new one
+    assert_eq!(lists.body["total_items"], 5); // demo, combined (several sources), two-way, "list" and the new one
     let containing = mc.get("/lists?email=lars@fjordmail.se").await;
     assert_eq!(containing.body["total_items"], 1);
     assert_eq!(containing.body["lists"][0]["id"], id.as_str());

@@ -394,6 +394,78 @@ async fn consent_mutation_updates_state_and_updated_at() {
 }
 
 #[tokio::test]
+async fn consent_mutation_keeps_the_most_recent_record_and_refuses_bad_times_and_levels() {
+    let sandbox = start(0).await;
+    let shop = &sandbox.sandbox.shopify;
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let id = shop.add_customer(Customer {
+        email: Some("c@example.com".into()),
+        marketing_state: "UNSUBSCRIBED".into(),
+        consent_updated_at: Some(at("2026-01-10T00:00:00Z")),
+        ..Default::default()
+    });
+    let mutation = r#"mutation($input: CustomerEmailMarketingConsentUpdateInput!) {
+        customerEmailMarketingConsentUpdate(input: $input) {
+          customer { id emailMarketingConsent { marketingState consentUpdatedAt } }
+          userErrors { field message code } } }"#;
+    let send = |consent: Value| {
+        let vars = json!({"input": {"customerId": format!("gid://shopify/Customer/{id}"),
+            "emailMarketingConsent": consent}});
+        let sandbox = &sandbox;
+        async move {
+            gql(sandbox, mutation, vars).await["data"]["customerEmailMarketingConsentUpdate"]
+                .clone()
+        }
+    };
+    // Older than the customer's record: answered, state unchanged.
+    let older =
+        send(json!({"marketingState": "SUBSCRIBED", "consentUpdatedAt": "2026-01-09T00:00:00Z"}))
+            .await;
+    assert_eq!(older["userErrors"], json!([]));
+    assert_eq!(
+        older["customer"]["emailMarketingConsent"]["marketingState"],
+        "UNSUBSCRIBED"
+    );
+    assert_eq!(shop.counters().consent_updates, 0);
+    // Later: taken, with that time.
+    let later =
+        send(json!({"marketingState": "SUBSCRIBED", "consentUpdatedAt": "2026-01-11T00:00:00Z"}))
+            .await;
+    assert_eq!(
+        later["customer"]["emailMarketingConsent"]["marketingState"],
+        "SUBSCRIBED"
+    );
+    assert_eq!(
+        shop.customer(id).unwrap().consent_updated_at,
+        Some(at("2026-01-11T00:00:00Z"))
+    );
+    assert_eq!(shop.counters().consent_updates, 1);
+    for (consent, code, field) in [
+        (
+            json!({"marketingState": "UNSUBSCRIBED", "consentUpdatedAt": "yesterday"}),
+            "INVALID",
+            "consentUpdatedAt",
+        ),
+        (
+            json!({"marketingState": "UNSUBSCRIBED", "consentUpdatedAt": "2099-01-01T00:00:00Z"}),
+            "INVALID",
+            "consentUpdatedAt",
+        ),
+        (
+            json!({"marketingState": "UNSUBSCRIBED", "marketingOptInLevel": "DOUBLE"}),
+            "INCLUSION",
+            "marketingOptInLevel",
+        ),
+    ] {
+        let refused = send(consent).await;
+        assert_eq!(refused["customer"], Value::Null);
+        assert_eq!(refused["userErrors"][0]["code"], code);
+        assert_eq!(refused["userErrors"][0]["field"][2], field);
+    }
+    assert_eq!(shop.customer(id).unwrap().marketing_state, "SUBSCRIBED");
+}
+
+#[tokio::test]
 async fn deleted_customers_disappear() {
     let sandbox = start(5).await;
     let shop = &sandbox.sandbox.shopify;

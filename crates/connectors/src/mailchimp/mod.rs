@@ -307,6 +307,13 @@ impl Target for MailchimpTarget {
         self.inner.members(None)
     }
 
+    fn members_with_consent(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<(TargetMember, audience_core::MemberConsent)>, ConnectorError>>
+    {
+        self.inner.members_with_consent()
+    }
+
     async fn members_by_email(
         &self,
         emails: &[Email],

@@ -4,7 +4,7 @@
 //! `read_ahead` pages are fetched concurrently (each request still waits for a slot of the key
 //! budget, so reads never push the key past Mailchimp's 10 connections).
 
-use audience_core::{ConnectorError, Email, ErrorKind, MemberStatus, TargetMember};
+use audience_core::{ConnectorError, Email, ErrorKind, MemberConsent, MemberStatus, TargetMember};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt, TryStreamExt};
@@ -119,8 +119,25 @@ impl Inner {
         &self,
         since: Option<DateTime<Utc>>,
     ) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>> {
-        self.member_pass(Pass::Live, since)
-            .chain(self.member_pass(Pass::Archived, since))
+        self.members_timed(since, false)
+            .map(|page| page.map(|members| members.into_iter().map(|(m, _)| m).collect()))
+            .boxed()
+    }
+
+    /// Every member with its consent times (`last_changed`, `timestamp_opt`), live then archived.
+    pub(crate) fn members_with_consent(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<(TargetMember, MemberConsent)>, ConnectorError>> {
+        self.members_timed(None, true)
+    }
+
+    fn members_timed(
+        &self,
+        since: Option<DateTime<Utc>>,
+        times: bool,
+    ) -> BoxStream<'_, Result<Vec<(TargetMember, MemberConsent)>, ConnectorError>> {
+        self.member_pass(Pass::Live, since, times)
+            .chain(self.member_pass(Pass::Archived, since, times))
             .boxed()
     }
 
@@ -128,11 +145,12 @@ impl Inner {
         &self,
         pass: Pass,
         since: Option<DateTime<Utc>>,
-    ) -> BoxStream<'_, Result<Vec<TargetMember>, ConnectorError>> {
+        times: bool,
+    ) -> BoxStream<'_, Result<Vec<(TargetMember, MemberConsent)>, ConnectorError>> {
         let since = since.map(|t| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
         paged(self.read_ahead, move |offset| {
             let since = since.clone();
-            Box::pin(async move { self.member_page(pass, since, offset).await })
+            Box::pin(async move { self.member_page(pass, since, offset, times).await })
         })
     }
 
@@ -141,7 +159,8 @@ impl Inner {
         pass: Pass,
         since: Option<String>,
         offset: u64,
-    ) -> Result<(Vec<TargetMember>, u64), ConnectorError> {
+        times: bool,
+    ) -> Result<(Vec<(TargetMember, MemberConsent)>, u64), ConnectorError> {
         let not_found = self.list_not_found();
         let mut call = Call::new(
             Method::GET,
@@ -152,7 +171,11 @@ impl Inner {
         .query("offset", offset.to_string())
         .query(
             "fields",
-            "members.email_address,members.status,members.merge_fields,members.tags,total_items",
+            if times {
+                "members.email_address,members.status,members.merge_fields,members.tags,members.last_changed,members.timestamp_opt,total_items"
+            } else {
+                "members.email_address,members.status,members.merge_fields,members.tags,total_items"
+            },
         )
         .not_found(&not_found);
         if let Pass::Archived = pass {
@@ -169,13 +192,20 @@ impl Inner {
             Pass::Archived => Some(MemberStatus::Archived),
         };
         for member in page.members {
+            let last_changed = wire::timestamp(member.last_changed.as_deref());
+            let opted_in_at = wire::timestamp(member.timestamp_opt.as_deref());
             match member.into_member(default_status) {
                 Ok(member) => {
                     let archived = member.status == MemberStatus::Archived;
+                    let consent = MemberConsent {
+                        status: member.status,
+                        last_changed,
+                        opted_in_at,
+                    };
                     match pass {
                         Pass::Live if archived => {}
                         Pass::Archived if !archived => {}
-                        _ => members.push(member),
+                        _ => members.push((member, consent)),
                     }
                 }
                 Err(MemberProblem::InvalidEmail) => invalid += 1,

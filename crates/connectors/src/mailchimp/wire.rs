@@ -33,6 +33,21 @@ pub struct WireMember {
     pub merge_fields: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: Vec<WireTag>,
+    /// Read for two-way consent only (`fields=` asks for it then).
+    #[serde(default)]
+    pub last_changed: Option<String>,
+    /// When the member opted in; `""` when never.
+    #[serde(default)]
+    pub timestamp_opt: Option<String>,
+}
+
+/// A Mailchimp timestamp (`2026-11-01T10:00:00+00:00`); `""`, `null` and anything unreadable are
+/// "no time", which two-way consent treats as the older side (so a garbled time can only ever
+/// let an unsubscribe win, never a subscribe).
+pub fn timestamp(value: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(value?.trim())
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 #[derive(Debug, Deserialize)]

@@ -51,7 +51,10 @@
 //!
 //! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
 
+mod consent;
 mod orders;
+
+pub use consent::BATCH as CONSENT_BATCH;
 
 pub use orders::ORDERS_PER_PAGE;
 
@@ -710,6 +713,10 @@ impl Source for ShopifySource {
             Ok(Some((page, Some(Ok(read)))))
         })
         .boxed()
+    }
+
+    fn consent_writer(&self) -> Option<&dyn audience_core::ConsentWriter> {
+        Some(self)
     }
 
     async fn segments(&self) -> Result<Vec<SegmentInfo>, ConnectorError> {

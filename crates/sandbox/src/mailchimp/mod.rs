@@ -100,6 +100,9 @@ pub const DEMO_LIST_ID: &str = "a1b2c3d4e5";
 /// The demo's second audience, fed by several sources at once (the store's POS and the web shop):
 /// empty until a sync fills it.
 pub const COMBINED_LIST_ID: &str = "b2c3d4e5f6";
+/// The empty audience the two-way consent example (`examples/shopify-two-way-mailchimp.yaml`)
+/// keeps in step with the demo shop.
+pub const TWO_WAY_LIST_ID: &str = "c3d4e5f6a7";
 
 /// A well-formed API key the simulator accepts by default (`<32 hex>-<datacenter>`).
 pub const EXAMPLE_API_KEY: &str = "0123456789abcdef0123456789abcdef-us6";
@@ -345,7 +348,7 @@ impl Mailchimp {
         }
     }
 
-    /// Creates the empty audience [`COMBINED_LIST_ID`], and the demo audience [`DEMO_LIST_ID`]
+    /// Creates the empty audiences [`COMBINED_LIST_ID`] and [`TWO_WAY_LIST_ID`], and the demo audience [`DEMO_LIST_ID`]
     /// ("Demo Audience") with two contacts a person
     /// changed by hand, taken from the demo people of the default seed
     /// (`seed::people(_, 42)`): the first demo person who is subscribed at the shops is
@@ -355,6 +358,7 @@ impl Mailchimp {
     pub fn seed_demo(&self) {
         self.create_list(DEMO_LIST_ID, "Demo Audience");
         self.create_list(COMBINED_LIST_ID, "Store and web shop");
+        self.create_list(TWO_WAY_LIST_ID, "Shop, consent both ways");
         let people = crate::seed::people(64, crate::SandboxOptions::default().seed);
         let mut subscribed = people
             .iter()

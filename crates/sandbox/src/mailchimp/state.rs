@@ -819,6 +819,10 @@ impl State {
             member.archived = false;
             member.record_status(status);
         }
+        // A subscribe through a signup form is an opt-in: `timestamp_opt` is its time.
+        if status == MemberStatus::Subscribed {
+            member.timestamp_opt = Some(now);
+        }
         member.last_changed = now;
         match status {
             MemberStatus::Unsubscribed => list.last_unsub_date = Some(now),

@@ -158,6 +158,8 @@ pub struct ShopifyCounters {
     pub points_spent: f64,
     /// Executed root fields by name (`customers`, `segments`, …).
     pub root_fields: BTreeMap<String, u64>,
+    /// Consent updates that changed a customer's consent (an older `consentUpdatedAt` does not).
+    pub consent_updates: u64,
 }
 
 struct Bucket {
@@ -946,30 +948,70 @@ fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Va
             "INVALID",
         );
     }
-    let now = now_secs();
-    customer.marketing_state = state_value.to_string();
-    customer.marketing_opt_in_level = consent
+    let level = consent
         .and_then(|c| c.get("marketingOptInLevel"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or(Some("SINGLE_OPT_IN".into()));
-    customer.consent_updated_at = Some(
-        consent
-            .and_then(|c| c.get("consentUpdatedAt"))
-            .and_then(Value::as_str)
+        .and_then(Value::as_str);
+    if let Some(level) = level
+        && !matches!(level, "SINGLE_OPT_IN" | "CONFIRMED_OPT_IN" | "UNKNOWN")
+    {
+        return user_error(
+            &["input", "emailMarketingConsent", "marketingOptInLevel"],
+            "Marketing opt in level is not included in the list",
+            "INCLUSION",
+        );
+    }
+    let now = now_secs();
+    let given = match consent.and_then(|c| c.get("consentUpdatedAt")) {
+        None | Some(Value::Null) => None,
+        Some(value) => match value
+            .as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or(now),
-    );
-    customer.updated_at = now;
+        {
+            Some(d) => Some(d.with_timezone(&Utc)),
+            None => {
+                return user_error(
+                    &["input", "emailMarketingConsent", "consentUpdatedAt"],
+                    "Consent updated at is invalid",
+                    "INVALID",
+                );
+            }
+        },
+    };
+    // [U] A consent time in the future is refused (Shopify's REST API refuses it; the GraphQL
+    // docs do not say).
+    if given.is_some_and(|t| t > now + chrono::Duration::seconds(60)) {
+        return user_error(
+            &["input", "emailMarketingConsent", "consentUpdatedAt"],
+            "Consent updated at cannot be in the future",
+            "INVALID",
+        );
+    }
+    let at = given.unwrap_or(now);
+    // [S] "The customer's consent state reflects the consent record with the most recent
+    // `consent_updated_at` date": a record older than the one the customer has is kept in the
+    // history but does not change the state. [U] Whether Shopify reports that: it answers the
+    // customer, unchanged, with no user error.
+    let older = customer
+        .consent_updated_at
+        .is_some_and(|current| at < current);
+    if !older {
+        customer.marketing_state = state_value.to_string();
+        customer.marketing_opt_in_level = Some(level.unwrap_or("SINGLE_OPT_IN").to_string());
+        customer.consent_updated_at = Some(at);
+        customer.updated_at = now;
+    }
+    let changed = !older;
     let customer = customer_json(customer);
-    state.notify_customer(
-        &[
-            "customers/update",
-            "customers_email_marketing_consent/update",
-        ],
-        id.unwrap_or_default(),
-    );
+    if changed {
+        state.counters.consent_updates += 1;
+        state.notify_customer(
+            &[
+                "customers/update",
+                "customers_email_marketing_consent/update",
+            ],
+            id.unwrap_or_default(),
+        );
+    }
     Ok((
         json!({
             "__typename": "CustomerEmailMarketingConsentUpdatePayload",
