@@ -4,7 +4,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 13] = [
+const EXAMPLES: [&str; 15] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
     "store-and-web-to-mailchimp.yaml",
@@ -18,6 +18,8 @@ const EXAMPLES: [&str; 13] = [
     "retailcrm-segment-to-klaviyo.yaml",
     "lightspeed-r-orders-to-klaviyo.yaml",
     "shopify-orders-to-klaviyo.yaml",
+    "lightspeed-x-orders-to-klaviyo.yaml",
+    "retailcrm-orders-to-klaviyo.yaml",
 ];
 
 /// The numbers in a piece of text.
