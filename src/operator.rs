@@ -457,18 +457,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let lease_settings = LeaseSettings::new(&args.lease_name, lease_namespace, &identity);
     let (lease, shards) = if args.shards > 1 {
         let ordinal = match args.shard {
-            Some(k) => Some(k),
+            Some(k) => {
+                anyhow::ensure!(
+                    k < args.shards,
+                    "--shard {k} is not below --shards {}",
+                    args.shards
+                );
+                Some(k)
+            }
             // Only a given identity (the pod name) names a home shard: the default host-pid
-            // would read as an ordinal.
-            None => args.identity.as_deref().and_then(ordinal_of),
+            // would read as an ordinal. A pod beyond the shard count (a StatefulSet scaled by
+            // hand past --shards) has no home and only fills in for shards without an owner.
+            None => match args.identity.as_deref().and_then(ordinal_of) {
+                Some(k) if k >= args.shards => {
+                    tracing::warn!(
+                        ordinal = k,
+                        shards = args.shards,
+                        "this pod's ordinal is past the shard count; it has no home shard and only fills in for shards whose home pod is gone"
+                    );
+                    None
+                }
+                k => k,
+            },
         };
-        if let Some(k) = ordinal {
-            anyhow::ensure!(
-                k < args.shards,
-                "this replica's shard {k} is not below --shards {} (set --shard, or the StatefulSet's replicas and the shard count alike)",
-                args.shards
-            );
-        }
         tracing::info!(shards = args.shards, home = ?ordinal, "sharding");
         (
             None,
