@@ -97,6 +97,7 @@ async fn start_sharded(h: &Harness, ordinal: usize, log: &Log) -> Operator {
     let mut shards = ShardSettings::new(SHARDS, Some(ordinal as u32), lease);
     shards.poll = Duration::from_millis(300);
     options.shards = Some(shards);
+    options.http_addr = Some("127.0.0.1:0".parse().unwrap());
     Operator::start(h.client.clone(), options)
         .await
         .expect("operator starts")
@@ -204,6 +205,23 @@ async fn three_processes_split_the_syncs_and_take_over_a_dead_ones_shard() {
     .await;
     for k in 0..SHARDS {
         assert_eq!(holder(&h, k).await, Some(identity(k as usize)));
+    }
+    // The gauges (process-wide: the three in-process operators share one registry, and each
+    // holds one shard).
+    let metrics = reqwest::get(format!("http://{}/metrics", ops[0].http_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "audience_operator_owned_shards 1",
+        "audience_operator_shards 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
     }
 
     // Every sync is run once, by the owner of its shard.
@@ -352,8 +370,11 @@ async fn three_processes_split_the_syncs_and_take_over_a_dead_ones_shard() {
         "the home process runs its shard again"
     );
 
+    // One batch write per first run (three members), one per takeover run (the late customer),
+    // none for the run back home (nothing changed): a sync run twice at once would write twice.
     let writes = vendor_writes(&h, Vendor::Mailchimp);
     println!("BENCH 3 shards: {writes} Mailchimp write calls in all");
+    assert_eq!(writes, (SYNCS + of_shard(1).len()) as u64);
     for op in ops.into_iter().flatten() {
         op.shutdown().await.unwrap();
     }
