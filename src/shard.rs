@@ -12,6 +12,8 @@
 //!   home pod is gone): with 3 pods and 3 shards each holds one; when a pod stops, a survivor
 //!   takes its shard once the shard Lease is released (a graceful stop) or expired (a crash),
 //!   that is within one lease duration plus one poll.
+//! - Until one lease duration after its start a process competes only for its home shard, so
+//!   replicas starting together each take their own instead of the first one up taking all.
 //! - When the home pod comes back (its member Lease is held again) the foster holder hands the
 //!   shard back: it stops reconciling the shard, waits until no run of that shard is in flight
 //!   (see [`ShardManager::start`]'s `in_flight`), and only then releases the Lease.
