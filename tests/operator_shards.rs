@@ -410,3 +410,127 @@ async fn one_process_runs_all_thirty() {
     assert_eq!(builders(&log, 0).len(), SYNCS);
     op.shutdown().await.unwrap();
 }
+
+/// Kills the binary if the test fails before it exits.
+struct Reaper(u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The binary as the StatefulSet runs it: the shard count from `AUDIENCE_OPERATOR_SHARDS`, the
+/// home shard from the pod name in `POD_NAME` (`…-2`). It holds shard 2's and member 2's Leases,
+/// runs a sync of shard 2, says so on `/metrics`, and releases both Leases on SIGTERM.
+#[tokio::test]
+async fn the_binary_finds_its_shard_in_its_pod_name() {
+    let h = harness("op-shards-bin", false).await;
+    h.default_secrets().await;
+    h.add_shopify("a@gmail.com", "A", "A");
+    let name = (0..)
+        .map(|i| format!("b{i}"))
+        .find(|n| shard_of(&h.ns, n, SHARDS) == 2)
+        .unwrap();
+    let env = audience_testenv::TestEnv::shared().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_audience-operator"))
+        .args(["run", "--namespace", &h.ns, "--lease-namespace", &h.ns])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--sandbox", &h.sandbox.url()])
+        .env("KUBECONFIG", env.kubeconfig_path())
+        .env("POD_NAME", "audience-operator-2")
+        .env("AUDIENCE_OPERATOR_SHARDS", "3")
+        .env("RUST_LOG", std::env::var("OP_LOG").unwrap_or("warn".into()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("starting the binary");
+    let _reaper = Reaper(child.id());
+    let leases: Api<Lease> = h.api();
+    let held = |name: &'static str| {
+        let leases = leases.clone();
+        async move {
+            leases
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| l.spec?.holder_identity)
+        }
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if held("audience-operator-shard-2").await.as_deref() == Some("audience-operator-2")
+            && held("audience-operator-member-2").await.as_deref() == Some("audience-operator-2")
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the operator exited");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shard 2 never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        held("audience-operator").await,
+        None,
+        "no leader Lease with sharding"
+    );
+    h.create::<AudienceSync>(audience_sync(&name, json!({})))
+        .await;
+    wait_reason(&h.api::<AudienceSync>(), &name, "Synced").await;
+    assert_eq!(
+        reporters(&h, &name).await,
+        BTreeSet::from(["audience-operator-2".to_string()])
+    );
+    assert_eq!(h.members().len(), 1);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "audience_operator_shards 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("audience_operator_owned_shards ")
+                && l != "audience_operator_owned_shards 0"),
+        "{metrics}"
+    );
+
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(held("audience-operator-shard-2").await, None, "released");
+    assert_eq!(held("audience-operator-member-2").await, None, "released");
+}
