@@ -78,6 +78,14 @@ impl Leadership {
         *self.rx.borrow()
     }
 
+    /// Stops renewing without releasing: the lease expires on its own, as a killed process's
+    /// does (the sharding tests simulate a crash with it).
+    pub fn abandon(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+
     /// Releases the lease (when held) and stops the elector.
     pub async fn release(mut self) {
         let handle = self.handle.take();

@@ -6,6 +6,7 @@
 //! - [`sync`]: the one path from a sync object to a finished run (credentials, connectors, run),
 //!   shared by the controller and `sync -f`;
 //! - [`engine`]: one sync run end to end (read → plan → check → apply);
+//! - [`shard`]: which replica reconciles which syncs (shards, one Lease each);
 //! - [`schedule`]: when a sync runs next (pure).
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod operator;
 pub mod schedule;
 pub mod server;
+pub mod shard;
 pub mod status;
 pub mod sync;
 pub mod webhooks;

@@ -9,7 +9,11 @@
 //!   sync's back and set back to the source (a subset of `change="updated"`);
 //! - `audience_vendor_api_calls_total{vendor,endpoint,status}`: every vendor call (status 0 for a
 //!   transport failure), fed by the connectors' call observer;
-//! - `audience_operator_leader`: 1 while this replica holds the lease;
+//! - `audience_operator_leader`: 1 while this replica holds the lease (with sharding: at least
+//!   one shard);
+//! - `audience_operator_owned_shards` / `audience_operator_shards`: shards this replica holds,
+//!   out of how many (both 0 without sharding), so `sum(owned) == max(shards)` says every shard
+//!   has an owner;
 //! - `audience_sync_in_progress{kind}`: runs under way.
 //!
 //! Read at scrape time from the controllers' caches (so a deleted sync's series goes with it):
@@ -84,6 +88,8 @@ pub struct Metrics {
     vendor_calls: Family<Labels, Counter>,
     in_progress: Family<Labels, Gauge>,
     leader: Gauge,
+    owned_shards: Gauge,
+    shards: Gauge,
     sync_interval: Family<Labels, FloatGauge>,
     last_success: Family<Labels, FloatGauge>,
     stalled: Family<Labels, Gauge>,
@@ -112,6 +118,8 @@ impl Metrics {
         let vendor_calls = Family::<Labels, Counter>::default();
         let in_progress = Family::<Labels, Gauge>::default();
         let leader = Gauge::default();
+        let owned_shards = Gauge::default();
+        let shards = Gauge::default();
         registry.register("sync_runs", "Finished sync runs by outcome", runs.clone());
         registry.register(
             "sync_failures",
@@ -147,6 +155,16 @@ impl Metrics {
             "operator_leader",
             "1 while this replica holds the leader lease",
             leader.clone(),
+        );
+        registry.register(
+            "operator_owned_shards",
+            "Shards whose Lease this replica holds (0 without sharding)",
+            owned_shards.clone(),
+        );
+        registry.register(
+            "operator_shards",
+            "How many shards the syncs are spread over (0 without sharding)",
+            shards.clone(),
         );
         let sync_interval = Family::<Labels, FloatGauge>::default();
         let last_success = Family::<Labels, FloatGauge>::default();
@@ -200,6 +218,8 @@ impl Metrics {
             vendor_calls,
             in_progress,
             leader,
+            owned_shards,
+            shards,
             sync_interval,
             last_success,
             stalled,
@@ -294,6 +314,14 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    pub fn set_owned_shards(&self, n: usize) {
+        self.owned_shards.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_shard_count(&self, n: u32) {
+        self.shards.set(i64::from(n));
     }
 
     /// Adds a source of per-sync gauges (a controller's cache); returns its id for

@@ -1,5 +1,6 @@
-//! `audience-operator run`: leader election, the controllers, the HTTP endpoints and a graceful
-//! shutdown. [`Operator::start`] runs it all in-process (the integration tests start two).
+//! `audience-operator run`: leader election (or, with `--shards N`, one Lease per shard: see
+//! [`crate::shard`]), the controllers, the HTTP endpoints and a graceful shutdown.
+//! [`Operator::start`] runs it all in-process (the integration tests start two, or three).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::controller::{Context, Settings, run_controllers};
 use crate::leader::{Leadership, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::server::{Health, serve};
+use crate::shard::{ShardFilter, ShardManager, ShardSettings, Shards, ordinal_of};
 use crate::sync::connect::EndpointPolicy;
 use crate::sync::{ConnectOptions, ConnectorFactory, DefaultConnectors};
 
@@ -40,6 +42,15 @@ pub struct RunArgs {
     /// Run without leader election (a single replica only).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// Spread the syncs over this many shards, one Lease each (`<lease-name>-shard-K`), instead
+    /// of one leader: the chart's StatefulSet sets it to its replicas. 1: leader election.
+    #[arg(long, env = "AUDIENCE_OPERATOR_SHARDS", default_value_t = 1)]
+    pub shards: u32,
+    /// This replica's home shard (default: the ordinal at the end of `--identity`, as in a
+    /// StatefulSet pod's name `audience-operator-2`; without either, the replica only fills in
+    /// for shards whose home replica is gone).
+    #[arg(long, env = "AUDIENCE_OPERATOR_SHARD")]
+    pub shard: Option<u32>,
     /// This replica's identity in the Lease and in Events (default: `$POD_NAME`, else host-pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -67,6 +78,8 @@ pub struct OperatorOptions {
     pub settings: Settings,
     /// `None`: no leader election (always leader).
     pub lease: Option<LeaseSettings>,
+    /// Sharding (replaces `lease` when set): reconcile only the syncs of the shards held.
+    pub shards: Option<ShardSettings>,
     pub connectors: Arc<dyn ConnectorFactory>,
     /// Serve `/metrics`, `/healthz`, `/readyz` here (port 0 picks one).
     pub http_addr: Option<SocketAddr>,
@@ -80,6 +93,7 @@ impl OperatorOptions {
             namespaces: Vec::new(),
             settings,
             lease: None,
+            shards: None,
             connectors: Arc::new(DefaultConnectors::default()),
             http_addr: None,
             webhook_addr: None,
@@ -95,6 +109,9 @@ pub struct Operator {
     /// Where the webhook receiver listens, when asked for.
     pub webhook_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
+    /// Asks the shard elector to stop without releasing its Leases (see [`Operator::kill`]).
+    crash: watch::Sender<bool>,
+    shards: Option<ShardFilter>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -129,6 +146,34 @@ impl Operator {
             webhook_addr = Some(server.addr);
             webhooks = Some(server.hub);
         }
+        let (crash_tx, crash_rx) = watch::channel(false);
+        if let Some(settings) = options.shards.clone() {
+            let (in_flight_tx, in_flight_rx) = watch::channel(Shards::new());
+            let manager = ShardManager::start(client.clone(), settings, in_flight_rx)
+                .await
+                .context("starting the shard electors")?;
+            let shards = Some(manager.filter());
+            let handle = tokio::spawn(supervise_shards(
+                client,
+                options,
+                manager,
+                in_flight_tx,
+                health.clone(),
+                metrics,
+                shutdown_rx,
+                crash_rx,
+                webhooks,
+            ));
+            return Ok(Operator {
+                health,
+                http_addr,
+                webhook_addr,
+                shutdown: shutdown_tx,
+                crash: crash_tx,
+                shards,
+                handle,
+            });
+        }
         let leadership = match &options.lease {
             Some(lease) => Some(
                 Leadership::start(client.clone(), lease)
@@ -151,8 +196,23 @@ impl Operator {
             http_addr,
             webhook_addr,
             shutdown: shutdown_tx,
+            crash: crash_tx,
+            shards: None,
             handle,
         })
+    }
+
+    /// With sharding: the shards this process holds, and their changes.
+    pub fn shards(&self) -> Option<ShardFilter> {
+        self.shards.clone()
+    }
+
+    /// Stops as a killed process does, as far as the cluster can tell: no Lease is released
+    /// (they expire on their own), so the other replicas take over only after expiry. Runs under
+    /// way still stop at a safe point. Without sharding, the same as [`Operator::shutdown`].
+    pub async fn kill(self) -> anyhow::Result<()> {
+        let _ = self.crash.send(true);
+        self.shutdown().await
     }
 
     /// Asks for a graceful shutdown without waiting.
@@ -246,6 +306,107 @@ async fn supervise(
     Ok(())
 }
 
+/// With sharding: the controllers run for the whole life of the process and reconcile only what
+/// the held shards contain (gaining a shard triggers its objects). Losing one ends the term: runs
+/// under way stop at a safe point and the controllers restart on the shards still held, so no run
+/// of a lost shard goes on beside its new owner's. `in_flight` tells the elector which shards may
+/// still have runs under way (everything held at some point of the current term), so a shard
+/// handed back is released only after its runs stopped.
+#[allow(clippy::too_many_arguments)]
+async fn supervise_shards(
+    client: Client,
+    options: OperatorOptions,
+    manager: ShardManager,
+    in_flight: watch::Sender<Shards>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    mut crash: watch::Receiver<bool>,
+    webhooks: Option<Arc<crate::webhooks::WebhookHub>>,
+) -> anyhow::Result<()> {
+    let filter = manager.filter();
+    let in_flight = Arc::new(in_flight);
+    // The elector ends with the process: released on a shutdown, abandoned on a kill.
+    let elector = {
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let crashed = tokio::select! {
+                biased;
+                r = crash.wait_for(|c| *c) => r.is_ok(),
+                _ = shutdown.wait_for(|s| *s) => false,
+            };
+            if crashed {
+                manager.abandon().await
+            } else {
+                manager.release().await
+            }
+        })
+    };
+    let mut owned = filter.subscribe();
+    loop {
+        let held = owned.borrow_and_update().clone();
+        in_flight.send_replace(held.clone());
+        set_role(&health, &metrics, !held.is_empty());
+        let (term_tx, term_rx) = watch::channel(false);
+        let watcher = {
+            let mut owned = owned.clone();
+            let mut shutdown = shutdown.clone();
+            let in_flight = in_flight.clone();
+            let (health, metrics) = (health.clone(), metrics.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        r = owned.changed() => {
+                            if r.is_err() {
+                                break;
+                            }
+                            let now = owned.borrow_and_update().clone();
+                            set_role(&health, &metrics, !now.is_empty());
+                            if !in_flight.borrow().is_subset(&now) {
+                                tracing::info!(shards = ?now, "a shard was lost or handed over; restarting the controllers on the shards still held");
+                                break;
+                            }
+                            in_flight.send_modify(|f| f.extend(now));
+                        }
+                        _ = shutdown.wait_for(|s| *s) => break,
+                    }
+                }
+                let _ = term_tx.send(true);
+            })
+        };
+        let ctx = Context::with_shards(
+            Context::with_webhooks(
+                client.clone(),
+                options.settings.clone(),
+                options.connectors.clone(),
+                webhooks.clone(),
+            ),
+            Some(filter.clone()),
+        );
+        // A replica holding no shard is a ready standby; it is ready once its watches start.
+        let ready = health.clone();
+        run_controllers(ctx, &options.namespaces, term_rx, move || {
+            ready.ready.store(true, Ordering::SeqCst)
+        })
+        .await;
+        watcher.abort();
+        // Every run of this term has stopped.
+        in_flight.send_replace(Shards::new());
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    set_role(&health, &metrics, false);
+    health.ready.store(false, Ordering::SeqCst);
+    let _ = elector.await;
+    Ok(())
+}
+
+fn set_role(health: &Health, metrics: &Metrics, leader: bool) {
+    health.leader.store(leader, Ordering::SeqCst);
+    metrics.set_leader(leader);
+}
+
 fn default_identity() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -289,19 +450,51 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         instance: identity.clone(),
         ..Settings::default()
     };
-    let lease = if args.no_leader_election {
-        None
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let lease_settings = LeaseSettings::new(&args.lease_name, lease_namespace, &identity);
+    let (lease, shards) = if args.shards > 1 {
+        let ordinal = match args.shard {
+            Some(k) => {
+                anyhow::ensure!(
+                    k < args.shards,
+                    "--shard {k} is not below --shards {}",
+                    args.shards
+                );
+                Some(k)
+            }
+            // Only a given identity (the pod name) names a home shard: the default host-pid
+            // would read as an ordinal. A pod beyond the shard count (a StatefulSet scaled by
+            // hand past --shards) has no home and only fills in for shards without an owner.
+            None => match args.identity.as_deref().and_then(ordinal_of) {
+                Some(k) if k >= args.shards => {
+                    tracing::warn!(
+                        ordinal = k,
+                        shards = args.shards,
+                        "this pod's ordinal is past the shard count; it has no home shard and only fills in for shards whose home pod is gone"
+                    );
+                    None
+                }
+                k => k,
+            },
+        };
+        tracing::info!(shards = args.shards, home = ?ordinal, "sharding");
+        (
+            None,
+            Some(ShardSettings::new(args.shards, ordinal, lease_settings)),
+        )
+    } else if args.no_leader_election {
+        (None, None)
     } else {
-        let ns = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_string());
-        Some(LeaseSettings::new(&args.lease_name, ns, &identity))
+        (Some(lease_settings), None)
     };
     let options = OperatorOptions {
         namespaces: args.namespaces.clone(),
         settings,
         lease,
+        shards,
         connectors: Arc::new(DefaultConnectors::new(ConnectOptions {
             endpoints: EndpointPolicy::Listed(args.allowed_endpoint_hosts.clone()),
             ..ConnectOptions::default()

@@ -397,6 +397,101 @@ async fn values_switch_flags_and_optional_resources() {
     );
 }
 
+/// Sharding: `replicaCount: 3` with `sharding.enabled` renders a StatefulSet of three pods told
+/// the shard count (each finds its home shard in its pod name), its headless Service, and Lease
+/// rights for exactly the shard and member Leases; no Deployment. One replica is refused.
+#[tokio::test]
+async fn sharding_renders_a_statefulset_with_the_shard_count() {
+    let docs = render(
+        "big",
+        NS,
+        &["--set", "sharding.enabled=true,replicaCount=3"],
+    )
+    .await;
+    let full = "big-audience-operator";
+    let inv = inventory(&docs);
+    assert!(
+        !inv.iter().any(|(k, _, _)| k == "Deployment"),
+        "sharding replaces the Deployment: {inv:?}"
+    );
+    let sts = find(&docs, "StatefulSet", full);
+    assert_eq!(sts["spec"]["replicas"].as_u64(), Some(3));
+    assert_eq!(
+        sts["spec"]["podManagementPolicy"].as_str(),
+        Some("Parallel")
+    );
+    let governing = format!("{full}-shards");
+    assert_eq!(
+        sts["spec"]["serviceName"].as_str(),
+        Some(governing.as_str())
+    );
+    let headless = find(&docs, "Service", &governing);
+    assert_eq!(headless["spec"]["clusterIP"].as_str(), Some("None"));
+    assert_eq!(
+        headless["spec"]["selector"], sts["spec"]["selector"]["matchLabels"],
+        "the headless Service selects the StatefulSet's pods"
+    );
+    let args = container_args(sts);
+    for want in [
+        "--shards=3",
+        "--lease-name=big-audience-operator",
+        &format!("--lease-namespace={NS}"),
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    assert!(
+        !args.iter().any(|a| a == "--no-leader-election"),
+        "{args:?}"
+    );
+    // The home shard comes from the pod name.
+    let env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        env.iter().any(|e| e["name"] == "POD_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"),
+        "{env:?}"
+    );
+    // The pod is the Deployment's pod (same lock-down), only run as shards.
+    let deploy_docs = render("big", NS, &["--set", "replicaCount=3"]).await;
+    let deploy = find(&deploy_docs, "Deployment", full);
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["securityContext"],
+        deploy["spec"]["template"]["spec"]["securityContext"]
+    );
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["securityContext"],
+        deploy["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    );
+
+    let lease_role = find(&docs, "Role", "big-audience-operator-leader-election");
+    let names: Vec<String> = (0..3)
+        .flat_map(|k| [format!("{full}-shard-{k}"), format!("{full}-member-{k}")])
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut want = vec![
+        rule(&["coordination.k8s.io"], &["leases"], &[], &["create"]),
+        rule(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &names,
+            &["get", "patch", "update"],
+        ),
+    ];
+    want.sort();
+    assert_eq!(rules(lease_role), want);
+
+    let (what, out) = run(template_cmd(
+        "one",
+        NS,
+        &["--set", "sharding.enabled=true,replicaCount=1"],
+    ))
+    .await;
+    assert!(!out.status.success(), "{what} was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replicaCount of 2 or more"), "{stderr}");
+}
+
 #[tokio::test]
 async fn crd_templates_render_exactly_crds_dir_with_keep_policy() {
     let docs = render(RELEASE, NS, &[]).await;
@@ -472,6 +567,14 @@ async fn schema_refuses_bad_values_with_a_clear_message() {
             &["/image/pullPolicy", "IfNotPresent"],
         ),
         ("installCRDs=maybe", &["/installCRDs", "want boolean"]),
+        (
+            "sharding.enabled=yes",
+            &["/sharding/enabled", "want boolean"],
+        ),
+        (
+            "sharding.shards=3",
+            &["additional properties 'shards' not allowed"],
+        ),
         (
             "replicas=3",
             &["additional properties 'replicas' not allowed"],

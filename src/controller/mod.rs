@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::crd::{AudienceSync, CREDENTIALS_LABEL, OrderSync, SegmentSync};
 use crate::metrics::Metrics;
+use crate::shard::{ShardFilter, Shards, shard_of};
 use crate::sync::{ConnectorFactory, DefaultConnectors};
 pub use crate::sync::{SyncError, SyncObject};
 use crate::webhooks::WebhookHub;
@@ -88,6 +89,9 @@ pub struct Context {
     secret_changed: Mutex<HashSet<String>>,
     /// Vendor webhooks, when the operator receives them (see [`crate::webhooks`]).
     pub webhooks: Option<Arc<WebhookHub>>,
+    /// With sharding: the shards this process holds; objects of other shards are not
+    /// reconciled (see [`crate::shard`]). `None`: every object.
+    pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
     runs: Semaphore,
 }
@@ -116,7 +120,19 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             secret_changed: Mutex::new(HashSet::new()),
             webhooks: None,
+            shards: None,
         })
+    }
+
+    /// The same context, reconciling only the objects of the shards `filter` holds.
+    pub fn with_shards(mut ctx: Arc<Context>, filter: Option<ShardFilter>) -> Arc<Context> {
+        Arc::get_mut(&mut ctx).expect("a new context").shards = filter;
+        ctx
+    }
+
+    /// Whether this process reconciles the object (always, without sharding).
+    pub fn owns(&self, namespace: &str, name: &str) -> bool {
+        self.shards.as_ref().is_none_or(|f| f.owns(namespace, name))
     }
 
     /// The same context, with webhooks asking its controllers for runs.
@@ -205,6 +221,59 @@ fn error_policy<K: SyncObject>(
     Action::requeue(delay)
 }
 
+/// The reconcile, for the objects of this process's shards only: another shard's object is left
+/// untouched (no status write, no Event, no requeue); its owner reconciles it, and this process
+/// does when it gains the shard (see [`gained`]).
+async fn reconcile_owned<K: SyncObject>(
+    guard: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+) -> Result<Action, SyncError> {
+    if !ctx.owns(&guard.namespace().unwrap_or_default(), &guard.name_any()) {
+        return Ok(Action::await_change());
+    }
+    reconcile::reconcile::<K>(guard, ctx).await
+}
+
+/// The objects of each shard this process gains, as they are gained: they are reconciled at
+/// once (a sync-now asked while the shard had no owner runs now, not at the next resync).
+/// Objects of the shards held when the controller starts come from its first list.
+fn gained<K: SyncObject>(
+    filter: &ShardFilter,
+    store: Store<DeserializeGuard<K>>,
+) -> futures::stream::BoxStream<'static, ObjectRef<DeserializeGuard<K>>> {
+    let mut rx = filter.subscribe();
+    let held = rx.borrow_and_update().clone();
+    let count = filter.count;
+    futures::stream::unfold((rx, held), move |(mut rx, held)| {
+        let store = store.clone();
+        async move {
+            rx.changed().await.ok()?;
+            let now: Shards = rx.borrow_and_update().clone();
+            let new: Shards = now.difference(&held).copied().collect();
+            let refs: Vec<_> = if new.is_empty() {
+                Vec::new()
+            } else {
+                store
+                    .state()
+                    .iter()
+                    .filter_map(|guard| {
+                        let ns = guard.namespace()?;
+                        let name = guard.name_any();
+                        new.contains(&shard_of(&ns, &name, count))
+                            .then(|| ObjectRef::new(&name).within(&ns))
+                    })
+                    .collect()
+            };
+            if !refs.is_empty() {
+                tracing::info!(kind = K::KIND, shards = ?new, objects = refs.len(), "gained shards; reconciling their objects");
+            }
+            Some((futures::stream::iter(refs), (rx, now)))
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
 /// Where a controller watches: everywhere, or one namespace.
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -227,9 +296,22 @@ async fn run_kind<K: SyncObject>(
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
     let webhook_reconciles = ctx.webhooks.as_ref().map(|hub| hub.register(store.clone()));
-    let gauges = ctx
-        .metrics
-        .watch_syncs(crate::metrics::sync_lister(store.clone()));
+    // Per-sync gauges only for this process's shards: N replicas must not report a sync N times.
+    let gauges = {
+        let all = crate::metrics::sync_lister(store.clone());
+        let filter = ctx.shards.clone();
+        ctx.metrics.watch_syncs(Box::new(move || {
+            let mut samples = all();
+            if let Some(f) = &filter {
+                samples.retain(|s| f.owns(&s.namespace, &s.name));
+            }
+            samples
+        }))
+    };
+    let gained_reconciles = match &ctx.shards {
+        Some(filter) => gained::<K>(filter, store.clone()),
+        None => futures::stream::empty().boxed(),
+    };
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
@@ -251,10 +333,11 @@ async fn run_kind<K: SyncObject>(
             Some(rx) => tokio_stream_of(rx),
             None => futures::stream::empty().boxed(),
         })
+        .reconcile_on(gained_reconciles)
         .graceful_shutdown_on(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
-        .run(reconcile::reconcile::<K>, error_policy::<K>, ctx.clone())
+        .run(reconcile_owned::<K>, error_policy::<K>, ctx.clone())
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::trace!(kind = K::KIND, object = %obj, "reconciled"),
