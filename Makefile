@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: help test reliability bench-freshness testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test reliability bench-freshness bench-no-change testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 ## help: this list of targets
 help:
@@ -61,6 +61,12 @@ bench-freshness:
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
 	$(CARGO) test --test bench_freshness -- --ignored --nocapture --test-threads 1
+
+## bench-no-change: a no-change run of a 100,000-customer shop, full reconcile against incremental (calls, time, memory)
+bench-no-change:
+	@dir="$$(hack/testbins.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
+	$(CARGO) test --test bench_no_change -- --ignored --nocapture
 
 ## build: cargo build of the workspace
 build:
