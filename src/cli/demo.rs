@@ -71,6 +71,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "shopify-orders-to-klaviyo.yaml",
         include_str!("../../examples/shopify-orders-to-klaviyo.yaml"),
     ),
+    (
+        "shopify-orders-to-mailchimp.yaml",
+        include_str!("../../examples/shopify-orders-to-mailchimp.yaml"),
+    ),
 ];
 
 /// The simulators the examples write to.
@@ -273,6 +277,9 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
     for line in klaviyo_lines(&sandbox, &parsed) {
         println!("{line}");
     }
+    for line in store_lines(&sandbox, &parsed) {
+        println!("{line}");
+    }
     let second_writes: u64 = second.iter().map(|p| p.target_writes).sum();
     println!(
         "\nNext: `audience-operator sandbox` serves the same simulators until ctrl-c, and\n`audience-operator sync -f examples/<file> --sandbox http://127.0.0.1:8089` runs one example against it."
@@ -349,6 +356,31 @@ fn prepare(sandbox: &Sandbox, manifests: &Manifests) {
             target.segment.trim()
         );
     }
+}
+
+/// What each OrderSync's Mailchimp e-commerce store holds now.
+fn store_lines(sandbox: &Sandbox, parsed: &[(Example, Manifests)]) -> Vec<String> {
+    let mc = &sandbox.mailchimp;
+    parsed
+        .iter()
+        .flat_map(|(_, m)| m.syncs.iter())
+        .filter_map(|s| match s {
+            SyncManifest::Order(o) => o.spec.target.mailchimp.as_ref(),
+            _ => None,
+        })
+        .map(|target| {
+            let store = target.store_id.trim();
+            format!(
+                "Mailchimp store {store:?} (audience {}) now: {} orders, {} customers, {} products, {} promo codes; is_syncing written {:?}",
+                mc.store_list_id(store).unwrap_or_default(),
+                mc.ecommerce_orders(store).len(),
+                mc.ecommerce_customers(store).len(),
+                mc.ecommerce_products(store).len(),
+                mc.ecommerce_promo_codes(store).len(),
+                mc.store_syncing_history(store),
+            )
+        })
+        .collect()
 }
 
 fn short_counts(report: &SyncReport) -> String {

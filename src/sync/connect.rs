@@ -21,12 +21,14 @@ use audience_connectors::http::RetryPolicy;
 use audience_connectors::klaviyo::{self, KlaviyoConfig, KlaviyoEventSink, KlaviyoTarget, ListRef};
 use audience_connectors::lightspeed_r::{self, LightspeedRSource};
 use audience_connectors::lightspeed_x::{self, LightspeedXSource};
-use audience_connectors::mailchimp::{self, MailchimpConfig, MailchimpTarget};
+use audience_connectors::mailchimp::{
+    self, MailchimpConfig, MailchimpOrderConfig, MailchimpOrderSink, MailchimpTarget,
+};
 use audience_connectors::retailcrm::{self, RetailCrmConfig, RetailCrmSource};
 use audience_connectors::shopify::{self, ShopifyConfig, ShopifySource};
 use audience_connectors::vendor::VendorDescriptor;
 use audience_core::{
-    ConnectorError, ErrorKind, EventSink, FieldMapping, OrderSource, Source, Target,
+    ConnectorError, ErrorKind, FieldMapping, OrderDestination, OrderSource, Source, Target,
 };
 use url::Url;
 
@@ -72,6 +74,7 @@ pub fn target_descriptor(target: TargetRef<'_>) -> &'static VendorDescriptor {
 pub fn event_sink_descriptor(target: EventTargetRef<'_>) -> &'static VendorDescriptor {
     match target {
         EventTargetRef::Klaviyo { .. } => &klaviyo::DESCRIPTOR,
+        EventTargetRef::Mailchimp(_) => &mailchimp::DESCRIPTOR,
     }
 }
 
@@ -200,13 +203,15 @@ pub fn build_order_source(
     })
 }
 
-/// Builds the event sink an OrderSync's `target` describes.
+/// Builds where an OrderSync's `target` sends: Klaviyo's event sink, or a Mailchimp
+/// e-commerce store. The endpoint goes through the same host check as every target's, so the API
+/// key never goes to a host outside the vendor's.
 pub fn build_event_sink(
     spec: EventTargetRef<'_>,
     creds: &Credentials,
     sandbox: Option<&Url>,
     options: &ConnectOptions,
-) -> Result<Box<dyn EventSink>, ConnectError> {
+) -> Result<OrderDestination, ConnectError> {
     let secret = secret_value(creds)?;
     match spec {
         EventTargetRef::Klaviyo { endpoint, .. } => {
@@ -224,7 +229,26 @@ pub fn build_event_sink(
                 config.retry = retry;
             }
             KlaviyoEventSink::new(config)
-                .map(|s| Box::new(s) as Box<dyn EventSink>)
+                .map(|s| OrderDestination::Events(Box::new(s)))
+                .map_err(|e| from_connector(e, creds))
+        }
+        EventTargetRef::Mailchimp(m) => {
+            let base = resolve(
+                sandbox,
+                &mailchimp::DESCRIPTOR,
+                m.endpoint.as_deref().map(|e| ("mailchimp.endpoint", e)),
+                &options.endpoints,
+                mailchimp::api_base,
+            )?;
+            let mut config =
+                MailchimpOrderConfig::new(secret, m.store_id.trim(), m.audience_id.trim());
+            config.base_url = base;
+            config.domain = m.domain.clone();
+            if let Some(retry) = options.retry.clone() {
+                config.retry = retry;
+            }
+            MailchimpOrderSink::new(config)
+                .map(|s| OrderDestination::Orders(Box::new(s)))
                 .map_err(|e| from_connector(e, creds))
         }
     }
@@ -529,13 +553,13 @@ pub trait ConnectorFactory: Send + Sync {
         build_order_source(spec, creds, sandbox, &ConnectOptions::default())
     }
 
-    /// Where an OrderSync's events go.
+    /// Where an OrderSync's orders go (events or an order store).
     fn event_sink(
         &self,
         spec: EventTargetRef<'_>,
         creds: &Credentials,
         sandbox: Option<&Url>,
-    ) -> Result<Box<dyn EventSink>, ConnectError> {
+    ) -> Result<OrderDestination, ConnectError> {
         build_event_sink(spec, creds, sandbox, &ConnectOptions::default())
     }
 }
@@ -585,7 +609,7 @@ impl ConnectorFactory for DefaultConnectors {
         spec: EventTargetRef<'_>,
         creds: &Credentials,
         sandbox: Option<&Url>,
-    ) -> Result<Box<dyn EventSink>, ConnectError> {
+    ) -> Result<OrderDestination, ConnectError> {
         build_event_sink(spec, creds, sandbox, &self.options)
     }
 }
