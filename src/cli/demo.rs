@@ -582,10 +582,14 @@ mod tests {
                 }
                 SyncManifest::Order(o) => (
                     vec![o.spec.source.clone()],
-                    o.spec
-                        .target
-                        .get()
-                        .map(|t| (t.kind_str(), String::new(), t.credentials().name.clone())),
+                    o.spec.target.get().map(|t| {
+                        // A Mailchimp store is connected to one of the sandbox's audiences.
+                        let audience = match t {
+                            crate::crd::EventTargetRef::Mailchimp(m) => m.audience_id.clone(),
+                            crate::crd::EventTargetRef::Klaviyo { .. } => String::new(),
+                        };
+                        (t.kind_str(), audience, t.credentials().name.clone())
+                    }),
                 ),
             };
             let (kind, destination, target_secret) = target.unwrap();

@@ -215,9 +215,9 @@ pub struct OrderSyncSpec {
     /// Where the orders go.
     pub target: OrderTarget,
     /// Which events to send: `placedOrder`, `orderedProduct`, `refundedOrder`, `fulfilledOrder`.
-    /// Defaults to all four. Mailchimp: without `placedOrder` no order is created, without
-    /// `refundedOrder` / `fulfilledOrder` no refund / fulfilment state is sent (an order's lines
-    /// always go with it).
+    /// Defaults to all four. Mailchimp: without `placedOrder` nothing is sent (the store holds
+    /// orders), without `refundedOrder` / `fulfilledOrder` no refund / fulfilment state is sent
+    /// (an order's lines always go with it).
     #[serde(default = "all_events")]
     #[schemars(length(min = 1, max = 4))]
     #[x_kube(validation = Rule::new("self.all(k, self.filter(j, j == k).size() == 1)").message("events: name each kind once"))]

@@ -768,6 +768,38 @@ mod tests {
     }
 
     #[test]
+    fn a_mailchimp_store_target_sends_the_key_only_to_allowed_hosts() {
+        let store = |endpoint: Option<&str>| crate::crd::MailchimpOrderTarget {
+            store_id: "shop-1".into(),
+            audience_id: "a1b2c3d4e5".into(),
+            domain: None,
+            credentials_secret_ref: secret_ref(),
+            endpoint: endpoint.map(str::to_string),
+        };
+        let key = creds("0123456789abcdef0123456789abcdef-us6");
+        let listed = ConnectOptions::default();
+        let build = |t: &crate::crd::MailchimpOrderTarget, sandbox: Option<&Url>| {
+            build_event_sink(EventTargetRef::Mailchimp(t), &key, sandbox, &listed)
+        };
+        let sink = build(&store(None), None).unwrap();
+        assert!(matches!(sink, OrderDestination::Orders(_)));
+        assert_eq!(sink.vendor(), "mailchimp");
+        assert!(build(&store(Some("https://us6.api.mailchimp.com")), None).is_ok());
+        assert!(matches!(
+            build(&store(Some("https://evil.example")), None),
+            Err(ConnectError::EndpointNotAllowed(_))
+        ));
+        // The sandbox (the operator's own setting) wins over the spec's endpoint.
+        let sandbox = Url::parse("http://127.0.0.1:8089/").unwrap();
+        assert!(build(&store(Some("https://evil.example")), Some(&sandbox)).is_ok());
+        let bad = crate::crd::MailchimpOrderTarget {
+            store_id: "a/b".into(),
+            ..store(None)
+        };
+        assert!(build(&bad, None).is_err());
+    }
+
+    #[test]
     fn each_target_fills_in_its_own_default_names() {
         let spec = crate::crd::FieldMappingSpec::default();
         let mc = spec.to_mapping(&default_mapping(mailchimp(None).get().unwrap()));

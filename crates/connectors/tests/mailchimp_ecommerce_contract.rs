@@ -375,3 +375,20 @@ async fn hostile_answers_are_errors_not_panics() {
         env.sandbox.sandbox.faults.clear();
     }
 }
+
+#[tokio::test]
+async fn a_code_mailchimp_cannot_hold_does_not_stop_the_order() {
+    let env = Env::start().await;
+    let mut long = order(0, now());
+    long.discount_codes = vec!["X".repeat(51)];
+    let report = sink(&env)
+        .send_orders(&[long], &options(now()), &ApplyControl::default())
+        .await
+        .unwrap();
+    assert_eq!(report.orders_created, 1);
+    assert!(env.sim().ecommerce_promo_codes(STORE).is_empty());
+    assert_eq!(
+        env.sim().ecommerce_orders(STORE)[0].promo_codes,
+        ["X".repeat(51)]
+    );
+}

@@ -505,6 +505,9 @@ impl MailchimpOrderSink {
             let known = self.known.lock().await;
             codes
                 .into_iter()
+                // Mailchimp takes codes of at most 50 characters; a longer one stays on the
+                // order's `promos` only.
+                .filter(|c| c.chars().count() <= 50)
                 .filter(|c| !known.promo_rules.contains(&mailchimp_id(c)))
                 .collect()
         };
@@ -528,8 +531,11 @@ impl MailchimpOrderSink {
                 });
                 let rules = format!("{}/promo-rules", self.store_path());
                 let mut writes = 1;
+                // A refused promo rule or code is not worth failing the orders for: the
+                // order's `promos` still name the code. Said in the log, tried again next run.
                 if let Err(reason) = self.write(Method::POST, RULES, rules, &rule).await? {
-                    return Err(rejected_promo(&code, &reason));
+                    warn_promo(&code, &reason);
+                    return Ok((String::new(), writes));
                 }
                 let body = json!({
                     "id": id,
@@ -547,7 +553,8 @@ impl MailchimpOrderSink {
                     )
                     .await?
                 {
-                    return Err(rejected_promo(&code, &reason));
+                    warn_promo(&code, &reason);
+                    return Ok((String::new(), writes));
                 }
                 Ok((id, writes))
             })
@@ -559,7 +566,9 @@ impl MailchimpOrderSink {
         for result in results {
             let (id, w) = result?;
             writes += w;
-            known.promo_rules.insert(id);
+            if !id.is_empty() {
+                known.promo_rules.insert(id);
+            }
         }
         Ok(writes)
     }
@@ -634,7 +643,7 @@ impl MailchimpOrderSink {
         report.products_written += written;
         let promo_writes = self.ensure_promos(codes).await?;
         report.write_calls += promo_writes;
-        report.promo_codes_written += promo_writes / 2;
+        report.promo_codes_written += promo_writes.div_ceil(2);
         // 3. The orders.
         enum Outcome {
             Created(Wire),
@@ -719,16 +728,13 @@ fn invalid_answer(endpoint: &str, message: &str) -> ConnectorError {
     )
 }
 
-fn rejected_promo(code: &str, reason: &str) -> ConnectorError {
-    ConnectorError::new(
-        VENDOR,
-        format!("POST {RULES}"),
-        ErrorKind::Rejected,
-        format!(
-            "the promo code {:?} could not be created: {reason}",
-            http::truncate(code, 50)
-        ),
-    )
+fn warn_promo(code: &str, reason: &str) {
+    tracing::warn!(
+        vendor = VENDOR,
+        endpoint = RULES,
+        "the promo code {:?} could not be created: {reason}",
+        http::truncate(code, 50)
+    );
 }
 
 /// Percent-encodes a code for the redemption URL's path.
