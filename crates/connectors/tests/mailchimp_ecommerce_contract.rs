@@ -392,3 +392,80 @@ async fn a_code_mailchimp_cannot_hold_does_not_stop_the_order() {
         ["X".repeat(51)]
     );
 }
+
+#[tokio::test]
+async fn a_run_that_died_during_the_backfill_leaves_no_store_paused() {
+    let env = Env::start().await;
+    let live_from = now() - Duration::hours(1);
+    let control = ApplyControl::default();
+    // The first run loads history and dies before finishing: the store stays is_syncing.
+    let crashed = sink(&env);
+    crashed
+        .send_orders(
+            &[order(0, now() - Duration::days(9))],
+            &options(live_from),
+            &control,
+        )
+        .await
+        .unwrap();
+    drop(crashed);
+    assert_eq!(env.sim().store_is_syncing(STORE), Some(true));
+    // The next run has only live orders: automations are resumed before they are sent.
+    let next = sink(&env);
+    next.send_orders(&[order(1, now())], &options(live_from), &control)
+        .await
+        .unwrap();
+    assert_eq!(env.sim().store_is_syncing(STORE), Some(false));
+    assert_eq!(env.sim().store_syncing_history(STORE), [true, false]);
+    // Even a run with nothing to write puts it back when it finds the store paused.
+    let crashed = sink(&env);
+    crashed
+        .send_orders(
+            &[order(2, now() - Duration::days(9))],
+            &options(live_from),
+            &control,
+        )
+        .await
+        .unwrap();
+    drop(crashed);
+    let idle = sink(&env);
+    idle.send_orders(
+        &[order(2, now() - Duration::days(9))],
+        &options(live_from),
+        &control,
+    )
+    .await
+    .unwrap();
+    assert_eq!(idle.finish().await.unwrap(), 1);
+    assert_eq!(env.sim().store_is_syncing(STORE), Some(false));
+}
+
+#[tokio::test]
+async fn no_more_than_ten_connections_at_once() {
+    let env = Env::start().await;
+    env.sandbox
+        .sandbox
+        .faults
+        .set_latency(Vendor::Mailchimp, std::time::Duration::from_millis(20));
+    let mut config = MailchimpOrderConfig::new(&env.key, STORE, LIST).with_base_url(env.base_url());
+    config.retry = fast_retry();
+    config.concurrency = 50;
+    let sink = MailchimpOrderSink::new(config).unwrap();
+    let orders: Vec<Order> = (0..40).map(|i| order(i, now())).collect();
+    let report = sink
+        .send_orders(
+            &orders,
+            &options(now() - Duration::days(1)),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.orders_created, 40);
+    let seen = env.sim().max_concurrent_seen(&env.key);
+    assert!((2..=10).contains(&seen), "{seen} at once");
+    assert_eq!(
+        env.calls_with_status(429),
+        0,
+        "the key budget keeps under the limit"
+    );
+}
