@@ -4,7 +4,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audience-operator");
 
-const EXAMPLES: [&str; 15] = [
+const EXAMPLES: [&str; 16] = [
     "lightspeed-x-to-mailchimp.yaml",
     "shopify-to-mailchimp.yaml",
     "store-and-web-to-mailchimp.yaml",
@@ -18,6 +18,7 @@ const EXAMPLES: [&str; 15] = [
     "retailcrm-segment-to-klaviyo.yaml",
     "lightspeed-r-orders-to-klaviyo.yaml",
     "shopify-orders-to-klaviyo.yaml",
+    "shopify-orders-to-mailchimp.yaml",
     "lightspeed-x-orders-to-klaviyo.yaml",
     "retailcrm-orders-to-klaviyo.yaml",
 ];
@@ -49,6 +50,15 @@ fn demo_changes_something_per_example_then_nothing() {
             "{file} missing:\n{stdout}"
         );
     }
+
+    // The Mailchimp e-commerce store of shopify-orders-to-mailchimp: the 8 sendable demo orders,
+    // the history loaded under is_syncing.
+    assert!(
+        stdout.contains(
+            "Mailchimp store \"demo-shop\" (audience a1b2c3d4e5) now: 8 orders, 8 customers"
+        ) && stdout.contains("is_syncing written [true, false]"),
+        "{stdout}"
+    );
 
     // The summary: per example, first-pass counts and writes above zero, then zero writes.
     let summary = stdout.split_once("\nSummary\n").expect("a summary").1;

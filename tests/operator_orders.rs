@@ -1,7 +1,9 @@
 //! OrderSync on a real API server: Lightspeed R-Series sales (the sandbox's seeded demo sales)
 //! into Klaviyo metrics, the seed 003 flow. The history import is marked as backfill (no flows),
 //! a second run sends nothing, a refund made later gives exactly one live Refunded Order, and the
-//! shop's and Klaviyo's time zones are compared in a status condition.
+//! shop's and Klaviyo's time zones are compared in a status condition. And
+//! `examples/shopify-orders-to-mailchimp.yaml` as written: Shopify's seeded demo orders into a
+//! Mailchimp e-commerce store, history under `is_syncing`, a second run writing nothing.
 
 mod operator_support;
 
@@ -9,6 +11,7 @@ use std::path::Path;
 
 use audience_operator::crd::OrderSync;
 use audience_sandbox::lightspeed_r::{DEMO_ACCOUNT_ID, DEMO_TOKEN};
+use audience_sandbox::shopify::DEMO_ORDERS;
 use audience_sandbox::{Sandbox, SandboxOptions, Vendor};
 use audience_testenv::TestEnv;
 use operator_support::*;
@@ -157,5 +160,173 @@ async fn lightspeed_r_sales_become_klaviyo_events_once_history_as_backfill_and_a
     assert_eq!(kl.metric_flows("Refunded Order"), 1);
     assert_eq!(kl.events("Placed Order").len(), 9, "no Placed Order twice");
     assert_eq!(kl.events("Ordered Product").len(), 17);
+    h.assert_no_secret_leaked().await;
+}
+
+/// Applies an example's documents (Secrets by their `stringData`, then the OrderSync) to the
+/// test's namespace, unchanged but for the namespace.
+async fn apply_example(h: &Harness, file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("reading the example");
+    let mut name = String::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_json::Value =
+            serde::Deserialize::deserialize(doc).expect("a YAML document");
+        match value["kind"].as_str() {
+            Some("Secret") => {
+                let data: Vec<(String, String)> = value["stringData"]
+                    .as_object()
+                    .expect("stringData")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                let pairs: Vec<(&str, &str)> =
+                    data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                h.secret(value["metadata"]["name"].as_str().unwrap(), &pairs)
+                    .await;
+            }
+            Some("OrderSync") => {
+                name = value["metadata"]["name"].as_str().unwrap().to_string();
+                h.create::<OrderSync>(value).await;
+            }
+            other => panic!("{file}: unexpected kind {other:?}"),
+        }
+    }
+    name
+}
+
+#[tokio::test]
+async fn the_shopify_orders_to_mailchimp_example_fills_the_store_once() {
+    let h = harness_with_sales("op-orders-mc").await;
+    let name = apply_example(&h, "shopify-orders-to-mailchimp.yaml").await;
+    let api = h.api::<OrderSync>();
+    let synced = wait_reason(&api, &name, "Synced").await;
+    let status = synced.status.clone().unwrap();
+    assert_eq!(
+        ready(&synced).map(|c| c.status.as_str()),
+        Some("True"),
+        "Ready"
+    );
+    let c = status.last_run.clone().unwrap().counts;
+    // The seeded demo orders (audience_sandbox::shopify::DEMO_ORDERS): #1002 ($0), #1005
+    // (cancelled) and #1011 (no email) are not sent; the other 8 are, #1003 with its refund and
+    // #1004 fulfilled.
+    let shop = h.shopify().orders();
+    assert_eq!(shop.len(), DEMO_ORDERS);
+    let sent: Vec<_> = shop
+        .iter()
+        .filter(|o| ![1002, 1005, 1011].contains(&o.number))
+        .collect();
+    let lines: usize = sent.iter().map(|o| o.lines.len()).sum();
+    assert_eq!(c.source, DEMO_ORDERS as u64, "{c:?}");
+    assert_eq!(
+        (
+            c.events.placed_order,
+            c.events.ordered_product,
+            c.events.refunded_order,
+            c.events.fulfilled_order
+        ),
+        (8, lines as u64, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(
+        (
+            c.orders_skipped.zero_value,
+            c.orders_skipped.no_email,
+            c.orders_skipped.cancelled
+        ),
+        (1, 1, 1),
+        "{c:?}"
+    );
+    assert!(status.checkpoint.is_some(), "the cursor is saved");
+
+    let mc = h.mailchimp();
+    let store = "demo-shop";
+    assert_eq!(mc.store_list_id(store).as_deref(), Some("a1b2c3d4e5"));
+    // The history (the backfill) loaded with automations paused, then resumed.
+    assert_eq!(mc.store_syncing_history(store), [true, false]);
+    let orders = mc.ecommerce_orders(store);
+    let mut want: Vec<String> = sent.iter().map(|o| o.id.to_string()).collect();
+    want.sort();
+    assert_eq!(
+        orders.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        want
+    );
+    let by_number = |n: u64| {
+        let id = shop.iter().find(|o| o.number == n).unwrap().id.to_string();
+        orders.iter().find(|o| o.id == id).unwrap().clone()
+    };
+    assert_eq!(by_number(1003).financial_status, "partially_refunded");
+    assert_eq!(by_number(1004).fulfillment_status, "shipped");
+    assert_eq!(by_number(1001).promo_codes, ["WELCOME10"]);
+    let customers = mc.ecommerce_customers(store);
+    let mut emails: Vec<String> = customers.iter().map(|c| c.email_address.clone()).collect();
+    let mut want_emails: Vec<String> = sent.iter().filter_map(|o| o.email.clone()).collect();
+    emails.sort();
+    want_emails.sort();
+    want_emails.dedup();
+    assert_eq!(emails, want_emails);
+    assert!(
+        customers.iter().all(|c| !c.opt_in_status),
+        "no opt-in is claimed"
+    );
+    let mut products: Vec<String> = sent
+        .iter()
+        .flat_map(|o| o.lines.iter().map(|l| l.product_id.to_string()))
+        .collect();
+    products.sort();
+    products.dedup();
+    assert_eq!(
+        mc.ecommerce_products(store)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>(),
+        products
+    );
+    assert_eq!(
+        mc.ecommerce_promo_codes(store)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>(),
+        ["WELCOME10"]
+    );
+
+    // Nothing new: the second run writes nothing anywhere.
+    let writes = mc.ecommerce_writes();
+    let target_writes = vendor_writes(&h, Vendor::Mailchimp);
+    let second = h.sync_now::<OrderSync>(&name, "1").await;
+    let c2 = second.status.unwrap().last_run.unwrap().counts;
+    assert_eq!(c2.events.total(), 0, "{c2:?}");
+    assert_eq!(mc.ecommerce_writes(), writes, "no e-commerce write");
+    assert_eq!(vendor_writes(&h, Vendor::Mailchimp), target_writes);
+
+    // A refund made now of #1006's first line: that order alone is patched, live (no
+    // is_syncing around it).
+    let shopify = h.shopify();
+    let o1006 = shop.iter().find(|o| o.number == 1006).unwrap();
+    shopify
+        .refund_order_line(o1006.id, o1006.lines[0].id, 1)
+        .expect("a refund");
+    let third = h.sync_now::<OrderSync>(&name, "2").await;
+    let c3 = third.status.unwrap().last_run.unwrap().counts;
+    assert_eq!(
+        (c3.events.refunded_order, c3.events.placed_order),
+        (1, 0),
+        "{c3:?}"
+    );
+    assert_eq!(mc.ecommerce_writes(), writes + 1, "one PATCH");
+    let refreshed = mc.ecommerce_orders(store);
+    let id = o1006.id.to_string();
+    assert_eq!(
+        refreshed
+            .iter()
+            .find(|o| o.id == id)
+            .unwrap()
+            .financial_status,
+        "partially_refunded"
+    );
+    assert_eq!(mc.store_syncing_history(store), [true, false]);
     h.assert_no_secret_leaked().await;
 }

@@ -76,6 +76,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../examples/shopify-orders-to-klaviyo.yaml"),
     ),
     (
+        "shopify-orders-to-mailchimp.yaml",
+        include_str!("../../examples/shopify-orders-to-mailchimp.yaml"),
+    ),
+    (
         "lightspeed-x-orders-to-klaviyo.yaml",
         include_str!("../../examples/lightspeed-x-orders-to-klaviyo.yaml"),
     ),
@@ -291,6 +295,9 @@ pub async fn main(args: DemoArgs) -> anyhow::Result<()> {
     for line in klaviyo_lines(&sandbox, &parsed) {
         println!("{line}");
     }
+    for line in store_lines(&sandbox, &parsed) {
+        println!("{line}");
+    }
     let second_writes: u64 = second.iter().map(|p| p.target_writes).sum();
     two_way_round(&sandbox, &parsed, &options, &no_env, &mut failures).await;
     println!(
@@ -474,6 +481,31 @@ fn prepare(sandbox: &Sandbox, manifests: &Manifests) {
             target.segment.trim()
         );
     }
+}
+
+/// What each OrderSync's Mailchimp e-commerce store holds now.
+fn store_lines(sandbox: &Sandbox, parsed: &[(Example, Manifests)]) -> Vec<String> {
+    let mc = &sandbox.mailchimp;
+    parsed
+        .iter()
+        .flat_map(|(_, m)| m.syncs.iter())
+        .filter_map(|s| match s {
+            SyncManifest::Order(o) => o.spec.target.mailchimp.as_ref(),
+            _ => None,
+        })
+        .map(|target| {
+            let store = target.store_id.trim();
+            format!(
+                "Mailchimp store {store:?} (audience {}) now: {} orders, {} customers, {} products, {} promo codes; is_syncing written {:?}",
+                mc.store_list_id(store).unwrap_or_default(),
+                mc.ecommerce_orders(store).len(),
+                mc.ecommerce_customers(store).len(),
+                mc.ecommerce_products(store).len(),
+                mc.ecommerce_promo_codes(store).len(),
+                mc.store_syncing_history(store),
+            )
+        })
+        .collect()
 }
 
 fn short_counts(report: &SyncReport) -> String {
@@ -675,10 +707,14 @@ mod tests {
                 }
                 SyncManifest::Order(o) => (
                     vec![o.spec.source.clone()],
-                    o.spec
-                        .target
-                        .get()
-                        .map(|t| (t.kind_str(), String::new(), t.credentials().name.clone())),
+                    o.spec.target.get().map(|t| {
+                        // A Mailchimp store is connected to one of the sandbox's audiences.
+                        let audience = match t {
+                            crate::crd::EventTargetRef::Mailchimp(m) => m.audience_id.clone(),
+                            crate::crd::EventTargetRef::Klaviyo { .. } => String::new(),
+                        };
+                        (t.kind_str(), audience, t.credentials().name.clone())
+                    }),
                 ),
             };
             let (kind, destination, target_secret) = target.unwrap();

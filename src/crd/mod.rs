@@ -21,8 +21,8 @@ pub use common::{
     WhenSourceCannotOptIn,
 };
 pub use order::{
-    BackfillSpec, EventTargetRef, KlaviyoEventTarget, OrderEventKindSpec, OrderSync, OrderSyncSpec,
-    OrderTarget,
+    BackfillSpec, EventTargetRef, KlaviyoEventTarget, MailchimpOrderTarget, OrderEventKindSpec,
+    OrderSync, OrderSyncSpec, OrderTarget,
 };
 pub use segment::{
     KlaviyoSegmentTarget, MailchimpSegmentTarget, SegmentSync, SegmentSyncMode, SegmentSyncSpec,

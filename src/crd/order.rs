@@ -1,4 +1,5 @@
-//! `OrderSync`: a source's orders (sales, refunds, shipments) as Klaviyo metric events (seed 003).
+//! `OrderSync`: a source's orders (sales, refunds, shipments) as Klaviyo metric events (seed 003)
+//! or as orders in a Mailchimp e-commerce store (seed 004).
 
 // `printcolumn(...)` repeats `type_ = ...` by design; clippy reads that as a duplicate.
 #![allow(clippy::duplicated_attributes)]
@@ -24,46 +25,91 @@ pub struct KlaviyoEventTarget {
     pub endpoint: Option<String>,
 }
 
-/// Where the events go. Only Klaviyo for now (Mailchimp e-commerce is not built yet).
+/// A Mailchimp e-commerce store whose orders, customers and products receive the orders.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.klaviyo)").message("give a target: klaviyo (Mailchimp e-commerce targets are not supported yet)"))]
+pub struct MailchimpOrderTarget {
+    /// The store's id in Mailchimp (created, connected to `audienceId`, when missing; one store
+    /// per id). A store already connected to another audience is an error.
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
+    pub store_id: String,
+    /// The audience (list) id the store is connected to: buyers become its contacts
+    /// (transactional unless they opted in; nobody is resubscribed).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9]+$"))]
+    pub audience_id: String,
+    /// The shop's domain (`shop.example.com`): the store's domain and the promo codes'
+    /// redemption URL (`https://{domain}/discount/{code}`). Without it no promo codes are made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9.-]+$"))]
+    pub domain: Option<String>,
+    /// Secret holding the API key (key `apiKey` unless `key` says otherwise), as for an
+    /// AudienceSync's Mailchimp target.
+    pub credentials_secret_ref: SecretKeyRef,
+    /// Base URL override (a proxy or a simulator). Defaults to `https://{dc}.api.mailchimp.com/3.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+}
+
+/// Where the orders go: Klaviyo metric events or a Mailchimp e-commerce store (exactly one).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.mailchimp), has(self.klaviyo)].exists_one(x, x)").message("give exactly one target: klaviyo or mailchimp"))]
 pub struct OrderTarget {
     /// Klaviyo metrics (Placed Order, Ordered Product, Refunded Order, Fulfilled/Shipped Order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub klaviyo: Option<KlaviyoEventTarget>,
+    /// Mailchimp e-commerce: orders with their lines, refund and fulfilment state, customers,
+    /// products and promo codes, upserted by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailchimp: Option<MailchimpOrderTarget>,
 }
 
-/// The connection of an OrderSync's target, as every event-sink dispatch `match`es on.
+/// The connection of an OrderSync's target, as every sink dispatch `match`es on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventTargetRef<'a> {
     Klaviyo {
         credentials: &'a SecretKeyRef,
         endpoint: Option<&'a str>,
     },
+    Mailchimp(&'a MailchimpOrderTarget),
 }
 
 impl EventTargetRef<'_> {
     pub fn credentials(&self) -> &SecretKeyRef {
         match self {
             EventTargetRef::Klaviyo { credentials, .. } => credentials,
+            EventTargetRef::Mailchimp(m) => &m.credentials_secret_ref,
         }
     }
 
     pub fn kind_str(&self) -> &'static str {
         match self {
             EventTargetRef::Klaviyo { .. } => "klaviyo",
+            EventTargetRef::Mailchimp(_) => "mailchimp",
+        }
+    }
+
+    /// What the vendor's account is called in status messages.
+    pub fn vendor_title(&self) -> &'static str {
+        match self {
+            EventTargetRef::Klaviyo { .. } => "Klaviyo",
+            EventTargetRef::Mailchimp(_) => "Mailchimp",
         }
     }
 }
 
 impl OrderTarget {
+    /// The target, when exactly one is given.
     pub fn get(&self) -> Option<EventTargetRef<'_>> {
-        let k = self.klaviyo.as_ref()?;
-        Some(EventTargetRef::Klaviyo {
-            credentials: &k.credentials_secret_ref,
-            endpoint: k.endpoint.as_deref(),
-        })
+        match (&self.klaviyo, &self.mailchimp) {
+            (Some(k), None) => Some(EventTargetRef::Klaviyo {
+                credentials: &k.credentials_secret_ref,
+                endpoint: k.endpoint.as_deref(),
+            }),
+            (None, Some(m)) => Some(EventTargetRef::Mailchimp(m)),
+            _ => None,
+        }
     }
 }
 
@@ -123,8 +169,9 @@ impl BackfillSpec {
     }
 }
 
-/// Sends a source's orders as Klaviyo metric events: Placed Order, Ordered Product, Refunded
-/// Order and Fulfilled Order (Lightspeed R-Series: Shipped Order), each once.
+/// Sends a source's orders as Klaviyo metric events (Placed Order, Ordered Product, Refunded
+/// Order and Fulfilled Order; Lightspeed R-Series: Shipped Order, each once), or into a
+/// Mailchimp e-commerce store (orders, customers, products, promo codes, upserted by id).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "sync.audience-operator.io",
@@ -137,7 +184,7 @@ impl BackfillSpec {
     shortname = "os",
     shortname = "ordersync",
     category = "audience",
-    doc = "Sends a commerce system's orders to Klaviyo as metric events.",
+    doc = "Sends a commerce system's orders to Klaviyo as metric events or into a Mailchimp e-commerce store.",
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -164,10 +211,12 @@ impl BackfillSpec {
 pub struct OrderSyncSpec {
     /// Where orders come from (exactly one kind).
     pub source: SourceSpec,
-    /// Where the events go.
+    /// Where the orders go.
     pub target: OrderTarget,
     /// Which events to send: `placedOrder`, `orderedProduct`, `refundedOrder`, `fulfilledOrder`.
-    /// Defaults to all four.
+    /// Defaults to all four. Mailchimp: without `placedOrder` nothing is sent (the store holds
+    /// orders), without `refundedOrder` / `fulfilledOrder` no refund / fulfilment state is sent
+    /// (an order's lines always go with it).
     #[serde(default = "all_events")]
     #[schemars(length(min = 1, max = 4))]
     #[x_kube(validation = Rule::new("self.all(k, self.filter(j, j == k).size() == 1)").message("events: name each kind once"))]

@@ -5,12 +5,20 @@
 //! A poll with nothing new costs one source call and no target call: a page with no events is
 //! not sent. A stop request ends the run at a page boundary, with the cursor at the last page
 //! the target accepted. Dry runs count what each page would send and send nothing.
+//!
+//! Two kinds of target: an [`EventSink`] (Klaviyo) gets each page's events; an [`OrderSink`]
+//! (Mailchimp e-commerce) gets the page's sendable orders whole (the same
+//! [`audience_core::sendable`] skip rules decide), and its counts go into the same per-kind
+//! status fields: placed order = orders created, ordered product = their lines, refunded order =
+//! orders whose refund state was sent, fulfilled order = orders whose fulfilment was sent.
 
 use std::collections::{BTreeMap, HashSet};
 
+use audience_core::order::Order;
 use audience_core::{
-    ApplyControl, EventKinds, EventOptions, EventSink, OrderEventKind, OrderRejection, OrderScope,
-    OrderSkipReason as SkipReason, OrderSource, SentLedger, events_of_orders,
+    ApplyControl, EventKinds, EventOptions, EventSink, OrderDestination, OrderEventKind,
+    OrderRejection, OrderScope, OrderSendOptions, OrderSink, OrderSkipReason as SkipReason,
+    OrderSource, SentLedger, Unsendable, events_of_orders, sendable,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -20,7 +28,7 @@ use super::run::{Phase, ProgressFn, RunError};
 /// What an order run needs.
 pub struct OrderJob<'a> {
     pub source: &'a dyn OrderSource,
-    pub sink: &'a dyn EventSink,
+    pub sink: &'a OrderDestination,
     pub kinds: EventKinds,
     /// Events before this time are history (`backfill: true`, no flows): the sync's creation.
     pub live_from: DateTime<Utc>,
@@ -48,14 +56,128 @@ pub struct OrdersOutcome {
     pub write_calls: u64,
     pub source_time_zone: Option<String>,
     pub target_time_zone: Option<String>,
+    /// `Klaviyo`, `Mailchimp`: whose account the status messages name.
+    pub target_title: &'static str,
+    /// Orders into an order store (Mailchimp): `events` count orders and their parts, and
+    /// these the rest of what happened.
+    pub store: Option<StoreCounts>,
+}
+
+/// What an order store (Mailchimp e-commerce) did besides the per-kind counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub updated: u64,
+    pub unchanged: u64,
+    pub customers: u64,
+    pub products: u64,
+    pub promo_codes: u64,
 }
 
 /// Runs an OrderSync.
 pub async fn run_order_sync(job: OrderJob<'_>) -> Result<OrdersOutcome, RunError> {
+    match job.sink {
+        OrderDestination::Events(sink) => run_events(&job, sink.as_ref()).await,
+        OrderDestination::Orders(sink) => {
+            let run = run_orders(&job, sink.as_ref()).await;
+            // History loading ends with the run, also a failed one (Mailchimp: `is_syncing`
+            // back to false, so automations are not left paused).
+            let finished = sink.finish().await;
+            let mut out = run?;
+            out.write_calls += finished.map_err(RunError::Target)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Orders into an [`OrderSink`], page by page.
+async fn run_orders(job: &OrderJob<'_>, sink: &dyn OrderSink) -> Result<OrdersOutcome, RunError> {
+    let mut out = OrdersOutcome {
+        source_time_zone: job.source.time_zone().await.ok().flatten(),
+        target_time_zone: sink.time_zone().await.ok().flatten(),
+        target_title: "Mailchimp",
+        store: Some(StoreCounts::default()),
+        ..OrdersOutcome::default()
+    };
+    let options = OrderSendOptions {
+        kinds: job.kinds,
+        live_from: Some(job.live_from),
+    };
+    let mut pages = job.source.orders(job.scope.clone());
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(RunError::Source)?;
+        out.orders_read += page.orders.len() as u64;
+        if let Some(progress) = &job.progress {
+            progress(Phase::ReadingSource, out.orders_read, 0);
+        }
+        // The core's rules, once: skips and malformed orders never reach the sink.
+        let mut send: Vec<Order> = Vec::with_capacity(page.orders.len());
+        for order in page.orders {
+            match sendable(&order) {
+                Ok(_) => send.push(order),
+                Err(Unsendable::Skipped(reason)) => *out.skipped.entry(reason).or_default() += 1,
+                Err(Unsendable::Rejected(reason)) => out.rejected_orders.push(OrderRejection {
+                    source: order.source.clone(),
+                    order_id: order.order_id.clone(),
+                    reason,
+                }),
+            }
+        }
+        if job.dry_run {
+            if job.kinds.placed_order {
+                *out.events.entry(OrderEventKind::PlacedOrder).or_default() += send.len() as u64;
+            }
+            continue;
+        }
+        if !send.is_empty() {
+            if let Some(progress) = &job.progress {
+                progress(Phase::Applying, send.len() as u64, 0);
+            }
+            let report = sink
+                .send_orders(&send, &options, &job.control)
+                .await
+                .map_err(RunError::Target)?;
+            out.write_calls += report.write_calls;
+            for (kind, n) in [
+                (OrderEventKind::PlacedOrder, report.orders_created),
+                (OrderEventKind::OrderedProduct, report.lines_created),
+                (OrderEventKind::RefundedOrder, report.refunds),
+                (OrderEventKind::FulfilledOrder, report.fulfillments),
+            ] {
+                if n > 0 {
+                    *out.events.entry(kind).or_default() += n;
+                }
+            }
+            if let Some(store) = out.store.as_mut() {
+                store.updated += report.orders_updated;
+                store.unchanged += report.unchanged;
+                store.customers += report.customers_written;
+                store.products += report.products_written;
+                store.promo_codes += report.promo_codes_written;
+            }
+            out.rejected_orders.extend(report.rejected);
+            if report.stopped_early {
+                out.stopped_early = true;
+                break;
+            }
+        }
+        if page.checkpoint.is_some() {
+            out.checkpoint = page.checkpoint;
+        }
+        if job.control.stop_requested() {
+            out.stopped_early = true;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Events into an [`EventSink`], page by page.
+async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOutcome, RunError> {
     // Time zones are informative (a status condition), never a reason to fail the run.
     let mut out = OrdersOutcome {
         source_time_zone: job.source.time_zone().await.ok().flatten(),
-        target_time_zone: job.sink.time_zone().await.ok().flatten(),
+        target_time_zone: sink.time_zone().await.ok().flatten(),
+        target_title: "Klaviyo",
         ..OrdersOutcome::default()
     };
     let options = EventOptions {
@@ -88,8 +210,7 @@ pub async fn run_order_sync(job: OrderJob<'_>) -> Result<OrdersOutcome, RunError
             if let Some(progress) = &job.progress {
                 progress(Phase::Applying, page_events.events.len() as u64, 0);
             }
-            let report = job
-                .sink
+            let report = sink
                 .send_events(&page_events.events, &job.control)
                 .await
                 .map_err(RunError::Target)?;

@@ -21,12 +21,14 @@ use audience_connectors::http::RetryPolicy;
 use audience_connectors::klaviyo::{self, KlaviyoConfig, KlaviyoEventSink, KlaviyoTarget, ListRef};
 use audience_connectors::lightspeed_r::{self, LightspeedRSource};
 use audience_connectors::lightspeed_x::{self, LightspeedXSource};
-use audience_connectors::mailchimp::{self, MailchimpConfig, MailchimpTarget};
+use audience_connectors::mailchimp::{
+    self, MailchimpConfig, MailchimpOrderConfig, MailchimpOrderSink, MailchimpTarget,
+};
 use audience_connectors::retailcrm::{self, RetailCrmConfig, RetailCrmSource};
 use audience_connectors::shopify::{self, ShopifyConfig, ShopifySource};
 use audience_connectors::vendor::VendorDescriptor;
 use audience_core::{
-    ConnectorError, ErrorKind, EventSink, FieldMapping, OrderSource, Source, Target,
+    ConnectorError, ErrorKind, FieldMapping, OrderDestination, OrderSource, Source, Target,
 };
 use url::Url;
 
@@ -72,6 +74,7 @@ pub fn target_descriptor(target: TargetRef<'_>) -> &'static VendorDescriptor {
 pub fn event_sink_descriptor(target: EventTargetRef<'_>) -> &'static VendorDescriptor {
     match target {
         EventTargetRef::Klaviyo { .. } => &klaviyo::DESCRIPTOR,
+        EventTargetRef::Mailchimp(_) => &mailchimp::DESCRIPTOR,
     }
 }
 
@@ -196,13 +199,15 @@ pub fn build_order_source(
     })
 }
 
-/// Builds the event sink an OrderSync's `target` describes.
+/// Builds where an OrderSync's `target` sends: Klaviyo's event sink, or a Mailchimp
+/// e-commerce store. The endpoint goes through the same host check as every target's, so the API
+/// key never goes to a host outside the vendor's.
 pub fn build_event_sink(
     spec: EventTargetRef<'_>,
     creds: &Credentials,
     sandbox: Option<&Url>,
     options: &ConnectOptions,
-) -> Result<Box<dyn EventSink>, ConnectError> {
+) -> Result<OrderDestination, ConnectError> {
     let secret = secret_value(creds)?;
     match spec {
         EventTargetRef::Klaviyo { endpoint, .. } => {
@@ -220,7 +225,26 @@ pub fn build_event_sink(
                 config.retry = retry;
             }
             KlaviyoEventSink::new(config)
-                .map(|s| Box::new(s) as Box<dyn EventSink>)
+                .map(|s| OrderDestination::Events(Box::new(s)))
+                .map_err(|e| from_connector(e, creds))
+        }
+        EventTargetRef::Mailchimp(m) => {
+            let base = resolve(
+                sandbox,
+                &mailchimp::DESCRIPTOR,
+                m.endpoint.as_deref().map(|e| ("mailchimp.endpoint", e)),
+                &options.endpoints,
+                mailchimp::api_base,
+            )?;
+            let mut config =
+                MailchimpOrderConfig::new(secret, m.store_id.trim(), m.audience_id.trim());
+            config.base_url = base;
+            config.domain = m.domain.clone();
+            if let Some(retry) = options.retry.clone() {
+                config.retry = retry;
+            }
+            MailchimpOrderSink::new(config)
+                .map(|s| OrderDestination::Orders(Box::new(s)))
                 .map_err(|e| from_connector(e, creds))
         }
     }
@@ -530,13 +554,13 @@ pub trait ConnectorFactory: Send + Sync {
         build_order_source(spec, creds, sandbox, &ConnectOptions::default())
     }
 
-    /// Where an OrderSync's events go.
+    /// Where an OrderSync's orders go (events or an order store).
     fn event_sink(
         &self,
         spec: EventTargetRef<'_>,
         creds: &Credentials,
         sandbox: Option<&Url>,
-    ) -> Result<Box<dyn EventSink>, ConnectError> {
+    ) -> Result<OrderDestination, ConnectError> {
         build_event_sink(spec, creds, sandbox, &ConnectOptions::default())
     }
 }
@@ -586,7 +610,7 @@ impl ConnectorFactory for DefaultConnectors {
         spec: EventTargetRef<'_>,
         creds: &Credentials,
         sandbox: Option<&Url>,
-    ) -> Result<Box<dyn EventSink>, ConnectError> {
+    ) -> Result<OrderDestination, ConnectError> {
         build_event_sink(spec, creds, sandbox, &self.options)
     }
 }
@@ -743,6 +767,38 @@ mod tests {
         ));
         let target = target_of(&klaviyo(None), &creds("pk_0123456789"), Some(&sandbox)).unwrap();
         assert_eq!(target.vendor(), "klaviyo");
+    }
+
+    #[test]
+    fn a_mailchimp_store_target_sends_the_key_only_to_allowed_hosts() {
+        let store = |endpoint: Option<&str>| crate::crd::MailchimpOrderTarget {
+            store_id: "shop-1".into(),
+            audience_id: "a1b2c3d4e5".into(),
+            domain: None,
+            credentials_secret_ref: secret_ref(),
+            endpoint: endpoint.map(str::to_string),
+        };
+        let key = creds("0123456789abcdef0123456789abcdef-us6");
+        let listed = ConnectOptions::default();
+        let build = |t: &crate::crd::MailchimpOrderTarget, sandbox: Option<&Url>| {
+            build_event_sink(EventTargetRef::Mailchimp(t), &key, sandbox, &listed)
+        };
+        let sink = build(&store(None), None).unwrap();
+        assert!(matches!(sink, OrderDestination::Orders(_)));
+        assert_eq!(sink.vendor(), "mailchimp");
+        assert!(build(&store(Some("https://us6.api.mailchimp.com")), None).is_ok());
+        assert!(matches!(
+            build(&store(Some("https://evil.example")), None),
+            Err(ConnectError::EndpointNotAllowed(_))
+        ));
+        // The sandbox (the operator's own setting) wins over the spec's endpoint.
+        let sandbox = Url::parse("http://127.0.0.1:8089/").unwrap();
+        assert!(build(&store(Some("https://evil.example")), Some(&sandbox)).is_ok());
+        let bad = crate::crd::MailchimpOrderTarget {
+            store_id: "a/b".into(),
+            ..store(None)
+        };
+        assert!(build(&bad, None).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod object;
 pub mod order;
 pub mod segment;
 
-use audience_core::{ApplyControl, EventSink, OrderSource, Source, Target};
+use audience_core::{ApplyControl, OrderDestination, OrderSource, Source, Target};
 use url::Url;
 
 pub use audience::{full_run_reason, record_full_resync};
@@ -38,8 +38,8 @@ pub struct Prepared {
     pub sources: Vec<(String, Box<dyn Source>)>,
     /// The audience target (`None` for an order sync).
     pub target: Option<Box<dyn Target>>,
-    /// An order sync's order source and event sink.
-    pub orders: Option<(Box<dyn OrderSource>, Box<dyn EventSink>)>,
+    /// An order sync's order source and where its orders go.
+    pub orders: Option<(Box<dyn OrderSource>, OrderDestination)>,
 }
 
 /// How a prepared run is steered by its caller.
@@ -140,7 +140,7 @@ impl Prepared {
         if let Some((source, sink)) = &self.orders {
             let parts = OrderParts {
                 source: source.as_ref(),
-                sink: sink.as_ref(),
+                sink,
                 control: control.control,
                 progress: control.progress,
             };

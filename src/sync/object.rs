@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use audience_core::{ApplyControl, EventSink, OrderSource, Target};
+use audience_core::{ApplyControl, OrderDestination, OrderSource, Target};
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
 use serde::Serialize;
@@ -36,7 +36,7 @@ pub struct JobParts<'a> {
 /// The parts of an order run (OrderSync) the caller supplies.
 pub struct OrderParts<'a> {
     pub source: &'a dyn OrderSource,
-    pub sink: &'a dyn EventSink,
+    pub sink: &'a OrderDestination,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }

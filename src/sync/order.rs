@@ -1,5 +1,6 @@
 //! OrderSync as a sync kind: its checks, its run (`crate::engine::orders`) and what the run
-//! reports into the status.
+//! reports into the status (events for Klaviyo; orders created, refunded, fulfilled for a
+//! Mailchimp store).
 
 use std::sync::LazyLock;
 
@@ -66,14 +67,14 @@ fn skip_count(c: &mut OrdersSkipped, reason: SkipReason) -> &mut u64 {
 }
 
 /// The time-zone condition, when both sides name theirs.
-fn time_zone_notice(source: Option<&str>, target: Option<&str>) -> Option<Notice> {
+fn time_zone_notice(source: Option<&str>, target: Option<&str>, vendor: &str) -> Option<Notice> {
     let (s, t) = (source?, target?);
     Some(if s == t {
         Notice {
             type_: TIME_ZONES_DIFFER,
             status: false,
             reason: "TimeZonesMatch",
-            message: format!("the source and Klaviyo both use {s}"),
+            message: format!("the source and {vendor} both use {s}"),
         }
     } else {
         Notice {
@@ -81,7 +82,7 @@ fn time_zone_notice(source: Option<&str>, target: Option<&str>) -> Option<Notice
             status: true,
             reason: TIME_ZONES_DIFFER,
             message: format!(
-                "the source's time zone is {s} and the Klaviyo account's is {t}: daily order counts differ between the two; set the Klaviyo account's time zone to {s} to make them agree"
+                "the source's time zone is {s} and the {vendor} account's is {t}: daily order counts differ between the two; set the {vendor} account's time zone to {s} to make them agree"
             ),
         }
     })
@@ -123,14 +124,8 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
     } else {
         "sent"
     };
-    let message = format!(
-        "{verb} {} events from {} orders read: placed order {}, ordered product {}, refunded order {}, fulfilled order {}; skipped {} (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
-        e.total(),
-        o.orders_read,
-        e.placed_order,
-        e.ordered_product,
-        e.refunded_order,
-        e.fulfilled_order,
+    let skips = format!(
+        "skipped {} (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
         counts.skipped,
         counts.orders_skipped.no_email,
         counts.orders_skipped.zero_value,
@@ -139,15 +134,47 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
         counts.orders_skipped.cancelled,
         counts.rejected
     );
+    let message = match &o.store {
+        // An order store: what changed in it, by order.
+        Some(_) if dry_run => format!(
+            "dry run, nothing sent: would send {} of {} orders read to the Mailchimp store; {skips}",
+            e.placed_order, o.orders_read
+        ),
+        Some(store) => format!(
+            "{} orders read into the Mailchimp store: created {} ({} lines), refunds {}, fulfilments {}, otherwise updated {}, unchanged {}; products {}, promo codes {}; {skips}",
+            o.orders_read,
+            e.placed_order,
+            e.ordered_product,
+            e.refunded_order,
+            e.fulfilled_order,
+            store.updated,
+            store.unchanged,
+            store.products,
+            store.promo_codes,
+        ),
+        None => format!(
+            "{verb} {} events from {} orders read: placed order {}, ordered product {}, refunded order {}, fulfilled order {}; {skips}",
+            e.total(),
+            o.orders_read,
+            e.placed_order,
+            e.ordered_product,
+            e.refunded_order,
+            e.fulfilled_order,
+        ),
+    };
     Executed {
         counts,
         rejected,
         checkpoint: if dry_run { None } else { o.checkpoint.clone() },
         stopped_early: o.stopped_early,
         message: Some(message),
-        notices: time_zone_notice(o.source_time_zone.as_deref(), o.target_time_zone.as_deref())
-            .into_iter()
-            .collect(),
+        notices: time_zone_notice(
+            o.source_time_zone.as_deref(),
+            o.target_time_zone.as_deref(),
+            o.target_title,
+        )
+        .into_iter()
+        .collect(),
         ..Executed::default()
     }
 }
@@ -208,7 +235,7 @@ impl SyncObject for OrderSync {
             return Err("give exactly one source kind".into());
         }
         if self.event_target().is_none() {
-            return Err("give a target: klaviyo".into());
+            return Err("give exactly one target: klaviyo or mailchimp".into());
         }
         if self.spec.events.is_empty() {
             return Err("events: name at least one kind".into());
@@ -247,13 +274,18 @@ mod tests {
 
     #[test]
     fn differing_time_zones_name_both() {
-        let n = time_zone_notice(Some("Europe/Stockholm"), Some("America/New_York")).unwrap();
+        let n = time_zone_notice(
+            Some("Europe/Stockholm"),
+            Some("America/New_York"),
+            "Klaviyo",
+        )
+        .unwrap();
         assert!(n.status);
         assert!(n.message.contains("Europe/Stockholm"), "{}", n.message);
         assert!(n.message.contains("America/New_York"), "{}", n.message);
-        let same = time_zone_notice(Some("UTC"), Some("UTC")).unwrap();
+        let same = time_zone_notice(Some("UTC"), Some("UTC"), "Klaviyo").unwrap();
         assert!(!same.status);
-        assert!(time_zone_notice(None, Some("UTC")).is_none());
+        assert!(time_zone_notice(None, Some("UTC"), "Klaviyo").is_none());
     }
 
     #[test]

@@ -402,3 +402,94 @@ pub trait EventSink: Send + Sync {
         Ok(None)
     }
 }
+
+/// How a page of orders is sent to an [`OrderSink`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderSendOptions {
+    /// Which parts of an order the sync sends (`refundedOrder` off: refunds are not sent, …).
+    pub kinds: crate::order_events::EventKinds,
+    /// Orders placed and last changed before this time are history (the backfill): the target
+    /// loads them so they fire no automations. `None`: everything is live.
+    pub live_from: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What sending orders did, by what changed at the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReport {
+    /// Orders created at the target.
+    pub orders_created: u64,
+    /// Lines of the orders created.
+    pub lines_created: u64,
+    /// Existing orders whose refund state changed.
+    pub refunds: u64,
+    /// Existing or new orders sent with a fulfilment state.
+    pub fulfillments: u64,
+    /// Existing orders changed otherwise (totals, promos).
+    pub orders_updated: u64,
+    /// Orders already at the target exactly as sent: no write.
+    pub unchanged: u64,
+    pub customers_written: u64,
+    pub products_written: u64,
+    pub promo_codes_written: u64,
+    /// Orders the target or the sink refused, whole: nothing of them was written.
+    pub rejected: Vec<crate::order_events::OrderRejection>,
+    /// Write calls made to the vendor.
+    pub write_calls: u64,
+    pub stopped_early: bool,
+}
+
+/// A system that stores whole orders (Mailchimp e-commerce), unlike an [`EventSink`] that
+/// records one event per thing that happened. A separate trait rather than a generalised
+/// `EventSink`: an order store upserts the order's current state by id (placed, refunded,
+/// shipped are fields of one record), so it needs the order, not its events, and the two
+/// kinds of target share nothing but the vendor name and the time zone.
+#[async_trait]
+pub trait OrderSink: Send + Sync {
+    /// `mailchimp`.
+    fn vendor(&self) -> &'static str;
+
+    /// Upserts the page's sendable orders (and what they reference: customers, products,
+    /// promo codes) by id, writing only what differs from the target. Orders the core's
+    /// [`crate::order_events::sendable`] skips are counted by the caller and not sent.
+    async fn send_orders(
+        &self,
+        orders: &[Order],
+        options: &OrderSendOptions,
+        control: &ApplyControl,
+    ) -> Result<OrderReport, ConnectorError>;
+
+    /// Ends the run: history loading is over (Mailchimp: the store's `is_syncing` back to
+    /// false). Called once after the last page, also after a failed or stopped run.
+    async fn finish(&self) -> Result<u64, ConnectorError> {
+        Ok(0)
+    }
+
+    /// The target account's IANA time zone, where it has one.
+    async fn time_zone(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+/// Where an OrderSync sends: events (Klaviyo metrics) or whole orders (Mailchimp e-commerce).
+pub enum OrderDestination {
+    Events(Box<dyn EventSink>),
+    Orders(Box<dyn OrderSink>),
+}
+
+impl OrderDestination {
+    pub fn vendor(&self) -> &'static str {
+        match self {
+            OrderDestination::Events(s) => s.vendor(),
+            OrderDestination::Orders(s) => s.vendor(),
+        }
+    }
+}
+
+impl fmt::Debug for OrderDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OrderDestination")
+            .field(&self.vendor())
+            .finish()
+    }
+}

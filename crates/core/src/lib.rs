@@ -41,8 +41,9 @@ pub mod two_way;
 
 pub use connector::{
     ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentWriteReport, ConsentWriter,
-    ErrorKind, EventRejection, EventReport, EventSink, OrderPage, OrderScope, OrderSource,
-    ReadScope, RecordRejection, SegmentInfo, Source, SourcePage, Target, TargetInfo,
+    ErrorKind, EventRejection, EventReport, EventSink, OrderDestination, OrderPage, OrderReport,
+    OrderScope, OrderSendOptions, OrderSink, OrderSource, ReadScope, RecordRejection, SegmentInfo,
+    Source, SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
 pub use cursor::{SourceCheckpoints, cap_checkpoint};
@@ -55,7 +56,7 @@ pub use member::{MemberStatus, TargetMember};
 pub use merge::{Attribute, FieldPrecedence, Merged, SourceMerger};
 pub use order_events::{
     EventKinds, EventOptions, OrderEvents, OrderOutcome, OrderRejection, SentLedger,
-    SkipReason as OrderSkipReason, events_of_orders, order_events,
+    SkipReason as OrderSkipReason, Unsendable, events_of_orders, order_events, sendable,
 };
 pub use plan::{
     CapacityExceeded, ConsentPolicy, MemberWrite, Mode, NoOptInPolicy, OWNER_TAG_MAX, Plan,

@@ -476,26 +476,46 @@ fn order_properties(order: &Order, email: &Email, lines: &[&OrderLine]) -> Map<S
     props
 }
 
-/// The events of one order, or why it has none.
-pub fn order_events(order: &Order, options: &EventOptions) -> OrderOutcome {
+/// Why an order is not sent to any target: skipped (nothing wrong with it) or malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsendable {
+    Skipped(SkipReason),
+    Rejected(String),
+}
+
+/// Whether an order may go to a target at all, and the buyer's parsed email when it may: the
+/// skip rules (not completed, cancelled, no or invalid email, $0) and the malformed-order checks
+/// every target shares. Event targets ([`order_events`]) and order targets (Mailchimp
+/// e-commerce) both decide with this, so the rules live in one place.
+pub fn sendable(order: &Order) -> Result<Email, Unsendable> {
     match order.status {
         OrderStatus::Completed => {}
-        OrderStatus::Open => return OrderOutcome::Skipped(SkipReason::NotCompleted),
-        OrderStatus::Cancelled => return OrderOutcome::Skipped(SkipReason::Cancelled),
+        OrderStatus::Open => return Err(Unsendable::Skipped(SkipReason::NotCompleted)),
+        OrderStatus::Cancelled => return Err(Unsendable::Skipped(SkipReason::Cancelled)),
     }
     if order.customer.email.trim().is_empty() {
-        return OrderOutcome::Skipped(SkipReason::NoEmail);
+        return Err(Unsendable::Skipped(SkipReason::NoEmail));
     }
     let Ok(email) = Email::parse(&order.customer.email) else {
-        return OrderOutcome::Skipped(SkipReason::InvalidEmail);
+        return Err(Unsendable::Skipped(SkipReason::InvalidEmail));
     };
     // No total is malformed; a zero total is seed 003's "$0 order", skipped.
     if order.total.is_some_and(|t| t.is_zero()) {
-        return OrderOutcome::Skipped(SkipReason::ZeroValue);
+        return Err(Unsendable::Skipped(SkipReason::ZeroValue));
     }
     if let Some(reason) = malformed(order) {
-        return OrderOutcome::Rejected(reason);
+        return Err(Unsendable::Rejected(reason));
     }
+    Ok(email)
+}
+
+/// The events of one order, or why it has none.
+pub fn order_events(order: &Order, options: &EventOptions) -> OrderOutcome {
+    let email = match sendable(order) {
+        Ok(email) => email,
+        Err(Unsendable::Skipped(reason)) => return OrderOutcome::Skipped(reason),
+        Err(Unsendable::Rejected(reason)) => return OrderOutcome::Rejected(reason),
+    };
     let total = order.total.unwrap_or_default();
     let customer = &order.customer;
     let person = EventPerson {

@@ -525,3 +525,36 @@ fn batches_stay_under_the_byte_limit_and_an_order_too_large_for_one_is_split() {
     assert_eq!(batches, vec![0..1000, 1000..2000, 2000..2001]);
     assert!(plan_batches(&[], KLAVIYO_BULK, &JsonSizer).is_empty());
 }
+
+/// The rules every target shares decide the same way for events and for order stores:
+/// `sendable` skips and rejects exactly what `order_events` skips and rejects.
+#[test]
+fn sendable_agrees_with_order_events() {
+    use audience_core::order_events::{Unsendable, sendable};
+    let good = lightspeed_sale();
+    let mut zero = good.clone();
+    zero.total = Some(Decimal::ZERO);
+    let mut no_email = good.clone();
+    no_email.customer.email.clear();
+    let mut bad_email = good.clone();
+    bad_email.customer.email = "not an address".into();
+    let mut cancelled = good.clone();
+    cancelled.status = audience_core::order::OrderStatus::Cancelled;
+    let mut no_total = good.clone();
+    no_total.total = None;
+    let mut negative = good.clone();
+    negative.lines[0].quantity = d("-1");
+    for order in [
+        good, zero, no_email, bad_email, cancelled, no_total, negative,
+    ] {
+        let events = order_events(&order, &EventOptions::default());
+        match (sendable(&order), events) {
+            (Ok(email), OrderOutcome::Events(_)) => {
+                assert_eq!(email.as_str(), order.customer.email.trim().to_lowercase())
+            }
+            (Err(Unsendable::Skipped(a)), OrderOutcome::Skipped(b)) => assert_eq!(a, b),
+            (Err(Unsendable::Rejected(a)), OrderOutcome::Rejected(b)) => assert_eq!(a, b),
+            (s, e) => panic!("sendable {s:?} but order_events {e:?}"),
+        }
+    }
+}

@@ -19,6 +19,7 @@
 //! - Errors name the endpoint's route template and never the key.
 
 mod client;
+mod ecommerce;
 mod read;
 mod wire;
 mod write;
@@ -38,6 +39,7 @@ use futures::stream::BoxStream;
 use crate::http::{self, RetryPolicy};
 use client::{Client, VENDOR};
 
+pub use ecommerce::{MailchimpOrderConfig, MailchimpOrderSink, mailchimp_id};
 pub use wire::subscriber_hash;
 
 /// What the operator needs to know about Mailchimp.

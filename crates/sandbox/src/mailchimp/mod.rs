@@ -58,6 +58,7 @@
 //! - [U] The 501 document is the simulator's own (Mailchimp never answers 501).
 
 mod auth;
+pub mod ecommerce;
 mod email;
 mod error;
 mod fields;
@@ -231,6 +232,7 @@ pub fn router(sim: Mailchimp) -> Router {
     for (method, path) in ROUTES {
         router = router.route(path, endpoint(method, path));
     }
+    router = ecommerce::routes(router);
     router
         .fallback(unserved)
         .method_not_allowed_fallback(unserved)

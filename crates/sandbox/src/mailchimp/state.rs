@@ -378,6 +378,10 @@ pub struct State {
     pub data_center: String,
     pub clock_offset: Duration,
     pub created: DateTime<Utc>,
+    /// The e-commerce stores (`/ecommerce/stores…`).
+    pub ecommerce: super::ecommerce::Ecommerce,
+    /// `(list id, subscriber hash)` of members the e-commerce API added.
+    pub ecommerce_members: HashSet<(String, String)>,
 }
 
 impl Default for State {
@@ -392,6 +396,8 @@ impl Default for State {
             data_center: super::DEFAULT_DATA_CENTER.to_string(),
             clock_offset: Duration::zero(),
             created: Utc::now().trunc_subsecs(0),
+            ecommerce: Default::default(),
+            ecommerce_members: HashSet::new(),
         }
     }
 }
