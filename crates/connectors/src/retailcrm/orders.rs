@@ -4,7 +4,10 @@
 //! or two calls, as the customer reader does), then pages `GET /api/v5/orders?filter[createdAtFrom]=
 //! <date of t in the account's zone>&limit=100&page=N` and keeps the orders created at or after `t`;
 //! the last page carries that history id, so a change made during the read is read again next
-//! time. `ChangedSince(history id)` pages `GET /api/v5/orders/history?filter[sinceId]=…&limit=100`
+//! time. The pages before it carry a resume position (`{"history": id, "since": t, "page": n}`),
+//! so a backfill interrupted after page n goes on at page n + 1 rather than from the start
+//! (offset paging: an order deleted meanwhile from an earlier page would shift one past the
+//! resume point [U]; orders are rarely deleted, they are cancelled). `ChangedSince(history id)` pages `GET /api/v5/orders/history?filter[sinceId]=…&limit=100`
 //! and fetches the orders those entries name, 100 per call with `filter[ids][]`; each page carries
 //! the id of the last history entry it covers. A poll with nothing new is one history call.
 //!
@@ -37,7 +40,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
@@ -62,6 +65,14 @@ pub(super) struct OrderReferences {
     /// Site code → (name, currency).
     sites: HashMap<String, (String, Option<String>)>,
     default_currency: Option<String>,
+}
+
+/// Where an interrupted `Since` read goes on.
+#[derive(Debug, Serialize, Deserialize)]
+struct ResumeCreated {
+    history: u64,
+    since: DateTime<Utc>,
+    page: u64,
 }
 
 enum Read {
@@ -187,9 +198,19 @@ impl RetailCrmSource {
                     }
                 }
                 *page += 1;
+                let checkpoint = if last {
+                    covered.to_string()
+                } else {
+                    serde_json::to_string(&ResumeCreated {
+                        history: covered,
+                        since,
+                        page: *page,
+                    })
+                    .map_err(|e| http::invalid_response(VENDOR, ORDERS, e.to_string()))?
+                };
                 let out = OrderPage {
                     orders,
-                    checkpoint: last.then(|| covered.to_string()),
+                    checkpoint: Some(checkpoint),
                 };
                 if last {
                     *read = Read::Done;
@@ -421,12 +442,21 @@ impl OrderSource for RetailCrmSource {
                 .trim()
                 .parse::<u64>()
                 .map(|since| Read::Changes { since })
+                .or_else(|_| {
+                    serde_json::from_str::<ResumeCreated>(checkpoint.trim()).map(|r| {
+                        Read::Created {
+                            since: r.since,
+                            checkpoint: Some(r.history),
+                            page: r.page.max(1),
+                        }
+                    })
+                })
                 .map_err(|_| {
                     http::invalid_response(
                         VENDOR,
                         "checkpoint",
                         format!(
-                            "unreadable order checkpoint {checkpoint:?} (expected a history id)"
+                            "unreadable order checkpoint {checkpoint:?} (expected a history id or a resume position)"
                         ),
                     )
                 }),
