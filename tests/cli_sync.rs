@@ -617,3 +617,54 @@ async fn lightspeed_x_sales_reach_klaviyo_once() {
     assert_eq!(running.sandbox.stats.writes(Vendor::Klaviyo), writes);
     assert_eq!(kl.events("Placed Order").len(), 8);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_events_are_sent_in_jobs_near_klaviyos_1000_not_one_per_source_page() {
+    let running = sandbox().await;
+    let crm = &running.sandbox.retailcrm;
+    crm.set_rate_limit(None);
+    // 2,000 more complete orders of two lines: 6,000 events, 300 per RetailCRM page of 100.
+    for n in 0..2_000u64 {
+        crm.add_order(audience_sandbox::retailcrm::Order {
+            email: Some(format!("bulk{n}@example.com")),
+            status: "complete".into(),
+            created_at: chrono::Utc::now() - chrono::Duration::days(30),
+            items: (0..2)
+                .map(|l| audience_sandbox::retailcrm::OrderItem {
+                    offer_id: Some(600 + l),
+                    product_name: format!("Item {l}"),
+                    quantity: 1,
+                    initial_price_cents: 1_000,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+    }
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "orders.yaml",
+        &example("retailcrm-orders-to-klaviyo.yaml"),
+    );
+    let url = running.url();
+    let out = run(&["sync", "-f", &file, "--sandbox", &url], &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let kl = &running.sandbox.klaviyo;
+    let events = kl.events("Placed Order").len()
+        + kl.events("Ordered Product").len()
+        + kl.events("Refunded Order").len()
+        + kl.events("Fulfilled Order").len();
+    assert_eq!(events, 6_000 + 12, "every event once");
+    let jobs =
+        running
+            .sandbox
+            .stats
+            .count(Vendor::Klaviyo, Some("POST"), "/api/event-bulk-create-jobs");
+    // Whole pages gathered up to 1,000 events: at least 900 a job (a page per job would be 21).
+    assert!(jobs >= events.div_ceil(1_000) as u64, "{jobs} jobs");
+    assert!(
+        jobs <= events.div_ceil(900) as u64,
+        "{jobs} jobs for {events} events"
+    );
+}

@@ -366,6 +366,8 @@ async fn execute<K: SyncObject>(
             stop: options.stop.clone(),
         },
         progress,
+        // The state file is written once, after the run.
+        on_checkpoint: None,
     };
     prepared.run(object, control).await
 }

@@ -225,7 +225,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
         .await;
         self.ctx.metrics.run_started(K::KIND);
 
-        let result = execute_with_progress(self, &status).await;
+        let result = execute_with_progress(self, &mut status).await;
 
         let times = RunTimes {
             trigger: trigger.describe(),

@@ -13,19 +13,26 @@ use super::FIELD_MANAGER;
 use super::dereference::KubeSecrets;
 use super::reconcile::{Reconciler, annotation};
 use crate::crd::{APPROVE_PLAN_ANNOTATION, SyncStatus};
-use crate::engine::{Phase, ProgressFn};
+use crate::engine::{CheckpointFn, Phase, ProgressFn};
 use crate::status::{PROGRESSING, set_condition};
 use crate::sync::{Executed, RunControl, SyncError, SyncObject, prepare};
 
 /// Dereferences, builds the connectors and runs, patching `Progressing` at most every
-/// `progress_interval` meanwhile.
+/// `progress_interval` meanwhile. An order cursor accepted during the run is left in `status`
+/// (so a run that fails later still keeps what the target accepted).
 pub(super) async fn execute_with_progress<K: SyncObject>(
     r: &Reconciler<'_, K>,
-    status: &SyncStatus,
+    status: &mut SyncStatus,
 ) -> Result<Executed, SyncError> {
     let (tx, rx) = watch::channel::<Option<(Phase, u64, u64)>>(None);
     let progress: ProgressFn = Arc::new(move |phase, done, total| {
         tx.send_replace(Some((phase, done, total)));
+    });
+    // An order cursor the target accepted everything up to: saved with the next progress patch,
+    // so a process killed mid-run resumes there instead of at the last run's end.
+    let (cp_tx, cp_rx) = watch::channel::<Option<String>>(None);
+    let on_checkpoint: CheckpointFn = Arc::new(move |cp: &str| {
+        cp_tx.send_replace(Some(cp.to_string()));
     });
     let done = Arc::new(Notify::new());
     let reporter = tokio::spawn(report_progress(
@@ -33,19 +40,24 @@ pub(super) async fn execute_with_progress<K: SyncObject>(
         r.obj.name_any(),
         status.clone(),
         r.generation(),
-        rx,
+        (rx, cp_rx.clone()),
         done.clone(),
         r.ctx.settings.progress_interval,
     ));
-    let result = execute(r, progress).await;
+    let accepted = cp_rx.clone();
+    let result = execute(r, progress, on_checkpoint).await;
     done.notify_one();
     let _ = reporter.await;
+    if let Some(cp) = accepted.borrow().clone() {
+        status.checkpoint = Some(cp);
+    }
     result
 }
 
 async fn execute<K: SyncObject>(
     r: &Reconciler<'_, K>,
     progress: ProgressFn,
+    on_checkpoint: CheckpointFn,
 ) -> Result<Executed, SyncError> {
     let secrets = KubeSecrets {
         client: r.ctx.client.clone(),
@@ -65,6 +77,7 @@ async fn execute<K: SyncObject>(
             stop: r.ctx.stop.clone(),
         },
         progress: Some(progress),
+        on_checkpoint: Some(on_checkpoint),
     };
     prepared.run(r.obj, control).await
 }
@@ -98,20 +111,31 @@ fn phase_name(p: Phase) -> &'static str {
     }
 }
 
+/// What a run tells its progress reporter: the latest phase and done/total, and the latest
+/// order cursor the target accepted.
+type RunUpdates = (
+    watch::Receiver<Option<(Phase, u64, u64)>>,
+    watch::Receiver<Option<String>>,
+);
+
 /// Patches `Progressing` with the latest phase and done/total, at most every `every`.
 async fn report_progress<K: SyncObject>(
     api: Api<K>,
     name: String,
     mut status: SyncStatus,
     generation: Option<i64>,
-    mut rx: watch::Receiver<Option<(Phase, u64, u64)>>,
+    (mut rx, mut checkpoints): RunUpdates,
     done: Arc<Notify>,
     every: Duration,
 ) {
     loop {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
+            changed = checkpoints.changed() => if changed.is_err() { return },
             _ = done.notified() => return,
+        }
+        if let Some(cp) = checkpoints.borrow_and_update().clone() {
+            status.checkpoint = Some(cp);
         }
         let Some((phase, n, total)) = *rx.borrow_and_update() else {
             continue;

@@ -5,7 +5,7 @@ pub mod orders;
 pub mod run;
 pub mod two_way;
 
-pub use orders::{OrderJob, OrdersOutcome, StoreCounts, run_order_sync};
+pub use orders::{CheckpointFn, OrderJob, OrdersOutcome, StoreCounts, run_order_sync};
 pub use run::{
     AudienceJob, NamedSource, Phase, ProgressFn, RunError, RunMode, RunOutcome, SegmentJob,
     SegmentOutcome, run_audience_sync, run_segment_sync,

@@ -37,7 +37,17 @@ pub struct OrderJob<'a> {
     pub dry_run: bool,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
+    /// Told each cursor the target has accepted everything up to, during the run, so a process
+    /// killed mid-run resumes from there (the controller saves it in `status.checkpoint`).
+    pub on_checkpoint: Option<CheckpointFn>,
 }
+
+/// Receives a cursor the target accepted everything up to.
+pub type CheckpointFn = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Events per send: Klaviyo's bulk job takes at most 1,000, so pages are gathered up to that
+/// (a source page of 100 orders is about 300 events, a job of its own would be a third full).
+pub const EVENTS_PER_SEND: usize = 1_000;
 
 /// What an order run did (on a dry run: what it would send).
 #[derive(Debug, Clone, Default)]
@@ -162,6 +172,9 @@ async fn run_orders(job: &OrderJob<'_>, sink: &dyn OrderSink) -> Result<OrdersOu
         }
         if page.checkpoint.is_some() {
             out.checkpoint = page.checkpoint;
+            if let (Some(tell), Some(cp)) = (&job.on_checkpoint, &out.checkpoint) {
+                tell(cp);
+            }
         }
         if job.control.stop_requested() {
             out.stopped_early = true;
@@ -187,6 +200,8 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
     // Within one run, an order re-read whole (changed again after its first page) sends only
     // its new events; across runs the target's dedupe by unique id is the guarantee.
     let mut ledger = SentLedger::new();
+    // Events of whole pages not sent yet, and the cursor after the last of those pages.
+    let mut batch = Batch::default();
     let mut pages = job.source.orders(job.scope.clone());
     while let Some(page) = pages.next().await {
         let page = page.map_err(RunError::Source)?;
@@ -206,49 +221,91 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
             ledger.record(&page_events.events);
             continue;
         }
-        if !page_events.events.is_empty() {
+        // A page that would overflow the batch goes into the next one: a send holds whole
+        // pages, so the cursor after it is exact.
+        if !batch.events.is_empty()
+            && batch.events.len() + page_events.events.len() > EVENTS_PER_SEND
+            && !batch.send(job, sink, &mut out).await?
+        {
+            break;
+        }
+        ledger.record(&page_events.events);
+        batch.events.extend(page_events.events);
+        if page.checkpoint.is_some() {
+            batch.checkpoint = page.checkpoint;
+        }
+        let stop = job.control.stop_requested();
+        if (batch.events.len() >= EVENTS_PER_SEND || stop)
+            && !batch.send(job, sink, &mut out).await?
+        {
+            break;
+        }
+        if stop {
+            out.stopped_early = true;
+            break;
+        }
+    }
+    if !out.stopped_early {
+        batch.send(job, sink, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// Events gathered from whole pages, and the cursor after the last of them.
+#[derive(Default)]
+struct Batch {
+    events: Vec<audience_core::OrderEvent>,
+    checkpoint: Option<String>,
+}
+
+impl Batch {
+    /// Sends the batch (nothing to send: no call) and, once accepted, moves the run's cursor.
+    /// False when a stop ended the send part-way (the cursor stays; the same ids go again).
+    async fn send(
+        &mut self,
+        job: &OrderJob<'_>,
+        sink: &dyn EventSink,
+        out: &mut OrdersOutcome,
+    ) -> Result<bool, RunError> {
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
             if let Some(progress) = &job.progress {
-                progress(Phase::Applying, page_events.events.len() as u64, 0);
+                progress(Phase::Applying, events.len() as u64, 0);
             }
             let report = sink
-                .send_events(&page_events.events, &job.control)
+                .send_events(&events, &job.control)
                 .await
                 .map_err(RunError::Target)?;
             out.write_calls += report.write_calls;
             if report.stopped_early {
-                // Part of the page may be recorded; it is sent again (same ids) next run.
                 out.stopped_early = true;
-                break;
+                return Ok(false);
             }
             let refused: HashSet<&str> = report
                 .rejected
                 .iter()
                 .map(|r| r.unique_id.as_str())
                 .collect();
-            for e in &page_events.events {
-                if refused.contains(e.unique_id.as_str()) {
-                    continue;
+            for e in &events {
+                if !refused.contains(e.unique_id.as_str()) {
+                    *out.events.entry(e.kind).or_default() += 1;
                 }
-                *out.events.entry(e.kind).or_default() += 1;
             }
             for r in &report.rejected {
-                let email = page_events
-                    .events
+                let email = events
                     .iter()
                     .find(|e| e.unique_id == r.unique_id)
                     .map(|e| e.email.as_str().to_string())
                     .unwrap_or_default();
                 out.rejected_events.push((email, r.reason.clone()));
             }
-            ledger.record(&page_events.events);
         }
-        if page.checkpoint.is_some() {
-            out.checkpoint = page.checkpoint;
+        if let Some(cp) = self.checkpoint.take() {
+            if let Some(tell) = &job.on_checkpoint {
+                tell(&cp);
+            }
+            out.checkpoint = Some(cp);
         }
-        if job.control.stop_requested() {
-            out.stopped_early = true;
-            break;
-        }
+        Ok(true)
     }
-    Ok(out)
 }

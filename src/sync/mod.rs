@@ -50,6 +50,8 @@ pub struct RunControl {
     /// The stop flag checked between batches.
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
+    /// Told each order cursor the target accepted during the run (OrderSync only).
+    pub on_checkpoint: Option<crate::engine::CheckpointFn>,
 }
 
 /// Validates `obj`, reads its credentials and builds its connectors.
@@ -143,6 +145,7 @@ impl Prepared {
                 sink,
                 control: control.control,
                 progress: control.progress,
+                on_checkpoint: control.on_checkpoint,
             };
             return Ok(obj.execute_orders(parts).await?);
         }

@@ -39,6 +39,7 @@ pub struct OrderParts<'a> {
     pub sink: &'a OrderDestination,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
+    pub on_checkpoint: Option<crate::engine::CheckpointFn>,
 }
 
 /// A condition a run asks the status to carry besides `Ready` (e.g. OrderSync's

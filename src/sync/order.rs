@@ -262,6 +262,7 @@ impl SyncObject for OrderSync {
             dry_run: self.spec.dry_run,
             control: parts.control,
             progress: parts.progress,
+            on_checkpoint: parts.on_checkpoint,
         })
         .await?;
         Ok(orders_executed(&outcome, self.spec.dry_run))
