@@ -101,6 +101,9 @@ impl SyncReport {
     /// `lightspeedXSeries → Mailchimp audience a1b2c3d4e5 (mirror)`.
     pub fn describe(&self) -> String {
         if self.mode == "orders" {
+            if self.target == "mailchimp" {
+                return format!("{} orders → Mailchimp e-commerce store", self.source);
+            }
             return format!("{} orders → {} events", self.source, self.target);
         }
         let (audience, segment) = match self.target.as_str() {
@@ -125,6 +128,24 @@ impl SyncReport {
         if self.mode == "orders" {
             let e = c.events;
             let s = c.orders_skipped;
+            if self.target == "mailchimp" {
+                // A store keeps orders, not events: the per-kind counts are orders and parts.
+                return Some(format!(
+                    "{} {} orders ({} lines); refunds {}, fulfilments {}; skipped {} orders (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
+                    if self.dry_run { "would create" } else { "created" },
+                    e.placed_order,
+                    e.ordered_product,
+                    e.refunded_order,
+                    e.fulfilled_order,
+                    c.skipped,
+                    s.no_email,
+                    s.zero_value,
+                    s.invalid_email,
+                    s.not_completed,
+                    s.cancelled,
+                    c.rejected
+                ));
+            }
             return Some(format!(
                 "{} {} events: placed order {}, ordered product {}, refunded order {}, fulfilled order {}; skipped {} orders (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
                 if self.dry_run { "would send" } else { "sent" },
