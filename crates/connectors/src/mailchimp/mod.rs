@@ -18,7 +18,9 @@
 //!   process using that key: 429s pause the whole key, 5xx and timeouts back off with jitter.
 //! - Errors name the endpoint's route template and never the key.
 
+pub mod activity;
 mod client;
+pub mod member_events;
 mod read;
 mod wire;
 mod write;

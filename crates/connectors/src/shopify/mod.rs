@@ -52,6 +52,7 @@
 //! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
 
 mod consent;
+pub mod metafields;
 mod orders;
 
 pub use consent::BATCH as CONSENT_BATCH;
