@@ -22,24 +22,7 @@ pub const PAGE: usize = 200;
 /// Pages read at most per member and run, so one very active contact cannot hold a run.
 const MAX_PAGES: usize = 5;
 
-/// The email activity kinds the write-back knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ActivityKind {
-    /// `sent`: email_received.
-    Received,
-    /// `open`: email_opened.
-    Opened,
-    /// `click`: email_clicked.
-    Clicked,
-}
-
-/// One entry of the feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailActivity {
-    pub kind: ActivityKind,
-    pub at: DateTime<Utc>,
-    pub campaign_id: String,
-}
+pub use audience_core::customer_events::{ActivityKind, EmailActivity};
 
 #[derive(Deserialize)]
 struct Feed {

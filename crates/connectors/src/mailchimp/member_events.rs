@@ -8,10 +8,8 @@
 //! contact and is dropped by the caller ([`EventOutcome::UnknownContact`]), never created.
 //! Calls go through the key's shared budget like every other call on the key.
 
-use std::collections::BTreeMap;
-
 use audience_core::{ConnectorError, ErrorKind};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -21,23 +19,7 @@ use super::wire::subscriber_hash;
 
 const ENDPOINT: &str = "POST /lists/{list_id}/members/{subscriber_hash}/events";
 
-/// One event to record on a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberEvent {
-    pub name: String,
-    pub properties: BTreeMap<String, String>,
-    pub occurred_at: DateTime<Utc>,
-    /// True: record only, trigger no automation (e.g. a backfill).
-    pub is_syncing: bool,
-}
-
-/// What became of one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
-    Sent,
-    /// The audience has no such member (404): nothing was recorded.
-    UnknownContact,
-}
+pub use audience_core::customer_events::{EventOutcome, MemberEvent};
 
 /// Whether Mailchimp takes this event name (2–30 of letters, digits, `_`, `-`).
 pub fn valid_event_name(name: &str) -> bool {
@@ -85,5 +67,24 @@ impl MailchimpTarget {
             }
             Err(refused) => Err(refused.error),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl audience_core::customer_events::CustomerEventsTarget for MailchimpTarget {
+    async fn post_member_event(
+        &self,
+        email: &str,
+        event: &MemberEvent,
+    ) -> Result<EventOutcome, ConnectorError> {
+        MailchimpTarget::post_member_event(self, email, event).await
+    }
+
+    async fn email_activity(
+        &self,
+        email: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<Vec<audience_core::customer_events::EmailActivity>>, ConnectorError> {
+        MailchimpTarget::email_activity(self, email, since).await
     }
 }

@@ -301,6 +301,10 @@ impl Target for MailchimpTarget {
         VENDOR
     }
 
+    fn customer_events(&self) -> Option<&dyn audience_core::customer_events::CustomerEventsTarget> {
+        Some(self)
+    }
+
     async fn info(&self) -> Result<TargetInfo, ConnectorError> {
         self.inner.info().await
     }

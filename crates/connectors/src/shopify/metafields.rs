@@ -20,28 +20,7 @@ const OP: &str = "metafieldsSet";
 /// What the mutation costs [D]; the query helper adds the base 2 to `first`.
 const MUTATION_COST: u32 = 10;
 
-/// One metafield to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetafieldWrite {
-    /// The owner's GID (`gid://shopify/Customer/…`).
-    pub owner_id: String,
-    pub namespace: String,
-    pub key: String,
-    /// A Shopify metafield type (`number_integer`, `date_time`, …).
-    pub kind: String,
-    pub value: String,
-}
-
-/// What a write did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetafieldReport {
-    /// Metafields Shopify accepted.
-    pub written: u64,
-    /// `metafieldsSet` calls made.
-    pub calls: u64,
-    /// Owners whose call was refused, with Shopify's reason.
-    pub rejected: Vec<(String, String)>,
-}
+pub use audience_core::customer_events::{MetafieldReport, MetafieldWrite};
 
 #[derive(Deserialize)]
 struct Payload {
@@ -116,5 +95,15 @@ impl ShopifySource {
             }
         }
         Ok(report)
+    }
+}
+
+#[async_trait::async_trait]
+impl audience_core::customer_events::MetafieldWriter for ShopifySource {
+    async fn set_metafields(
+        &self,
+        writes: &[MetafieldWrite],
+    ) -> Result<MetafieldReport, ConnectorError> {
+        ShopifySource::set_metafields(self, writes).await
     }
 }

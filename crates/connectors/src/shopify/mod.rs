@@ -720,6 +720,10 @@ impl Source for ShopifySource {
         Some(self)
     }
 
+    fn metafield_writer(&self) -> Option<&dyn audience_core::customer_events::MetafieldWriter> {
+        Some(self)
+    }
+
     async fn segments(&self) -> Result<Vec<SegmentInfo>, ConnectorError> {
         let endpoint = Self::endpoint("segments");
         let mut out = Vec::new();
