@@ -58,7 +58,7 @@ fn counts(s: &AudienceSync) -> audience_operator::crd::RunCounts {
     s.status
         .as_ref()
         .and_then(|s| s.last_run.as_ref())
-        .map(|r| r.counts.clone())
+        .map(|r| r.counts)
         .unwrap_or_default()
 }
 
