@@ -23,7 +23,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use audience_webhooks::{Config, Secret as WebhookSecret, Trigger, Vendor, Webhooks};
+use audience_webhooks::{
+    Config, PixelConfig, PixelReceiver, PixelSync, Secret as WebhookSecret, ShopperEvent, Trigger,
+    Vendor, Webhooks,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::DeserializeGuard;
@@ -39,6 +42,13 @@ use crate::sync::SyncObject;
 /// The key of a credentials Secret holding the webhook secret of that side.
 pub const WEBHOOK_SECRET_KEY: &str = "webhookSecret";
 
+/// The key of the Shopify source's credentials Secret holding the web pixel's secret (see
+/// [`audience_webhooks::pixel`]): without it the sync takes no shopper events (401).
+pub const PIXEL_SECRET_KEY: &str = "pixelSecret";
+
+/// How long shopper events for one sync are gathered before its run is asked for.
+pub const PIXEL_BATCH: Duration = Duration::from_secs(5);
+
 /// How long hints for one account are gathered into one trigger.
 pub const DEBOUNCE: Duration = Duration::from_secs(2);
 
@@ -49,6 +59,24 @@ trait KindRoutes: Send + Sync {
     fn secret_refs(&self, vendor: Vendor, account: &str) -> Vec<(String, String)>;
     /// Asks for a reconcile of every sync concerned; returns their keys.
     fn trigger(&self, vendor: Vendor, account: &str, hub: &WebhookHub, why: &str) -> Vec<String>;
+    /// An AudienceSync's customer events: its source Secret (`namespace`, `name`), shop domain
+    /// and settings; `None` for other kinds and syncs without `customerEvents`.
+    fn pixel(&self, namespace: &str, name: &str) -> Option<PixelRoute> {
+        let _ = (namespace, name);
+        None
+    }
+    /// Asks for a reconcile of one sync; false when this kind has no such sync.
+    fn trigger_one(&self, namespace: &str, name: &str, hub: &WebhookHub, why: &str) -> bool {
+        let _ = (namespace, name, hub, why);
+        false
+    }
+}
+
+/// What the pixel endpoint needs to know about one AudienceSync.
+struct PixelRoute {
+    secret: (String, String),
+    shop_domain: String,
+    settings: crate::crd::customer_events::CustomerEventsSpec,
 }
 
 struct Routes<K: SyncObject> {
@@ -81,7 +109,44 @@ fn concerned<K: SyncObject>(obj: &K, vendor: Vendor, account: &str) -> Option<St
     }
 }
 
+impl<K: SyncObject> Routes<K> {
+    fn find(&self, namespace: &str, name: &str) -> Option<Arc<DeserializeGuard<K>>> {
+        self.store
+            .get(&ObjectRef::new(name).within(namespace))
+            .filter(|g| g.0.is_ok())
+    }
+}
+
 impl<K: SyncObject> KindRoutes for Routes<K> {
+    fn pixel(&self, namespace: &str, name: &str) -> Option<PixelRoute> {
+        let guard = self.find(namespace, name)?;
+        let obj = guard.0.as_ref().ok()?;
+        let sync = (obj as &dyn std::any::Any).downcast_ref::<crate::crd::AudienceSync>()?;
+        let settings = sync.spec.customer_events.clone()?;
+        let shopify = sync.spec.source.as_ref()?.shopify.as_ref()?;
+        Some(PixelRoute {
+            secret: (
+                namespace.to_string(),
+                shopify.credentials_secret_ref.name.clone(),
+            ),
+            shop_domain: shopify.shop_domain.trim().to_string(),
+            settings,
+        })
+    }
+
+    fn trigger_one(&self, namespace: &str, name: &str, hub: &WebhookHub, why: &str) -> bool {
+        let Some(guard) = self.find(namespace, name) else {
+            return false;
+        };
+        let Some(obj) = guard.0.as_ref().ok() else {
+            return false;
+        };
+        hub.mark(&object_key(obj), why);
+        self.reconcile
+            .send(ObjectRef::new(name).within(namespace))
+            .is_ok()
+    }
+
     fn secret_refs(&self, vendor: Vendor, account: &str) -> Vec<(String, String)> {
         self.store
             .state()
@@ -181,6 +246,37 @@ impl WebhookHub {
         out
     }
 
+    /// The pixel settings of the AudienceSync `namespace/name`, from the caches.
+    fn pixel_sync(&self, namespace: &str, name: &str) -> Option<PixelSync> {
+        let routes = self.routes.read().expect("routes lock").clone();
+        let route = routes.iter().find_map(|r| r.pixel(namespace, name))?;
+        let (ns, secret_name) = &route.secret;
+        let secret = self
+            .secrets
+            .get(&ObjectRef::new(secret_name).within(ns))
+            .and_then(|s| s.data.as_ref()?.get(PIXEL_SECRET_KEY).cloned())
+            .filter(|b| !b.0.is_empty());
+        let mut origins = vec![format!("https://{}", route.shop_domain)];
+        origins.extend(route.settings.pixel_origins.iter().cloned());
+        Some(PixelSync {
+            secrets: secret
+                .map(|b| WebhookSecret::new(b.0))
+                .into_iter()
+                .collect(),
+            origins,
+            enabled: route.settings.enabled && route.settings.shopper_events,
+            privacy_restricted: route.settings.privacy_restricted,
+        })
+    }
+
+    /// Asks for a run of the sync `namespace/name` (shopper events wait for it).
+    fn trigger_sync(&self, namespace: &str, name: &str, why: &str) -> bool {
+        let routes = self.routes.read().expect("routes lock").clone();
+        routes
+            .iter()
+            .any(|r| r.trigger_one(namespace, name, self, why))
+    }
+
     /// Hands a trigger to the controllers; returns the syncs asked to run.
     fn dispatch(&self, trigger: &Trigger) -> Vec<String> {
         let topics: Vec<&str> = trigger.topics.iter().map(String::as_str).collect();
@@ -274,11 +370,19 @@ pub async fn start(
             ]
         }));
     }
+    let (pixel, pixel_events) = {
+        let hub = hub.clone();
+        PixelReceiver::new(
+            PixelConfig::default(),
+            move |namespace: &str, name: &str| hub.pixel_sync(namespace, name),
+        )
+    };
+    spawn_pixel_batcher(hub.clone(), pixel_events, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     {
         let mut stop = shutdown.clone();
-        let app = webhooks.router();
+        let app = webhooks.router().merge(pixel.router());
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -316,4 +420,45 @@ pub async fn start(
     }
     tracing::info!(addr = %bound, "serving vendor webhooks");
     Ok(WebhookServer { hub, addr: bound })
+}
+
+/// Moves checked shopper events from the pixel receiver to their sync's queue and, once per
+/// [`PIXEL_BATCH`], asks each sync that got some for a run: the run sends them (within the
+/// Mailchimp key's budget) after its push. The receiver itself never calls a vendor.
+fn spawn_pixel_batcher(
+    hub: Arc<WebhookHub>,
+    mut events: mpsc::Receiver<ShopperEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut touched: HashMap<(String, String), u64> = HashMap::new();
+        let mut tick = tokio::time::interval(PIXEL_BATCH);
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(e) = event else { break };
+                    let key = format!("{}/{}", e.namespace, e.sync);
+                    crate::engine::customer_events::queue_shopper_event(
+                        &key,
+                        crate::engine::customer_events::QueuedShopperEvent {
+                            event: e.event,
+                            email: e.email,
+                            customer_id: e.customer_id,
+                            occurred_at: e.occurred_at,
+                            properties: e.properties,
+                        },
+                    );
+                    *touched.entry((e.namespace, e.sync)).or_default() += 1;
+                }
+                _ = tick.tick() => {
+                    for ((namespace, name), n) in touched.drain() {
+                        let why = format!("{n} shopper event{} from the web pixel", if n == 1 { "" } else { "s" });
+                        let asked = hub.trigger_sync(&namespace, &name, &why);
+                        tracing::debug!(namespace, name, events = n, asked, "pixel: sync asked to run");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    });
 }

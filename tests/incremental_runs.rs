@@ -97,6 +97,7 @@ impl Rig {
             owner_tag: Some(OWNER.into()),
             adopt_all: false,
             two_way: false,
+            customer_events: None,
             control,
             progress: None,
         })

@@ -349,6 +349,10 @@ pub fn rule_holds(rule: &str, v: &Value) -> Option<bool> {
             v["consentPolicy"]["twoWay"] != Value::Bool(true)
                 || (has_path(v, &["source", "shopify"]) && has_path(v, &["target", "mailchimp"]))
         }
+        r if r == crate::crd::customer_events::CUSTOMER_EVENTS_RULE => {
+            !has_path(v, &["customerEvents"])
+                || (has_path(v, &["source", "shopify"]) && has_path(v, &["target", "mailchimp"]))
+        }
         r if r == TWO_WAY_UNSUBSCRIBES_RULE => {
             v["consentPolicy"]["twoWay"] != Value::Bool(true)
                 || v["consentPolicy"]["propagateUnsubscribes"] != Value::Bool(false)

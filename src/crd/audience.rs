@@ -190,6 +190,7 @@ impl AudienceMode {
 #[x_kube(validation = Rule::new(FIELD_PRECEDENCE_SOURCES_RULE).message("fieldPrecedence names a source that is not in sources"))]
 #[x_kube(validation = Rule::new(TWO_WAY_RULE).message(TWO_WAY_MESSAGE))]
 #[x_kube(validation = Rule::new(TWO_WAY_UNSUBSCRIBES_RULE).message(TWO_WAY_UNSUBSCRIBES_MESSAGE))]
+#[x_kube(validation = Rule::new(super::customer_events::CUSTOMER_EVENTS_RULE).message(super::customer_events::CUSTOMER_EVENTS_MESSAGE))]
 pub struct AudienceSyncSpec {
     /// Where customers come from (exactly one kind). Use `sources` instead to feed one audience
     /// from several systems.
@@ -246,6 +247,10 @@ pub struct AudienceSyncSpec {
     /// joined through signup forms or other tools are left alone.
     #[serde(default, skip_serializing_if = "OwnershipSpec::is_default")]
     pub ownership: OwnershipSpec,
+    /// Customer events both ways between a Shopify source and a Mailchimp target (see
+    /// `CustomerEventsSpec`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_events: Option<super::customer_events::CustomerEventsSpec>,
 }
 
 /// The CEL rule that two-way consent runs between one Shopify `source` and a Mailchimp target:

@@ -4,6 +4,7 @@
 
 pub mod audience;
 pub mod common;
+pub mod customer_events;
 pub mod order;
 pub mod segment;
 pub mod status;

@@ -81,6 +81,21 @@ pub struct RunCounts {
     /// Two-way consent's first run: members already subscribed in Mailchimp, not sent again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub already_subscribed: u64,
+    /// Customer events: shopper events from the web pixel recorded on Mailchimp contacts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shopper_events: u64,
+    /// Customer events: shopper events for contacts the audience does not have (dropped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shopper_events_unknown: u64,
+    /// Customer events: shopper events dropped (queue full, events turned off, a failed call).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shopper_events_dropped: u64,
+    /// Customer events: Shopify customer metafields written from Mailchimp email activity.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub email_activity_written: u64,
+    /// Customer events: contacts whose new email activity was written to the shop.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub email_activity_contacts: u64,
     /// Order events sent, by kind (OrderSync; on a dry run: what would be sent).
     #[serde(default, skip_serializing_if = "OrderEventCounts::is_empty")]
     pub events: OrderEventCounts,

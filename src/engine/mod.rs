@@ -1,6 +1,7 @@
 //! The sync runner: reads a source and a target through their connectors, plans with the pure core
 //! and applies the plan. The only place where a sync's I/O is sequenced.
 
+pub mod customer_events;
 pub mod orders;
 pub mod run;
 pub mod two_way;

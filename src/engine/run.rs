@@ -95,6 +95,9 @@ pub struct AudienceJob<'a> {
     /// keep consent in step both ways; every run reads both sides whole (see
     /// [`super::two_way`]).
     pub two_way: bool,
+    /// Customer events both ways after the push (`spec.customerEvents`), see
+    /// [`super::customer_events`].
+    pub customer_events: Option<super::customer_events::CustomerEventsJob>,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -144,6 +147,9 @@ pub struct RunOutcome {
     /// Two-way consent runs: what went to the shop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub two_way: Option<super::two_way::TwoWayReport>,
+    /// Customer events after the push (`spec.customerEvents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_events: Option<super::customer_events::CustomerEventsReport>,
 }
 
 /// What a segment run planned and did.
@@ -201,20 +207,27 @@ impl RunError {
 /// ([`cap_checkpoint`]), and only when the plan was applied to the end: a run stopped early
 /// returns none, so the next run reads its changes again.
 pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunError> {
+    let mut outcome = run_push(&job).await?;
+    super::customer_events::after_push(&job, &mut outcome).await;
+    Ok(outcome)
+}
+
+/// The push of [`run_audience_sync`], before customer events.
+async fn run_push(job: &AudienceJob<'_>) -> Result<RunOutcome, RunError> {
     job.mapping.validate().map_err(RunError::InvalidMapping)?;
     if job.sources.is_empty() {
         return Err(RunError::InvalidMapping("no source".into()));
     }
     if job.two_way {
-        return super::two_way::run_two_way(&job).await;
+        return super::two_way::run_two_way(job).await;
     }
     if let Some(since) = job.since.clone()
-        && let Some(read) = read_incremental(&job, &since).await?
+        && let Some(read) = read_incremental(job, &since).await?
     {
-        return settle_plan(&job, read).await;
+        return settle_plan(job, read).await;
     }
-    let read = read_full(&job).await?;
-    settle_plan(&job, read).await
+    let read = read_full(job).await?;
+    settle_plan(job, read).await
 }
 
 /// What the reads of a run produced: the plan before the rejection memory and the checks.
@@ -415,6 +428,7 @@ pub(super) async fn settle_plan(
             source_reads,
             mode,
             two_way: None,
+            customer_events: None,
         });
     }
     let applied = apply_plan(
@@ -465,6 +479,7 @@ pub(super) async fn settle_plan(
         source_reads,
         mode,
         two_way: None,
+        customer_events: None,
     })
 }
 
@@ -547,6 +562,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 source_reads: Vec::new(),
                 mode: RunMode::Full,
                 two_way: None,
+                customer_events: None,
             },
             segment_plan,
             applied: None,
@@ -592,6 +608,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             source_reads: Vec::new(),
             mode: RunMode::Full,
             two_way: None,
+            customer_events: None,
         },
         segment_plan,
         applied: Some(segment_applied),

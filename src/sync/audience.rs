@@ -105,6 +105,13 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
             c.unsubscribed = p.unsubscribe;
         }
     }
+    if let Some(events) = &outcome.customer_events {
+        c.shopper_events = events.shopper_events;
+        c.shopper_events_unknown = events.shopper_events_unknown;
+        c.shopper_events_dropped = events.shopper_events_dropped;
+        c.email_activity_written = events.email_activity_written;
+        c.email_activity_contacts = events.email_activity_contacts;
+    }
     if let Some(two_way) = &outcome.two_way {
         let t = &two_way.counts;
         c.pending_reconfirm = t.pending_reconfirm;
@@ -158,6 +165,20 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
 /// namespace and name (a manifest without a namespace, run by `sync -f`, is in `default`, as
 /// `kubectl apply` would put it). Derived from the identity, not the uid, so deleting and
 /// re-applying a sync keeps its members; see `audience_core::diff` (*Ownership*) for why a tag.
+/// What a run does with customer events (`spec.customerEvents`; none when absent or off).
+fn customer_events_job(
+    sync: &AudienceSync,
+) -> Option<crate::engine::customer_events::CustomerEventsJob> {
+    let spec = sync.spec.customer_events.as_ref().filter(|c| c.enabled)?;
+    let namespace = sync.metadata.namespace.as_deref().unwrap_or("default");
+    let name = sync.metadata.name.as_deref().unwrap_or_default();
+    Some(crate::engine::customer_events::CustomerEventsJob {
+        sync_key: format!("{namespace}/{name}"),
+        shopper_events: spec.sends_shopper_events(),
+        email_activity: spec.writes_email_activity(),
+    })
+}
+
 pub fn owner_tag(sync: &AudienceSync) -> String {
     if let Some(tag) = &sync.spec.ownership.tag {
         return tag.trim().to_string();
@@ -392,6 +413,7 @@ impl SyncObject for AudienceSync {
             owner_tag: Some(owner_tag(self)),
             adopt_all: spec.ownership.adopt == AdoptPolicy::All && self.first_run(),
             two_way: spec.consent_policy.two_way,
+            customer_events: customer_events_job(self),
             control: parts.control,
             progress: parts.progress,
         })

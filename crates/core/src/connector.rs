@@ -234,6 +234,11 @@ pub trait Source: Send + Sync {
     fn consent_writer(&self) -> Option<&dyn ConsentWriter> {
         None
     }
+
+    /// The way to set metafields on this source's customers (customer events), if it has one.
+    fn metafield_writer(&self) -> Option<&dyn crate::customer_events::MetafieldWriter> {
+        None
+    }
 }
 
 /// What writing consent back to a source did.
@@ -264,6 +269,11 @@ pub trait ConsentWriter: Send + Sync {
 pub trait Target: Send + Sync {
     /// `mailchimp`, `klaviyo`.
     fn vendor(&self) -> &'static str;
+
+    /// Contact events and email activity (customer events), if this target has them.
+    fn customer_events(&self) -> Option<&dyn crate::customer_events::CustomerEventsTarget> {
+        None
+    }
 
     /// Name and size of the audience.
     async fn info(&self) -> Result<TargetInfo, ConnectorError>;

@@ -23,6 +23,7 @@
 pub mod connector;
 pub mod contact;
 pub mod cursor;
+pub mod customer_events;
 pub mod diff;
 pub mod email;
 pub mod event;

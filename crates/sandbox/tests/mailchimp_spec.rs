@@ -453,6 +453,43 @@ async fn answers_follow_the_spec_schemas() {
         ),
         (
             "POST",
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/events",
+            Box::new(move |i| {
+                (
+                    format!("/lists/{}/members/{}/events", i["list"], subscriber_hash(a)),
+                    Some(json!({
+                        "name": "product_viewed", "properties": {"product_id": "1"},
+                        "is_syncing": true, "occurred_at": "2026-11-30T10:00:00+00:00"
+                    })),
+                )
+            }),
+        ),
+        (
+            "GET",
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/events",
+            Box::new(move |i| {
+                (
+                    format!("/lists/{}/members/{}/events", i["list"], subscriber_hash(a)),
+                    None,
+                )
+            }),
+        ),
+        (
+            "GET",
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed",
+            Box::new(move |i| {
+                (
+                    format!(
+                        "/lists/{}/members/{}/activity-feed?activity_filters=open,click",
+                        i["list"],
+                        subscriber_hash(a)
+                    ),
+                    None,
+                )
+            }),
+        ),
+        (
+            "POST",
             "/3.0/lists/{list_id}/segments",
             Box::new(move |i| {
                 (

@@ -9,6 +9,9 @@
 //! This crate has no Kubernetes types: the caller supplies the [`SecretResolver`] (account →
 //! candidate secrets) and consumes the triggers.
 //!
+//! Shopper events from a Shopify web pixel come in on their own route ([`pixel`]): checked and
+//! queued for the operator, never sent to a vendor from here.
+//!
 //! Vendors: [`shopify`] (HMAC of the raw body, dedupe by webhook id, stale deliveries dropped),
 //! [`mailchimp`] (secret in the URL, validation GET), [`lightspeed_x`] (form-encoded `payload`,
 //! `X-Signature`). Refusals change nothing and emit nothing: 401 unsigned / wrongly signed /
@@ -83,6 +86,7 @@ mod dedupe;
 mod hint;
 pub mod lightspeed_x;
 pub mod mailchimp;
+pub mod pixel;
 mod receiver;
 mod secrets;
 pub mod shopify;
@@ -90,6 +94,9 @@ mod verify;
 
 pub use debounce::{MAX_EMAILS_PER_TRIGGER, Trigger, debounce};
 pub use hint::{Hint, MAX_EMAILS_PER_HINT, Scope, Vendor};
+pub use pixel::{
+    PixelConfig, PixelCounters, PixelReceiver, PixelResolver, PixelSync, ShopperEvent,
+};
 pub use receiver::{Config, Counters, HINT_QUEUE, RateLimit, Webhooks};
 pub use secrets::{Secret, SecretResolver};
 pub use verify::hmac_sha256;

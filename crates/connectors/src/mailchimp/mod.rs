@@ -18,8 +18,10 @@
 //!   process using that key: 429s pause the whole key, 5xx and timeouts back off with jitter.
 //! - Errors name the endpoint's route template and never the key.
 
+pub mod activity;
 mod client;
 mod ecommerce;
+pub mod member_events;
 mod read;
 mod wire;
 mod write;
@@ -299,6 +301,10 @@ impl fmt::Debug for MailchimpTarget {
 impl Target for MailchimpTarget {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    fn customer_events(&self) -> Option<&dyn audience_core::customer_events::CustomerEventsTarget> {
+        Some(self)
     }
 
     async fn info(&self) -> Result<TargetInfo, ConnectorError> {

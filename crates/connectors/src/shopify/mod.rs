@@ -52,6 +52,7 @@
 //! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
 
 mod consent;
+pub mod metafields;
 mod orders;
 
 pub use consent::BATCH as CONSENT_BATCH;
@@ -716,6 +717,10 @@ impl Source for ShopifySource {
     }
 
     fn consent_writer(&self) -> Option<&dyn audience_core::ConsentWriter> {
+        Some(self)
+    }
+
+    fn metafield_writer(&self) -> Option<&dyn audience_core::customer_events::MetafieldWriter> {
         Some(self)
     }
 

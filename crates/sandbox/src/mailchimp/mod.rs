@@ -34,6 +34,8 @@
 //! - an optional plan contact limit ([`Mailchimp::set_contact_limit`]);
 //! - `last_changed` on every change, for `since_last_changed`; the clock can be moved forward
 //!   ([`Mailchimp::advance_clock`]) so tests need no sleeps;
+//! - member events and the activity feed, with test helpers that send campaigns and record
+//!   opens and clicks ([`member_events`]);
 //! - an operation of the spec the simulator does not serve answers 501 "Not Implemented" (never
 //!   404, which a client would read as a missing record); a method the spec does not have on a
 //!   path is 405, a path outside the API 404 ([`SPEC_OPERATIONS`]).
@@ -63,6 +65,7 @@ mod email;
 mod error;
 mod fields;
 mod lists;
+pub mod member_events;
 mod members;
 mod merge_fields;
 mod params;
@@ -132,6 +135,18 @@ pub const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/3.0/lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent",
     ),
+    (
+        "GET",
+        "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed",
+    ),
+    (
+        "GET",
+        "/3.0/lists/{list_id}/members/{subscriber_hash}/events",
+    ),
+    (
+        "POST",
+        "/3.0/lists/{list_id}/members/{subscriber_hash}/events",
+    ),
     ("GET", "/3.0/lists/{list_id}/members/{subscriber_hash}/tags"),
     (
         "POST",
@@ -171,6 +186,15 @@ fn endpoint(method: &str, path: &str) -> MethodRouter<Mailchimp> {
         }
         ("POST", "/3.0/lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent") => {
             post(members::delete_permanent)
+        }
+        ("GET", "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed") => {
+            get(member_events::activity_feed)
+        }
+        ("GET", "/3.0/lists/{list_id}/members/{subscriber_hash}/events") => {
+            get(member_events::get_events)
+        }
+        ("POST", "/3.0/lists/{list_id}/members/{subscriber_hash}/events") => {
+            post(member_events::post_event)
         }
         ("GET", "/3.0/lists/{list_id}/members/{subscriber_hash}/tags") => get(members::get_tags),
         ("POST", "/3.0/lists/{list_id}/members/{subscriber_hash}/tags") => post(members::post_tags),
@@ -329,6 +353,8 @@ pub struct Mailchimp {
     connections: Arc<Mutex<auth::Connections>>,
     /// Each audience's webhook destination (cleared by `reset()`).
     webhooks: Arc<Mutex<webhooks::Webhooks>>,
+    /// Member events and email activity (see [`member_events`]; cleared by `reset()`).
+    member_events: Arc<Mutex<member_events::Store>>,
 }
 
 impl Mailchimp {
@@ -340,6 +366,7 @@ impl Mailchimp {
     /// connection high-water marks.
     pub fn reset(&self) {
         *self.lock() = State::default();
+        *self.member_events.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
         self.stop_webhooks();
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         connections.limit = DEFAULT_CONNECTION_LIMIT;

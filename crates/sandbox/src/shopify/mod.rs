@@ -8,6 +8,7 @@
 //!   is read in the shop's time zone, as Shopify does), `id:` and `email:`;
 //! - `segments(first, after, reverse)` and `customerSegmentMembers(segmentId, first, after, reverse)`;
 //! - the mutation `customerEmailMarketingConsentUpdate(input: {...})`;
+//! - the mutation `metafieldsSet(metafields: [...])` on customers (see [`metafields`]);
 //! - `orders`, `order(id)` and `shop` (see [`orders`], whose nested connections multiply the cost).
 //!
 //! With webhooks on ([`Shopify::send_webhooks_to`]), customer changes are also posted as Shopify
@@ -30,6 +31,7 @@
 //! Deleted customers simply disappear (Shopify announces deletions only by webhook).
 
 pub mod graphql;
+pub mod metafields;
 pub mod orders;
 pub mod webhooks;
 
@@ -206,6 +208,7 @@ struct State {
     bucket: Bucket,
     counters: ShopifyCounters,
     orders: orders::Orders,
+    metafields: metafields::Store,
 }
 
 impl Default for State {
@@ -225,6 +228,7 @@ impl Default for State {
                 ..Default::default()
             },
             orders: orders::Orders::default(),
+            metafields: metafields::Store::default(),
         }
     }
 }
@@ -418,6 +422,39 @@ impl Shopify {
     }
 
     /// Every customer id, ascending.
+    /// A customer's metafields set through `metafieldsSet`, by `(namespace, key)`.
+    pub fn customer_metafields(
+        &self,
+        id: u64,
+    ) -> BTreeMap<(String, String), metafields::Metafield> {
+        self.lock()
+            .metafields
+            .fields
+            .iter()
+            .filter(|((owner, _, _), _)| *owner == id)
+            .map(|((_, ns, key), m)| ((ns.clone(), key.clone()), m.clone()))
+            .collect()
+    }
+
+    /// `(successful metafieldsSet calls, metafields they created or changed)`.
+    pub fn metafield_writes(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.metafields.successful_calls, state.metafields.written)
+    }
+
+    /// The id of the customer with this email (any case).
+    pub fn customer_id_by_email(&self, email: &str) -> Option<u64> {
+        self.lock()
+            .customers
+            .values()
+            .find(|c| {
+                c.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|c| c.id)
+    }
+
     pub fn customer_ids(&self) -> Vec<u64> {
         self.lock().customers.keys().copied().collect()
     }
@@ -645,7 +682,9 @@ fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
         }
         (OperationKind::Query, "orders" | "order" | "shop") => orders::requested_cost(field),
         (OperationKind::Query, "__typename") => Ok(0.0),
-        (OperationKind::Mutation, "customerEmailMarketingConsentUpdate") => Ok(MUTATION_COST),
+        (OperationKind::Mutation, "customerEmailMarketingConsentUpdate" | "metafieldsSet") => {
+            Ok(MUTATION_COST)
+        }
         (OperationKind::Query, other) => Err(error(
             format!("Field '{other}' doesn't exist on type 'QueryRoot'"),
             "undefinedField",
@@ -892,6 +931,15 @@ fn resolve_query(state: &State, field: &Field) -> Result<(Value, f64), Value> {
 }
 
 fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Value> {
+    if field.name == "metafieldsSet" {
+        let now = now_secs();
+        return Ok(metafields::metafields_set(
+            &state.customers,
+            &mut state.metafields,
+            &field.args,
+            now,
+        ));
+    }
     if field.name != "customerEmailMarketingConsentUpdate" {
         return Err(error(
             format!("Field '{}' doesn't exist on type 'Mutation'", field.name),

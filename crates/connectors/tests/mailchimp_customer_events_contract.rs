@@ -1,0 +1,114 @@
+//! Contract tests of the Mailchimp member-event write and the activity-feed read against the
+//! simulator: events land on known members only (404 = unknown contact, nothing created), names
+//! are checked before sending, and the feed is read incrementally from a time.
+
+mod mailchimp_support;
+
+use std::collections::BTreeMap;
+
+use audience_connectors::mailchimp::activity::ActivityKind;
+use audience_connectors::mailchimp::member_events::{EventOutcome, MemberEvent};
+use audience_sandbox::mailchimp::MemberStatus;
+use chrono::{TimeZone, Utc};
+use mailchimp_support::*;
+
+fn event(name: &str) -> MemberEvent {
+    MemberEvent {
+        name: name.into(),
+        properties: BTreeMap::from([("product_id".to_string(), "42".to_string())]),
+        occurred_at: Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap(),
+        is_syncing: false,
+    }
+}
+
+#[tokio::test]
+async fn events_reach_known_members_and_unknown_ones_are_reported_not_created() {
+    let env = Env::start().await;
+    let target = env.target();
+    env.sim()
+        .insert_member(LIST, "known@maplemail.net", MemberStatus::Subscribed);
+    let sent = target
+        .post_member_event("Known@MapleMail.net", &event("product_viewed"))
+        .await
+        .unwrap();
+    assert_eq!(sent, EventOutcome::Sent);
+    let unknown = target
+        .post_member_event("stranger@maplemail.net", &event("product_viewed"))
+        .await
+        .unwrap();
+    assert_eq!(unknown, EventOutcome::UnknownContact);
+    let stored = env.sim().member_events(LIST, "known@maplemail.net");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].name, "product_viewed");
+    assert_eq!(stored[0].properties["product_id"], "42");
+    assert_eq!(
+        stored[0].occurred_at,
+        Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()
+    );
+    assert!(env.sim().member(LIST, "stranger@maplemail.net").is_none());
+    assert_eq!(env.sim().member_event_count(LIST), 1);
+}
+
+#[tokio::test]
+async fn a_bad_event_name_is_refused_before_any_call() {
+    let env = Env::start().await;
+    env.sim()
+        .insert_member(LIST, "known@maplemail.net", MemberStatus::Subscribed);
+    let error = env
+        .target()
+        .post_member_event("known@maplemail.net", &event("page viewed!"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, audience_core::ErrorKind::Rejected);
+    assert_eq!(
+        env.calls(
+            "POST",
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/events"
+        ),
+        0
+    );
+}
+
+#[tokio::test]
+async fn activity_is_read_newest_first_and_only_after_the_cursor() {
+    let env = Env::start().await;
+    let target = env.target();
+    let email = "reader@maplemail.net";
+    env.sim()
+        .insert_member(LIST, email, MemberStatus::Subscribed);
+    assert_eq!(
+        target.email_activity(email, None).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        target
+            .email_activity("nobody@maplemail.net", None)
+            .await
+            .unwrap(),
+        None
+    );
+    env.sim().send_campaign(LIST, "c1", "Winter", &[email]);
+    env.sim().advance_clock(chrono::Duration::minutes(2));
+    assert!(env.sim().record_open(LIST, email, "c1"));
+    let all = target.email_activity(email, None).await.unwrap().unwrap();
+    let kinds: Vec<ActivityKind> = all.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [ActivityKind::Opened, ActivityKind::Received]);
+    let cursor = all[0].at;
+    assert_eq!(
+        target.email_activity(email, Some(cursor)).await.unwrap(),
+        Some(vec![])
+    );
+    env.sim().advance_clock(chrono::Duration::minutes(2));
+    assert!(
+        env.sim()
+            .record_click(LIST, email, "c1", "https://shop.example/a")
+    );
+    let newer = target
+        .email_activity(email, Some(cursor))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].kind, ActivityKind::Clicked);
+    assert_eq!(newer[0].campaign_id, "c1");
+}

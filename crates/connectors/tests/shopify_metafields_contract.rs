@@ -1,0 +1,112 @@
+//! Contract tests of the Shopify metafield write (`metafieldsSet`) against the simulator: 25 a
+//! call, atomic refusals reported per owner.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use audience_connectors::http::RetryPolicy;
+use audience_connectors::shopify::metafields::{MAX_PER_CALL, MetafieldWrite};
+use audience_connectors::shopify::{ShopifyConfig, ShopifySource};
+use audience_sandbox::shopify::Customer;
+use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
+
+async fn start() -> (RunningSandbox, ShopifySource) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let sandbox = Sandbox::new(SandboxOptions {
+        customers: 0,
+        seed: 7,
+    })
+    .serve("127.0.0.1:0".parse().unwrap())
+    .await
+    .unwrap();
+    let token = format!(
+        "shpat_metafields_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    sandbox.sandbox.shopify.set_access_token(&token);
+    let mut config = ShopifyConfig::with_base_url(sandbox.vendor_url(Vendor::Shopify), &token);
+    config.retry = RetryPolicy {
+        max_retries: 2,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        timeout: Duration::from_secs(10),
+    };
+    let source = ShopifySource::new(config).unwrap();
+    (sandbox, source)
+}
+
+fn write(owner: &str, key: &str, kind: &str, value: &str) -> MetafieldWrite {
+    MetafieldWrite {
+        owner_id: owner.into(),
+        namespace: "audience_operator".into(),
+        key: key.into(),
+        kind: kind.into(),
+        value: value.into(),
+    }
+}
+
+#[tokio::test]
+async fn metafields_are_written_twenty_five_a_call() {
+    let (sandbox, source) = start().await;
+    let shop = &sandbox.sandbox.shopify;
+    let ids: Vec<u64> = (0..13)
+        .map(|i| {
+            shop.add_customer(Customer {
+                email: Some(format!("c{i}@example.com")),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let writes: Vec<MetafieldWrite> = ids
+        .iter()
+        .flat_map(|id| {
+            let gid = format!("gid://shopify/Customer/{id}");
+            [
+                write(&gid, "email_opens", "number_integer", "2"),
+                write(
+                    &gid,
+                    "last_email_opened_at",
+                    "date_time",
+                    "2026-12-01T10:00:00Z",
+                ),
+            ]
+        })
+        .collect();
+    let report = source.set_metafields(&writes).await.unwrap();
+    assert_eq!(report.written, 26);
+    assert_eq!(report.calls, 26usize.div_ceil(MAX_PER_CALL) as u64);
+    assert!(report.rejected.is_empty());
+    let stored = shop.customer_metafields(ids[12]);
+    assert_eq!(
+        stored[&("audience_operator".to_string(), "email_opens".to_string())].value,
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_call_is_reported_for_its_owners_and_sets_nothing() {
+    let (sandbox, source) = start().await;
+    let shop = &sandbox.sandbox.shopify;
+    let id = shop.add_customer(Customer {
+        email: Some("d@example.com".into()),
+        ..Default::default()
+    });
+    let gid = format!("gid://shopify/Customer/{id}");
+    let report = source
+        .set_metafields(&[
+            write(&gid, "email_opens", "number_integer", "1"),
+            write(&gid, "email_clicks", "number_integer", "lots"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.written, 0);
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].0, gid);
+    assert!(
+        report.rejected[0].1.contains("INVALID_VALUE"),
+        "{:?}",
+        report.rejected
+    );
+    assert!(shop.customer_metafields(id).is_empty());
+}
