@@ -8,6 +8,7 @@
 //! - [`engine`]: one sync run end to end (read → plan → check → apply);
 //! - [`schedule`]: when a sync runs next (pure).
 
+pub mod activity;
 pub mod cli;
 pub mod controller;
 pub mod crd;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use std::collections::HashSet;
 
+use audience_core::activity::{ActivityEntry, entries_of_plan, entries_of_segment};
 use audience_core::plan::CapacityExceeded;
 use audience_core::rejections;
 use audience_core::{
@@ -144,6 +145,10 @@ pub struct RunOutcome {
     /// Two-way consent runs: what went to the shop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub two_way: Option<super::two_way::TwoWayReport>,
+    /// One entry per record the run changed, for the activity log (empty on a dry run; the
+    /// caller stamps the run and hashes addresses, see `audience_core::activity`).
+    #[serde(skip)]
+    pub activity: Vec<ActivityEntry>,
 }
 
 /// What a segment run planned and did.
@@ -415,6 +420,7 @@ pub(super) async fn settle_plan(
             source_reads,
             mode,
             two_way: None,
+            activity: Vec::new(),
         });
     }
     let applied = apply_plan(
@@ -456,6 +462,7 @@ pub(super) async fn settle_plan(
     // Stopped before the end: the changes after the stop are not applied, so the position the
     // source reached must not be saved.
     let checkpoint = checkpoint.filter(|_| !applied.stopped_early);
+    let activity = entries_of_plan(&plan, &applied, job.target.vendor(), now);
     Ok(RunOutcome {
         counts,
         applied: Some(applied),
@@ -465,6 +472,7 @@ pub(super) async fn settle_plan(
         source_reads,
         mode,
         two_way: None,
+        activity,
     })
 }
 
@@ -547,6 +555,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 source_reads: Vec::new(),
                 mode: RunMode::Full,
                 two_way: None,
+                activity: Vec::new(),
             },
             segment_plan,
             applied: None,
@@ -582,8 +591,18 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
         now,
         &policy,
     );
+    let side = job.target.vendor();
+    let mut activity = entries_of_plan(&audience_plan, &audience_applied, side, now);
+    activity.extend(entries_of_segment(
+        &segment_plan.add,
+        &segment_plan.remove,
+        &job.target_segment,
+        side,
+        now,
+    ));
     Ok(SegmentOutcome {
         audience: RunOutcome {
+            activity,
             counts: audience_counts,
             applied: Some(audience_applied),
             plan: audience_plan,
