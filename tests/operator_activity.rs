@@ -87,7 +87,7 @@ async fn the_activity_log_records_each_change_once_and_answers_for_an_address() 
     h.sync_now::<AudienceSync>("shop", "1").await;
     let cm = cms.get("shop-activity").await.unwrap();
     let second = parse_lines(&data(&cm));
-    assert_eq!(second.len(), 4, "{second:#?}");
+    assert_eq!(second.len(), 4, "{second:#?} {cm:#?}");
     assert_eq!(&second[..3], &first[..], "older entries kept, in order");
     let update = &second[3];
     assert_eq!(

@@ -263,8 +263,9 @@ impl<K: SyncObject> Reconciler<'_, K> {
                 )
             }
         };
-        self.apply(&status).await?;
+        // The log before the status: once the status says a run finished, its log is there.
         self.record_activity(activity, started_at).await;
+        self.apply(&status).await?;
         self.report(&settled, took).await;
         Ok(match settled.next {
             Some(next) => {
