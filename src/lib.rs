@@ -9,6 +9,7 @@
 //! - [`shard`]: which replica reconciles which syncs (shards, one Lease each);
 //! - [`schedule`]: when a sync runs next (pure).
 
+pub mod activity;
 pub mod cli;
 pub mod controller;
 pub mod crd;

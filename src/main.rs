@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use audience_operator::cli::activity::ActivityArgs;
 use audience_operator::cli::{DemoArgs, SandboxArgs, SyncArgs};
 use audience_operator::operator::RunArgs;
 
@@ -31,6 +32,8 @@ enum Command {
     Sandbox(SandboxArgs),
     /// A sandbox and a sync, end to end.
     Demo(DemoArgs),
+    /// A sync's recent record changes (its activity log), e.g. for one customer: --email.
+    Activity(ActivityArgs),
 }
 
 fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Sync(args) => audience_operator::cli::sync::main(args).await,
         Command::Sandbox(args) => audience_operator::cli::sandbox::main(args).await,
         Command::Demo(args) => audience_operator::cli::demo::main(args).await,
+        Command::Activity(args) => audience_operator::cli::activity::main(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

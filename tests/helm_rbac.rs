@@ -82,6 +82,12 @@ const NEEDED: &[Access] = &[
     access("get", "", "secrets"),
     access("list", "", "secrets"),
     access("watch", "", "secrets"),
+    // The activity log ConfigMaps (`src/activity.rs`): read, server-side apply, delete.
+    access("get", "", "configmaps"),
+    access("list", "", "configmaps"),
+    access("create", "", "configmaps"),
+    access("patch", "", "configmaps"),
+    access("delete", "", "configmaps"),
 ];
 
 /// What it must never do in a namespace it serves.
@@ -95,7 +101,9 @@ const FORBIDDEN_SERVED: &[Access] = &[
     sub("create", "", "pods", "exec"),
     sub("create", "", "pods", "attach"),
     sub("create", "", "serviceaccounts", "token"),
-    access("get", "", "configmaps"),
+    access("update", "", "configmaps"),
+    access("watch", "", "configmaps"),
+    access("deletecollection", "", "configmaps"),
     access("create", "apps", "deployments"),
     access("create", SYNC, "audiencesyncs"),
     access("update", SYNC, "audiencesyncs"),

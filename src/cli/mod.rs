@@ -1,7 +1,9 @@
 //! One-shot subcommands: `sync` (a reconcile without a cluster), `sandbox` (every vendor simulator
-//! on one port) and `demo` (both, end to end, over the manifests in `examples/`).
+//! on one port), `demo` (both, end to end, over the manifests in `examples/`) and `activity` (a
+//! sync's activity log in the cluster).
 //! `src/main.rs` parses these argument structs and calls each module's `main`.
 
+pub mod activity;
 pub mod crd_check;
 pub mod demo;
 pub mod manifest;

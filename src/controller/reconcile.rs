@@ -236,9 +236,11 @@ impl<K: SyncObject> Reconciler<'_, K> {
         let cadence = Cadence::parse(self.obj.schedule()).map_err(SyncError::InvalidSpec)?;
         status.handled_sync_now = annotation(self.obj, SYNC_NOW_ANNOTATION).map(str::to_string);
         let took = times.took;
+        let mut activity = Vec::new();
         let settled = match result {
-            Ok(executed) => {
+            Ok(mut executed) => {
                 self.ctx.reset_failures(key);
+                activity = std::mem::take(&mut executed.activity);
                 record_success(
                     &mut status,
                     executed,
@@ -261,6 +263,8 @@ impl<K: SyncObject> Reconciler<'_, K> {
                 )
             }
         };
+        // The log before the status: once the status says a run finished, its log is there.
+        self.record_activity(activity, started_at).await;
         self.apply(&status).await?;
         self.report(&settled, took).await;
         Ok(match settled.next {
@@ -269,6 +273,28 @@ impl<K: SyncObject> Reconciler<'_, K> {
             }
             None => Action::await_change(),
         })
+    }
+
+    /// The activity log after a run (`crate::activity`): written only when the run changed
+    /// records (a dry run changes none); deleted when the spec turned it off. A failure to write
+    /// it is logged and does not fail the run (the records were synced).
+    async fn record_activity(
+        &self,
+        entries: Vec<audience_core::activity::ActivityEntry>,
+        started_at: Timestamp,
+    ) {
+        let Some(spec) = self.obj.activity_log() else {
+            return;
+        };
+        if spec.enabled && entries.is_empty() {
+            return;
+        }
+        let run = started_at.to_string();
+        if let Err(e) =
+            crate::activity::record(&self.ctx.client, self.obj, spec, entries, &run).await
+        {
+            tracing::warn!(kind = K::KIND, name = %self.obj.name_any(), error = %e, "writing the activity log");
+        }
     }
 
     /// When a failed run is tried again: the error's retry policy, with the per-object backoff

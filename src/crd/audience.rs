@@ -251,6 +251,41 @@ pub struct AudienceSyncSpec {
     /// `CustomerEventsSpec`); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_events: Option<super::customer_events::CustomerEventsSpec>,
+    /// The log of recent record changes, kept in the ConfigMap `<name>-activity` next to the sync.
+    #[serde(default, skip_serializing_if = "ActivityLogSpec::is_default")]
+    pub activity_log: ActivityLogSpec,
+}
+
+/// The activity log: the last 1,000 or so record changes (512 KiB at most), as JSON lines in a
+/// ConfigMap owned by the sync (`audience-operator activity <sync>` reads it).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityLogSpec {
+    /// Keep the log (default true); `false` deletes the ConfigMap.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Store SHA-256 hex digests of the (lowercased) addresses instead of the addresses.
+    #[serde(default)]
+    pub hash_emails: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ActivityLogSpec {
+    fn default() -> Self {
+        ActivityLogSpec {
+            enabled: true,
+            hash_emails: false,
+        }
+    }
+}
+
+impl ActivityLogSpec {
+    pub fn is_default(&self) -> bool {
+        *self == ActivityLogSpec::default()
+    }
 }
 
 /// The CEL rule that two-way consent runs between one Shopify `source` and a Mailchimp target:

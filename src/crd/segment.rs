@@ -257,4 +257,10 @@ pub struct SegmentSyncSpec {
     /// The safety stop for removals from the segment.
     #[serde(default)]
     pub safety: Safety,
+    /// The log of recent record changes (members added, segment joins and leaves).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::crd::audience::ActivityLogSpec::is_default"
+    )]
+    pub activity_log: crate::crd::audience::ActivityLogSpec,
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use std::collections::HashSet;
 
+use audience_core::activity::{ActivityEntry, entries_of_plan, entries_of_segment};
 use audience_core::plan::CapacityExceeded;
 use audience_core::rejections;
 use audience_core::{
@@ -150,6 +151,10 @@ pub struct RunOutcome {
     /// Customer events after the push (`spec.customerEvents`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_events: Option<super::customer_events::CustomerEventsReport>,
+    /// One entry per record the run changed, for the activity log (empty on a dry run; the
+    /// caller stamps the run and hashes addresses, see `audience_core::activity`).
+    #[serde(skip)]
+    pub activity: Vec<ActivityEntry>,
 }
 
 /// What a segment run planned and did.
@@ -429,6 +434,7 @@ pub(super) async fn settle_plan(
             mode,
             two_way: None,
             customer_events: None,
+            activity: Vec::new(),
         });
     }
     let applied = apply_plan(
@@ -470,6 +476,7 @@ pub(super) async fn settle_plan(
     // Stopped before the end: the changes after the stop are not applied, so the position the
     // source reached must not be saved.
     let checkpoint = checkpoint.filter(|_| !applied.stopped_early);
+    let activity = entries_of_plan(&plan, &applied, job.target.vendor(), now);
     Ok(RunOutcome {
         counts,
         applied: Some(applied),
@@ -480,6 +487,7 @@ pub(super) async fn settle_plan(
         mode,
         two_way: None,
         customer_events: None,
+        activity,
     })
 }
 
@@ -563,6 +571,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 mode: RunMode::Full,
                 two_way: None,
                 customer_events: None,
+                activity: Vec::new(),
             },
             segment_plan,
             applied: None,
@@ -598,8 +607,18 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
         now,
         &policy,
     );
+    let side = job.target.vendor();
+    let mut activity = entries_of_plan(&audience_plan, &audience_applied, side, now);
+    activity.extend(entries_of_segment(
+        &segment_plan.add,
+        &segment_plan.remove,
+        &job.target_segment,
+        side,
+        now,
+    ));
     Ok(SegmentOutcome {
         audience: RunOutcome {
+            activity,
             counts: audience_counts,
             applied: Some(audience_applied),
             plan: audience_plan,

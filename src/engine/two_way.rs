@@ -9,11 +9,13 @@
 //! are written to the shop. A run stopped early writes nothing to the shop (the next run
 //! decides again from what both sides hold then).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use audience_core::activity::{ConsentTimes, entries_of_consent_writes};
 
 use audience_core::{
     AudiencePlanner, ConsentWrite, ConsentWriteReport, Email, MemberConsent, ReadScope,
-    ResubscribePolicy, TargetIndex, TwoWayCounts, reconcile,
+    ResubscribePolicy, TargetIndex, TwoWayCounts, TwoWayOutcome, reconcile,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -79,6 +81,8 @@ pub(super) async fn run_two_way(job: &AudienceJob<'_>) -> Result<RunOutcome, Run
     let mut planner = AudiencePlanner::new(index, options);
     let mut counts = TwoWayCounts::default();
     let mut planned = Vec::new();
+    // Both sides' consent times of the customers whose consent crosses over, for the log.
+    let mut times: BTreeMap<Email, ConsentTimes> = BTreeMap::new();
     // The first sync's rule ("already subscribed in Mailchimp: keep, and mark subscribed in
     // Shopify") applies on the sync's first run, and only to members the sync has not handled
     // before (no owner tag): `sync -f` keeps no status, so every run of it looks like a first
@@ -97,6 +101,15 @@ pub(super) async fn run_two_way(job: &AudienceJob<'_>) -> Result<RunOutcome, Run
             first_sync(&email),
         );
         counts.add(decided.outcome);
+        if !matches!(decided.outcome, TwoWayOutcome::New | TwoWayOutcome::InStep) {
+            times.insert(
+                email.clone(),
+                ConsentTimes {
+                    shop: contact.consented_at,
+                    target: consents.get(&email).and_then(MemberConsent::consent_time),
+                },
+            );
+        }
         planned.extend(decided.source_write);
         match &decided.contact {
             Some(c) => planner.observe(c),
@@ -129,6 +142,25 @@ pub(super) async fn run_two_way(job: &AudienceJob<'_>) -> Result<RunOutcome, Run
         }
         Some(written)
     };
+    for entry in &mut outcome.activity {
+        if let Some(t) = Email::parse(&entry.email).ok().and_then(|e| times.get(&e)) {
+            entry.shop_consent_at = t.shop;
+            entry.target_consent_at = t.target;
+        }
+    }
+    if let Some(written) = &applied {
+        let mut entries = entries_of_consent_writes(
+            &planned,
+            &written.rejected,
+            &times,
+            one.source.vendor(),
+            chrono::Utc::now(),
+        );
+        for entry in &mut entries {
+            entry.unconfirmed = written.stopped_early;
+        }
+        outcome.activity.extend(entries);
+    }
     outcome.two_way = Some(TwoWayReport {
         counts,
         planned,

@@ -150,6 +150,7 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
         },
         stopped_early: outcome.applied.as_ref().is_some_and(|a| a.stopped_early),
         source_reads: outcome.source_reads.clone(),
+        activity: outcome.activity.clone(),
         mode: Some(outcome.mode),
         full_resync: None,
         held_rejections: outcome.remembered.as_ref().map(|r| {
@@ -345,6 +346,9 @@ impl SyncObject for AudienceSync {
     }
     fn dry_run(&self) -> bool {
         self.spec.dry_run
+    }
+    fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
+        Some(&self.spec.activity_log)
     }
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
         match &self.spec.source {

@@ -84,6 +84,8 @@ pub struct Executed {
     pub message: Option<String>,
     /// Conditions to set besides `Ready`.
     pub notices: Vec<Notice>,
+    /// The records the run changed, for the activity log (`crate::activity`).
+    pub activity: Vec<audience_core::activity::ActivityEntry>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).
@@ -104,6 +106,10 @@ pub trait SyncObject:
     fn schedule(&self) -> &Schedule;
     fn suspend(&self) -> bool;
     fn dry_run(&self) -> bool;
+    /// `spec.activityLog`; `None` for kinds that keep no activity log.
+    fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
+        None
+    }
     /// The sources with their names, in spec order (a single `source` is named by its kind).
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)>;
     /// The target's connection.

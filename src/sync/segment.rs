@@ -67,6 +67,9 @@ impl SyncObject for SegmentSync {
     fn dry_run(&self) -> bool {
         self.spec.dry_run
     }
+    fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
+        Some(&self.spec.activity_log)
+    }
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
         let name = self.spec.source.kind().map_or("source", |k| k.as_str());
         vec![(name, &self.spec.source)]

@@ -212,6 +212,13 @@ pub fn expected_watch_rules() -> Vec<Rule> {
             &["get", "patch", "update"],
         ),
         rule(&[""], &["secrets"], &[], &["get", "list", "watch"]),
+        // The activity log ConfigMaps.
+        rule(
+            &[""],
+            &["configmaps"],
+            &[],
+            &["get", "list", "create", "patch", "delete"],
+        ),
         rule(&["events.k8s.io"], &["events"], &[], &["create", "patch"]),
         rule(&[""], &["events"], &[], &["create", "patch"]),
     ];

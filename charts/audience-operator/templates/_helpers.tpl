@@ -73,6 +73,10 @@ What the operator does with its own resources, Secrets and Events, wherever it w
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
+# The activity log: one ConfigMap per sync, written by server-side apply, deleted when turned off.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -302,6 +302,8 @@ pub struct AudiencePlanner {
     source_count: u64,
     /// Fingerprint of the owner tag, if the sync has one.
     owner_fp: Option<u64>,
+    /// Updated members' status before, for updates that change it ([`Plan::previous_status`]).
+    previous_status: BTreeMap<Email, MemberStatus>,
 }
 
 impl AudiencePlanner {
@@ -316,6 +318,7 @@ impl AudiencePlanner {
             creates: Vec::new(),
             updates: Vec::new(),
             update_is_drift: Vec::new(),
+            previous_status: BTreeMap::new(),
             skipped: Vec::new(),
             source_ids: String::new(),
             field_fps: Vec::new(),
@@ -399,6 +402,10 @@ impl AudiencePlanner {
             }
             Outcome::Update(write) => {
                 let drift = self.is_drift(contact, &write);
+                if let (Some(slot), Some(_)) = (slot, write.status) {
+                    self.previous_status
+                        .insert(email.clone(), self.index.status[slot as usize]);
+                }
                 self.updates.push(Some(write));
                 self.update_is_drift.push(drift);
                 Recorded::Update(self.updates.len() as u32 - 1)
@@ -630,6 +637,7 @@ impl AudiencePlanner {
             history_import: false,
             owner_tag: self.options.owner_tag.clone(),
             drift: drifted,
+            previous_status: std::mem::take(&mut self.previous_status),
         };
         let mut unchanged = 0u64;
         for seen in self.seen_in_target.iter().flatten() {

@@ -18,8 +18,10 @@
 //! - [`event`]: the append-only order-event stream (for targets that take events).
 //! - [`order_events`]: orders into events (seed 003's metrics, skips, rejections, unique ids).
 //! - [`two_way`]: two-way consent between a shop and a Mailchimp audience (later change wins).
+//! - [`activity`]: the bounded log of what each run changed, record by record.
 //! - [`event_batches`]: events cut into target-sized batches on order boundaries.
 
+pub mod activity;
 pub mod connector;
 pub mod contact;
 pub mod cursor;

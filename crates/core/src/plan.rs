@@ -219,6 +219,10 @@ pub struct Plan {
     /// `PlanOptions::drift_since`); a subset of `updates`, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<Email>,
+    /// The status each updated member had before, for the updates that change it (the activity
+    /// log shows `subscribed→unsubscribed`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous_status: BTreeMap<Email, MemberStatus>,
 }
 
 /// The longest owner tag: Mailchimp's limit on tag names (100 characters), the strictest target.
