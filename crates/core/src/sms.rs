@@ -207,7 +207,7 @@ pub fn decide_sms(
     let Some(consent) = customer.sms else {
         return SmsDecision::Skip(SmsSkip::NoConsent);
     };
-    if !consent.updated_at.is_some_and(|t| t > since) {
+    if consent.updated_at.is_none_or(|t| t <= since) {
         return SmsDecision::Skip(SmsSkip::BeforeSince);
     }
     let Some(member) = member else {
