@@ -31,6 +31,8 @@
 //!   `null` values are refused by the schema; interests only by the ids the audience has
 //!   ([`Mailchimp::add_interest`]; others: 400 "Invalid interest ID: '…'.");
 //! - each operation's own status enum (`PATCH` has no `transactional`);
+//! - SMS member fields (`sms_phone_number`, `sms_subscription_status`), newer than the stored
+//!   spec: see [`sms`] for what is known and what is [U];
 //! - an optional plan contact limit ([`Mailchimp::set_contact_limit`]);
 //! - `last_changed` on every change, for `since_last_changed`; the clock can be moved forward
 //!   ([`Mailchimp::advance_clock`]) so tests need no sleeps;
@@ -67,6 +69,7 @@ mod merge_fields;
 mod params;
 mod render;
 mod segments;
+mod sms;
 mod spec_routes;
 mod state;
 pub mod webhooks;
