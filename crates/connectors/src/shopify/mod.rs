@@ -51,6 +51,7 @@
 //!
 //! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
 
+mod channels;
 mod consent;
 mod orders;
 
@@ -716,6 +717,16 @@ impl Source for ShopifySource {
     }
 
     fn consent_writer(&self) -> Option<&dyn audience_core::ConsentWriter> {
+        Some(self)
+    }
+
+    fn shop_customers(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<audience_core::ShopCustomer>, ConnectorError>> {
+        self.channel_pages()
+    }
+
+    fn customer_creator(&self) -> Option<&dyn audience_core::CustomerCreator> {
         Some(self)
     }
 
