@@ -97,6 +97,7 @@ impl Rig {
             owner_tag: Some(OWNER.into()),
             adopt_all: false,
             two_way: false,
+            after_sync: Default::default(),
             control,
             progress: None,
         })

@@ -4,6 +4,7 @@
 pub mod orders;
 pub mod run;
 pub mod two_way;
+pub mod write_back;
 
 pub use orders::{OrderJob, OrdersOutcome, run_order_sync};
 pub use run::{
@@ -11,3 +12,4 @@ pub use run::{
     SegmentOutcome, run_audience_sync, run_segment_sync,
 };
 pub use two_way::TwoWayReport;
+pub use write_back::{AfterSync, AfterSyncReport};

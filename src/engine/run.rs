@@ -95,6 +95,9 @@ pub struct AudienceJob<'a> {
     /// keep consent in step both ways; every run reads both sides whole (see
     /// [`super::two_way`]).
     pub two_way: bool,
+    /// SMS subscribers and new customers from Mailchimp, after the email sync (see
+    /// [`super::write_back`]).
+    pub after_sync: super::write_back::AfterSync,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -144,6 +147,9 @@ pub struct RunOutcome {
     /// Two-way consent runs: what went to the shop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub two_way: Option<super::two_way::TwoWayReport>,
+    /// SMS and write-back passes (`spec.sms`, `spec.writeBack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_sync: Option<super::write_back::AfterSyncReport>,
 }
 
 /// What a segment run planned and did.
@@ -201,20 +207,26 @@ impl RunError {
 /// ([`cap_checkpoint`]), and only when the plan was applied to the end: a run stopped early
 /// returns none, so the next run reads its changes again.
 pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunError> {
+    let mut outcome = run_email_sync(&job).await?;
+    super::write_back::after_email_sync(&job, &mut outcome).await?;
+    Ok(outcome)
+}
+
+async fn run_email_sync(job: &AudienceJob<'_>) -> Result<RunOutcome, RunError> {
     job.mapping.validate().map_err(RunError::InvalidMapping)?;
     if job.sources.is_empty() {
         return Err(RunError::InvalidMapping("no source".into()));
     }
     if job.two_way {
-        return super::two_way::run_two_way(&job).await;
+        return super::two_way::run_two_way(job).await;
     }
     if let Some(since) = job.since.clone()
-        && let Some(read) = read_incremental(&job, &since).await?
+        && let Some(read) = read_incremental(job, &since).await?
     {
-        return settle_plan(&job, read).await;
+        return settle_plan(job, read).await;
     }
-    let read = read_full(&job).await?;
-    settle_plan(&job, read).await
+    let read = read_full(job).await?;
+    settle_plan(job, read).await
 }
 
 /// What the reads of a run produced: the plan before the rejection memory and the checks.
@@ -415,6 +427,7 @@ pub(super) async fn settle_plan(
             source_reads,
             mode,
             two_way: None,
+            after_sync: None,
         });
     }
     let applied = apply_plan(
@@ -465,6 +478,7 @@ pub(super) async fn settle_plan(
         source_reads,
         mode,
         two_way: None,
+        after_sync: None,
     })
 }
 
@@ -547,6 +561,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 source_reads: Vec::new(),
                 mode: RunMode::Full,
                 two_way: None,
+                after_sync: None,
             },
             segment_plan,
             applied: None,
@@ -592,6 +607,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             source_reads: Vec::new(),
             mode: RunMode::Full,
             two_way: None,
+            after_sync: None,
         },
         segment_plan,
         applied: Some(segment_applied),
