@@ -320,6 +320,10 @@ pub struct MemberSnapshot {
     pub email_type: String,
     pub last_changed: DateTime<Utc>,
     pub timestamp_opt: Option<DateTime<Utc>>,
+    /// `sms_phone_number` (`""` when none).
+    pub sms_phone_number: String,
+    /// `sms_subscription_status` (`None`: never set).
+    pub sms_subscription_status: Option<String>,
 }
 
 /// The simulated Mailchimp account, shared by every request (clones share state).
@@ -723,5 +727,7 @@ fn snapshot(list: &state::List, hash: &str, member: &state::Member) -> MemberSna
         email_type: member.email_type.clone(),
         last_changed: member.last_changed,
         timestamp_opt: member.timestamp_opt,
+        sms_phone_number: member.sms_phone_number.clone(),
+        sms_subscription_status: member.sms_subscription_status.clone(),
     }
 }
