@@ -383,6 +383,48 @@ fn cases() -> Vec<Case> {
             cli: &["spec", "propagateUnsubscribes cannot be false"],
         },
         Case {
+            name: "sms-into-klaviyo",
+            base: Base::Klaviyo,
+            mutate: |s| s["sms"] = json!({"since": "2026-11-01"}),
+            api: &["spec", "sms and writeBack need a single Shopify source"],
+            cli: &["spec", "sms and writeBack need a single Shopify source"],
+        },
+        Case {
+            name: "sms-with-several-sources",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                remove(s, "source");
+                s["sources"] = two_sources("store", "web");
+                s["sms"] = json!({"since": "2026-11-01"});
+            },
+            api: &["spec", "sms and writeBack need a single Shopify source"],
+            cli: &["spec", "sms and writeBack need a single Shopify source"],
+        },
+        Case {
+            name: "write-back-from-retailcrm",
+            base: Base::Mailchimp,
+            mutate: |s| {
+                s["source"] = json!({"retailcrm": {"account": "demo", "credentialsSecretRef": {"name": "retailcrm"}}});
+                s["writeBack"] = json!({"createCustomers": true});
+            },
+            api: &["spec", "sms and writeBack need a single Shopify source"],
+            cli: &["spec", "sms and writeBack need a single Shopify source"],
+        },
+        Case {
+            name: "sms-since-not-a-date",
+            base: Base::Mailchimp,
+            mutate: |s| s["sms"] = json!({"since": "1 November 2026"}),
+            api: &["spec.sms.since", "should match"],
+            cli: &["spec.sms.since", "should match"],
+        },
+        Case {
+            name: "sms-without-since",
+            base: Base::Mailchimp,
+            mutate: |s| s["sms"] = json!({}),
+            api: &["spec.sms.since: Required value"],
+            cli: &["spec.sms.since: Required value"],
+        },
+        Case {
             name: "klaviyo-tags",
             base: Base::Klaviyo,
             mutate: |s| s["fieldMapping"] = json!({"tags": true}),

@@ -98,6 +98,7 @@ impl Rig {
             adopt_all: false,
             two_way: false,
             customer_events: None,
+            after_sync: Default::default(),
             control,
             progress: None,
         })

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use crate::crd::audience::{
-    FIELD_PRECEDENCE_SOURCES_RULE, TWO_WAY_RULE, TWO_WAY_UNSUBSCRIBES_RULE,
+    FIELD_PRECEDENCE_SOURCES_RULE, SMS_WRITE_BACK_RULE, TWO_WAY_RULE, TWO_WAY_UNSUBSCRIBES_RULE,
 };
 use crate::crd::common::{
     KLAVIYO_NO_PENDING_RULE, KLAVIYO_NO_TAGS_RULE, MAILCHIMP_MERGE_TAGS_RULE,
@@ -351,6 +351,10 @@ pub fn rule_holds(rule: &str, v: &Value) -> Option<bool> {
         }
         r if r == crate::crd::customer_events::CUSTOMER_EVENTS_RULE => {
             !has_path(v, &["customerEvents"])
+                || (has_path(v, &["source", "shopify"]) && has_path(v, &["target", "mailchimp"]))
+        }
+        r if r == SMS_WRITE_BACK_RULE => {
+            (!has(v, "sms") && !has(v, "writeBack"))
                 || (has_path(v, &["source", "shopify"]) && has_path(v, &["target", "mailchimp"]))
         }
         r if r == TWO_WAY_UNSUBSCRIBES_RULE => {

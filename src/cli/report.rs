@@ -132,7 +132,11 @@ impl SyncReport {
                 // A store keeps orders, not events: the per-kind counts are orders and parts.
                 return Some(format!(
                     "{} {} orders ({} lines); refunds {}, fulfilments {}; skipped {} orders (no email {}, zero value {}, invalid email {}, not completed {}, cancelled {}), rejected {}",
-                    if self.dry_run { "would create" } else { "created" },
+                    if self.dry_run {
+                        "would create"
+                    } else {
+                        "created"
+                    },
                     e.placed_order,
                     e.ordered_product,
                     e.refunded_order,

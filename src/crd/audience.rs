@@ -191,6 +191,7 @@ impl AudienceMode {
 #[x_kube(validation = Rule::new(TWO_WAY_RULE).message(TWO_WAY_MESSAGE))]
 #[x_kube(validation = Rule::new(TWO_WAY_UNSUBSCRIBES_RULE).message(TWO_WAY_UNSUBSCRIBES_MESSAGE))]
 #[x_kube(validation = Rule::new(super::customer_events::CUSTOMER_EVENTS_RULE).message(super::customer_events::CUSTOMER_EVENTS_MESSAGE))]
+#[x_kube(validation = Rule::new(SMS_WRITE_BACK_RULE).message(SMS_WRITE_BACK_MESSAGE))]
 pub struct AudienceSyncSpec {
     /// Where customers come from (exactly one kind). Use `sources` instead to feed one audience
     /// from several systems.
@@ -254,6 +255,17 @@ pub struct AudienceSyncSpec {
     /// The log of recent record changes, kept in the ConfigMap `<name>-activity` next to the sync.
     #[serde(default, skip_serializing_if = "ActivityLogSpec::is_default")]
     pub activity_log: ActivityLogSpec,
+    /// SMS subscribers (Shopify → Mailchimp, one way): customers whose SMS consent became
+    /// subscribed after `since` get Mailchimp's SMS fields (phone in E.164, SMS subscribed),
+    /// once the sync's first email sync has completed. Needs a Shopify source and a Mailchimp
+    /// target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsSpec>,
+    /// Writes from Mailchimp to the shop: `createCustomers` makes Mailchimp members the sync
+    /// did not create (no owner tag) and the shop does not have (any letter case) Shopify
+    /// customers. Needs a Shopify source and a Mailchimp target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBackSpec>,
 }
 
 /// The activity log: the last 1,000 or so record changes (512 KiB at most), as JSON lines in a
@@ -287,6 +299,38 @@ impl ActivityLogSpec {
         *self == ActivityLogSpec::default()
     }
 }
+
+/// `spec.sms`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsSpec {
+    /// The date (`YYYY-MM-DD`, UTC) after which an SMS opt-in is synced: customers who
+    /// subscribed to SMS on or before it are not.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub since: String,
+}
+
+impl SmsSpec {
+    /// `since` as the end of that day's first instant (an opt-in must be later than it).
+    pub fn since_time(&self) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        chrono::NaiveDate::parse_from_str(self.since.trim(), "%Y-%m-%d")
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+            .map_err(|_| format!("sms.since {:?} is not a date (YYYY-MM-DD)", self.since))
+    }
+}
+
+/// `spec.writeBack`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteBackSpec {
+    /// Create Shopify customers for new Mailchimp members (default false).
+    #[serde(default)]
+    pub create_customers: bool,
+}
+
+/// `sms` and `writeBack` run between one Shopify `source` and a Mailchimp target.
+pub const SMS_WRITE_BACK_RULE: &str = "(!has(self.sms) && !has(self.writeBack)) || (has(self.source) && has(self.source.shopify) && has(self.target.mailchimp))";
+pub const SMS_WRITE_BACK_MESSAGE: &str = "sms and writeBack need a single Shopify source (source.shopify, not sources) and a Mailchimp target";
 
 /// The CEL rule that two-way consent runs between one Shopify `source` and a Mailchimp target:
 /// with several sources the strictest consent decides per customer, and writing one answer back

@@ -96,6 +96,27 @@ pub struct RunCounts {
     /// Customer events: contacts whose new email activity was written to the shop.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub email_activity_contacts: u64,
+    /// SMS (`spec.sms`): members given their SMS fields (E.164 phone, SMS subscribed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sms_subscribed: u64,
+    /// SMS: members whose SMS channel was unsubscribed (the shop's SMS unsubscribe; email
+    /// consent untouched).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sms_unsubscribed: u64,
+    /// SMS: customers subscribed after the date whose phone is not E.164-able, or whose SMS
+    /// write Mailchimp refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sms_rejected: u64,
+    /// SMS waits: the sync's first email sync has not completed yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sms_waiting: bool,
+    /// Write-back (`spec.writeBack.createCustomers`): Shopify customers created from Mailchimp
+    /// members.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub customers_created: u64,
+    /// Write-back: customers the shop refused to create (its user errors), not retried.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub customers_create_rejected: u64,
     /// Order events sent, by kind (OrderSync; on a dry run: what would be sent).
     #[serde(default, skip_serializing_if = "OrderEventCounts::is_empty")]
     pub events: OrderEventCounts,
@@ -191,10 +212,33 @@ impl RunCounts {
                 self.already_subscribed
             ));
         }
-        if parts.is_empty() {
-            return String::new();
+        let mut notes = Vec::new();
+        if !parts.is_empty() {
+            notes.push(format!("two-way consent: {}", parts.join(", ")));
         }
-        format!("two-way consent: {}", parts.join(", "))
+        if self.sms_waiting {
+            notes.push("SMS waits for the first email sync to complete".to_string());
+        }
+        let mut sms = Vec::new();
+        for (n, what) in [
+            (self.sms_subscribed, "subscribed"),
+            (self.sms_unsubscribed, "unsubscribed (SMS only)"),
+            (self.sms_rejected, "rejected"),
+        ] {
+            if n > 0 {
+                sms.push(format!("{n} {what}"));
+            }
+        }
+        if !sms.is_empty() {
+            notes.push(format!("SMS: {}", sms.join(", ")));
+        }
+        if self.customers_created + self.customers_create_rejected > 0 {
+            notes.push(format!(
+                "new customers from Mailchimp: {} created, {} refused by the shop",
+                self.customers_created, self.customers_create_rejected
+            ));
+        }
+        notes.join("; ")
     }
 
     /// A one-line summary, e.g. `+3 ~2 -1 =40 !0`.

@@ -5,6 +5,7 @@ pub mod customer_events;
 pub mod orders;
 pub mod run;
 pub mod two_way;
+pub mod write_back;
 
 pub use orders::{CheckpointFn, OrderJob, OrdersOutcome, StoreCounts, run_order_sync};
 pub use run::{
@@ -12,3 +13,4 @@ pub use run::{
     SegmentOutcome, run_audience_sync, run_segment_sync,
 };
 pub use two_way::TwoWayReport;
+pub use write_back::{AfterSync, AfterSyncReport};

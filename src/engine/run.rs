@@ -99,6 +99,9 @@ pub struct AudienceJob<'a> {
     /// Customer events both ways after the push (`spec.customerEvents`), see
     /// [`super::customer_events`].
     pub customer_events: Option<super::customer_events::CustomerEventsJob>,
+    /// SMS subscribers and new customers from Mailchimp, after the email sync (see
+    /// [`super::write_back`]).
+    pub after_sync: super::write_back::AfterSync,
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
 }
@@ -155,6 +158,9 @@ pub struct RunOutcome {
     /// caller stamps the run and hashes addresses, see `audience_core::activity`).
     #[serde(skip)]
     pub activity: Vec<ActivityEntry>,
+    /// SMS and write-back passes (`spec.sms`, `spec.writeBack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_sync: Option<super::write_back::AfterSyncReport>,
 }
 
 /// What a segment run planned and did.
@@ -213,11 +219,12 @@ impl RunError {
 /// returns none, so the next run reads its changes again.
 pub async fn run_audience_sync(job: AudienceJob<'_>) -> Result<RunOutcome, RunError> {
     let mut outcome = run_push(&job).await?;
+    super::write_back::after_email_sync(&job, &mut outcome).await?;
     super::customer_events::after_push(&job, &mut outcome).await;
     Ok(outcome)
 }
 
-/// The push of [`run_audience_sync`], before customer events.
+/// The push of [`run_audience_sync`], before the SMS, write-back and customer-event passes.
 async fn run_push(job: &AudienceJob<'_>) -> Result<RunOutcome, RunError> {
     job.mapping.validate().map_err(RunError::InvalidMapping)?;
     if job.sources.is_empty() {
@@ -435,6 +442,7 @@ pub(super) async fn settle_plan(
             two_way: None,
             customer_events: None,
             activity: Vec::new(),
+            after_sync: None,
         });
     }
     let applied = apply_plan(
@@ -488,6 +496,7 @@ pub(super) async fn settle_plan(
         two_way: None,
         customer_events: None,
         activity,
+        after_sync: None,
     })
 }
 
@@ -572,6 +581,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
                 two_way: None,
                 customer_events: None,
                 activity: Vec::new(),
+                after_sync: None,
             },
             segment_plan,
             applied: None,
@@ -628,6 +638,7 @@ pub async fn run_segment_sync(job: SegmentJob<'_>) -> Result<SegmentOutcome, Run
             mode: RunMode::Full,
             two_way: None,
             customer_events: None,
+            after_sync: None,
         },
         segment_plan,
         applied: Some(segment_applied),

@@ -47,6 +47,7 @@ fn rejections(
     plan: &Plan,
     applied: Option<&ApplyReport>,
     two_way: Option<&crate::engine::TwoWayReport>,
+    after_sync: Option<&crate::engine::AfterSyncReport>,
 ) -> Vec<RejectedRecord> {
     let invalid = plan
         .skipped
@@ -71,7 +72,39 @@ fn rejections(
             email: r.email.clone(),
             reason: format!("consent write to the source refused: {}", r.reason),
         });
-    crate::status::sample_rejections(invalid.chain(vendor).chain(source))
+    let after = after_sync_rejections(after_sync);
+    crate::status::sample_rejections(invalid.chain(vendor).chain(source).chain(after))
+}
+
+/// The SMS pass's and the write-back's rejected records.
+fn after_sync_rejections(after: Option<&crate::engine::AfterSyncReport>) -> Vec<RejectedRecord> {
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let invalid = after
+        .sms_invalid
+        .iter()
+        .map(|(email, reason)| RejectedRecord {
+            email: email.clone(),
+            reason: format!("SMS: {reason}"),
+        });
+    let sms = after
+        .sms_applied
+        .iter()
+        .flat_map(|a| a.rejected.iter())
+        .map(|r| RejectedRecord {
+            email: r.email.clone(),
+            reason: format!("SMS fields refused: {}", r.reason),
+        });
+    let creates = after
+        .creates_applied
+        .iter()
+        .flat_map(|a| a.rejected.iter())
+        .map(|r| RejectedRecord {
+            email: r.email.clone(),
+            reason: format!("customer create refused by the source: {}", r.reason),
+        });
+    invalid.chain(sms).chain(creates).collect()
 }
 
 /// Counts of an audience run: what was applied, or on a dry run what the plan would do.
@@ -112,6 +145,38 @@ fn audience_counts(outcome: &RunOutcome) -> RunCounts {
         c.email_activity_written = events.email_activity_written;
         c.email_activity_contacts = events.email_activity_contacts;
     }
+    if let Some(after) = &outcome.after_sync {
+        c.sms_waiting = after.sms_waiting;
+        c.sms_rejected = after.sms_counts.rejected;
+        match &after.sms_applied {
+            Some(a) => {
+                // What Mailchimp took: the planned writes less the ones it refused.
+                let refused: std::collections::HashSet<&str> =
+                    a.rejected.iter().map(|r| r.email.as_str()).collect();
+                for w in &after.sms_planned {
+                    if refused.contains(w.email.as_str()) {
+                        continue;
+                    }
+                    match w.change {
+                        audience_core::SmsChange::Subscribe { .. } => c.sms_subscribed += 1,
+                        audience_core::SmsChange::Unsubscribe => c.sms_unsubscribed += 1,
+                    }
+                }
+                c.sms_rejected += a.rejected.len() as u64;
+            }
+            None => {
+                c.sms_subscribed = after.sms_counts.subscribe;
+                c.sms_unsubscribed = after.sms_counts.unsubscribe;
+            }
+        }
+        match &after.creates_applied {
+            Some(a) => {
+                c.customers_created = a.written;
+                c.customers_create_rejected = a.rejected.len() as u64;
+            }
+            None => c.customers_created = after.creates_planned.len() as u64,
+        }
+    }
     if let Some(two_way) = &outcome.two_way {
         let t = &two_way.counts;
         c.pending_reconfirm = t.pending_reconfirm;
@@ -136,6 +201,7 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
             &outcome.plan,
             outcome.applied.as_ref(),
             outcome.two_way.as_ref(),
+            outcome.after_sync.as_ref(),
         ),
         plan: dry_run.then(|| PlanReport {
             time: None,
@@ -377,6 +443,19 @@ impl SyncObject for AudienceSync {
                 return Err(crate::crd::audience::TWO_WAY_MESSAGE.into());
             }
         }
+        if self.spec.sms.is_some() || self.spec.write_back.is_some() {
+            let shopify = self
+                .spec
+                .source
+                .as_ref()
+                .is_some_and(|s| s.shopify.is_some());
+            if !shopify || self.spec.target.mailchimp.is_none() {
+                return Err(crate::crd::audience::SMS_WRITE_BACK_MESSAGE.into());
+            }
+        }
+        if let Some(sms) = &self.spec.sms {
+            sms.since_time()?;
+        }
         self.precedence().map(|_| ())
     }
     fn target(&self) -> Option<TargetRef<'_>> {
@@ -418,6 +497,14 @@ impl SyncObject for AudienceSync {
             adopt_all: spec.ownership.adopt == AdoptPolicy::All && self.first_run(),
             two_way: spec.consent_policy.two_way,
             customer_events: customer_events_job(self),
+            after_sync: crate::engine::AfterSync {
+                sms_since: match &spec.sms {
+                    Some(sms) => Some(sms.since_time().map_err(RunError::InvalidMapping)?),
+                    None => None,
+                },
+                email_synced: !self.first_run(),
+                create_customers: spec.write_back.as_ref().is_some_and(|w| w.create_customers),
+            },
             control: parts.control,
             progress: parts.progress,
         })

@@ -15,9 +15,11 @@ use crate::email::Email;
 use crate::event::OrderEvent;
 use crate::mapping::FieldMapping;
 use crate::member::TargetMember;
+use crate::new_customers::{AudienceMember, CustomerCreate};
 use crate::order::Order;
 use crate::plan::Plan;
 use crate::segment::SegmentPlan;
+use crate::sms::{ShopCustomer, SmsWrite};
 use crate::two_way::{ConsentWrite, MemberConsent};
 
 /// An opaque, vendor-defined position in a source's change feed (a Lightspeed version, a Shopify
@@ -239,6 +241,31 @@ pub trait Source: Send + Sync {
     fn metafield_writer(&self) -> Option<&dyn crate::customer_events::MetafieldWriter> {
         None
     }
+    /// Every customer with their phone and SMS consent (the SMS and write-back passes), page by
+    /// page.
+    fn shop_customers(&self) -> BoxStream<'_, Result<Vec<ShopCustomer>, ConnectorError>> {
+        let vendor = self.vendor();
+        Box::pin(futures::stream::once(async move {
+            Err(ConnectorError::unsupported(vendor, "SMS consent"))
+        }))
+    }
+
+    /// The way to create customers in this source (`writeBack.createCustomers`), if it has one.
+    fn customer_creator(&self) -> Option<&dyn CustomerCreator> {
+        None
+    }
+}
+
+/// A source that takes new customers (Shopify's `customerCreate`).
+#[async_trait]
+pub trait CustomerCreator: Send + Sync {
+    /// Creates each customer, in as few calls as the source's budget allows. A customer the
+    /// source refuses (e.g. "Email has already been taken") is a rejection, never retried.
+    async fn create_customers(
+        &self,
+        creates: &[CustomerCreate],
+        control: &ApplyControl,
+    ) -> Result<ConsentWriteReport, ConnectorError>;
 }
 
 /// What writing consent back to a source did.
@@ -313,6 +340,25 @@ pub trait Target: Send + Sync {
         Box::pin(futures::stream::once(async move {
             Err(ConnectorError::unsupported(vendor, "consent times"))
         }))
+    }
+
+    /// Every live member with its tags, names, opt-in time and SMS fields (the SMS and
+    /// write-back passes), page by page.
+    fn audience_members(&self) -> BoxStream<'_, Result<Vec<AudienceMember>, ConnectorError>> {
+        let vendor = self.vendor();
+        Box::pin(futures::stream::once(async move {
+            Err(ConnectorError::unsupported(vendor, "SMS fields"))
+        }))
+    }
+
+    /// Writes members' SMS fields (and nothing else of them).
+    async fn write_sms(
+        &self,
+        writes: &[SmsWrite],
+        control: &ApplyControl,
+    ) -> Result<ConsentWriteReport, ConnectorError> {
+        let _ = (writes, control);
+        Err(ConnectorError::unsupported(self.vendor(), "SMS fields"))
     }
 
     /// Creates the target fields the mapping writes when they are missing.

@@ -20,6 +20,8 @@
 //! - [`two_way`]: two-way consent between a shop and a Mailchimp audience (later change wins).
 //! - [`activity`]: the bounded log of what each run changed, record by record.
 //! - [`event_batches`]: events cut into target-sized batches on order boundaries.
+//! - [`sms`]: SMS subscribers from a shop into Mailchimp's SMS fields (from a date, E.164).
+//! - [`new_customers`]: Mailchimp members not in the shop become shop customers (write-back).
 
 pub mod activity;
 pub mod connector;
@@ -34,19 +36,21 @@ pub mod fingerprint;
 pub mod mapping;
 pub mod member;
 pub mod merge;
+pub mod new_customers;
 pub mod order;
 pub mod order_events;
 pub mod plan;
 pub mod prepare;
 pub mod rejections;
 pub mod segment;
+pub mod sms;
 pub mod two_way;
 
 pub use connector::{
     ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentWriteReport, ConsentWriter,
-    ErrorKind, EventRejection, EventReport, EventSink, OrderDestination, OrderPage, OrderReport,
-    OrderScope, OrderSendOptions, OrderSink, OrderSource, ReadScope, RecordRejection, SegmentInfo,
-    Source, SourcePage, Target, TargetInfo,
+    CustomerCreator, ErrorKind, EventRejection, EventReport, EventSink, OrderDestination,
+    OrderPage, OrderReport, OrderScope, OrderSendOptions, OrderSink, OrderSource, ReadScope,
+    RecordRejection, SegmentInfo, Source, SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
 pub use cursor::{SourceCheckpoints, cap_checkpoint};
@@ -57,6 +61,7 @@ pub use event_batches::{BatchLimits, BatchSizer, KLAVIYO_BULK, plan_batches};
 pub use mapping::{FieldMapping, FieldValue};
 pub use member::{MemberStatus, TargetMember};
 pub use merge::{Attribute, FieldPrecedence, Merged, SourceMerger};
+pub use new_customers::{AudienceMember, CustomerCreate, plan_customer_creates};
 pub use order_events::{
     EventKinds, EventOptions, OrderEvents, OrderOutcome, OrderRejection, SentLedger,
     SkipReason as OrderSkipReason, Unsendable, events_of_orders, order_events, sendable,
@@ -67,6 +72,10 @@ pub use plan::{
 };
 pub use rejections::{RejectionPolicy, RememberedRejection};
 pub use segment::{SegmentMode, SegmentPlan, SourceSegment, plan_segment};
+pub use sms::{
+    MemberSms, MemberSmsStatus, ShopCustomer, SmsChange, SmsConsent, SmsCounts, SmsDecision,
+    SmsSkip, SmsState, SmsWrite, decide_sms, e164,
+};
 pub use two_way::{
     ConsentWrite, MemberConsent, OptInLevel, Reconciled, TwoWayCounts, TwoWayOutcome, reconcile,
 };

@@ -23,6 +23,7 @@ mod client;
 mod ecommerce;
 pub mod member_events;
 mod read;
+mod sms;
 mod wire;
 mod write;
 
@@ -320,6 +321,20 @@ impl Target for MailchimpTarget {
     ) -> BoxStream<'_, Result<Vec<(TargetMember, audience_core::MemberConsent)>, ConnectorError>>
     {
         self.inner.members_with_consent()
+    }
+
+    fn audience_members(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<audience_core::AudienceMember>, ConnectorError>> {
+        self.inner.audience_members()
+    }
+
+    async fn write_sms(
+        &self,
+        writes: &[audience_core::SmsWrite],
+        control: &ApplyControl,
+    ) -> Result<audience_core::ConsentWriteReport, ConnectorError> {
+        self.inner.write_sms(writes, control).await
     }
 
     async fn members_by_email(

@@ -53,7 +53,7 @@ struct BatchOutcome {
 }
 
 /// What one per-member call did.
-enum MemberOutcome {
+pub(super) enum MemberOutcome {
     Done,
     /// Nothing to do (e.g. archiving a member that is not in the audience).
     Absent,
@@ -248,7 +248,7 @@ impl Inner {
 
     /// A call about one member: 2xx is done, 404 means the member is not there, another 4xx
     /// (other than auth and rate limits) is that member's refusal; the rest fails the apply.
-    async fn member_call(
+    pub(super) async fn member_call(
         &self,
         call: &Call<'_>,
         email: &str,

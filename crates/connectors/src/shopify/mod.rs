@@ -51,6 +51,7 @@
 //!
 //! Orders are read by the same source ([`audience_core::OrderSource`], in [`orders`]).
 
+mod channels;
 mod consent;
 pub mod metafields;
 mod orders;
@@ -721,6 +722,16 @@ impl Source for ShopifySource {
     }
 
     fn metafield_writer(&self) -> Option<&dyn audience_core::customer_events::MetafieldWriter> {
+        Some(self)
+    }
+
+    fn shop_customers(
+        &self,
+    ) -> BoxStream<'_, Result<Vec<audience_core::ShopCustomer>, ConnectorError>> {
+        self.channel_pages()
+    }
+
+    fn customer_creator(&self) -> Option<&dyn audience_core::CustomerCreator> {
         Some(self)
     }
 

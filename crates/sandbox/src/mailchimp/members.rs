@@ -79,6 +79,7 @@ pub fn member_input(fields: &mut Fields<'_>, with_tags: bool) -> MemberInput {
     fields.array("marketing_permissions");
     input.timestamp_signup = written_timestamp(fields, "timestamp_signup");
     input.timestamp_opt = written_timestamp(fields, "timestamp_opt");
+    super::sms::read_input(fields, &mut input);
     if with_tags {
         input.tags = fields.strings("tags");
         for (i, tag) in input.tags.iter().flatten().enumerate() {

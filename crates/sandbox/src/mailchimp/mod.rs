@@ -31,6 +31,8 @@
 //!   `null` values are refused by the schema; interests only by the ids the audience has
 //!   ([`Mailchimp::add_interest`]; others: 400 "Invalid interest ID: '…'.");
 //! - each operation's own status enum (`PATCH` has no `transactional`);
+//! - SMS member fields (`sms_phone_number`, `sms_subscription_status`), newer than the stored
+//!   spec: see [`sms`] for what is known and what is [U];
 //! - an optional plan contact limit ([`Mailchimp::set_contact_limit`]);
 //! - `last_changed` on every change, for `since_last_changed`; the clock can be moved forward
 //!   ([`Mailchimp::advance_clock`]) so tests need no sleeps;
@@ -71,6 +73,7 @@ mod merge_fields;
 mod params;
 mod render;
 mod segments;
+mod sms;
 mod spec_routes;
 mod state;
 pub mod webhooks;
@@ -343,6 +346,10 @@ pub struct MemberSnapshot {
     pub email_type: String,
     pub last_changed: DateTime<Utc>,
     pub timestamp_opt: Option<DateTime<Utc>>,
+    /// `sms_phone_number` (`""` when none).
+    pub sms_phone_number: String,
+    /// `sms_subscription_status` (`None`: never set).
+    pub sms_subscription_status: Option<String>,
 }
 
 /// The simulated Mailchimp account, shared by every request (clones share state).
@@ -749,5 +756,7 @@ fn snapshot(list: &state::List, hash: &str, member: &state::Member) -> MemberSna
         email_type: member.email_type.clone(),
         last_changed: member.last_changed,
         timestamp_opt: member.timestamp_opt,
+        sms_phone_number: member.sms_phone_number.clone(),
+        sms_subscription_status: member.sms_subscription_status.clone(),
     }
 }

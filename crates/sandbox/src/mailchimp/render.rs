@@ -97,6 +97,11 @@ pub fn member(list: &List, hash: &str, member: &Member, links: &Links) -> Value 
         "last_changed": timestamp(member.last_changed),
         "language": member.language,
         "vip": member.vip,
+        "sms_phone_number": member.sms_phone_number,
+        "sms_subscription_status": member.sms_subscription_status.as_deref().unwrap_or(""),
+        "sms_subscription_last_updated": optional_timestamp(member.sms_subscription_last_updated),
+        // [U] Read-only; Mailchimp does not say when it is false for an API-added contact.
+        "consents_to_one_to_one_messaging": true,
         "email_client": "",
         "location": {
             "latitude": member.latitude,

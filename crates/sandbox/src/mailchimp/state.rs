@@ -156,6 +156,11 @@ pub struct Member {
     pub timestamp_opt: Option<DateTime<Utc>>,
     pub member_rating: u8,
     pub last_changed: DateTime<Utc>,
+    /// `sms_phone_number` (`""` when none), see [`super::sms`].
+    pub sms_phone_number: String,
+    /// `sms_subscription_status`; `None` renders as `""` [U].
+    pub sms_subscription_status: Option<String>,
+    pub sms_subscription_last_updated: Option<DateTime<Utc>>,
 }
 
 impl Member {
@@ -179,6 +184,9 @@ impl Member {
             timestamp_opt: (status == MemberStatus::Subscribed).then_some(now),
             member_rating: 2,
             last_changed: now,
+            sms_phone_number: String::new(),
+            sms_subscription_status: None,
+            sms_subscription_last_updated: None,
         };
         member.record_status(status);
         member
@@ -334,6 +342,8 @@ pub struct MemberInput {
     pub ip_opt: Option<String>,
     pub timestamp_opt: Option<DateTime<Utc>>,
     pub tags: Option<Vec<String>>,
+    pub sms_phone_number: Option<String>,
+    pub sms_subscription_status: Option<String>,
 }
 
 /// The operation a member write comes from.
@@ -621,7 +631,8 @@ impl State {
                     );
                 }
             }
-            apply_input(&mut member, &input, merge);
+            super::sms::check_write(None, &input)?;
+            apply_input(&mut member, &input, merge, now);
             if status == MemberStatus::Subscribed {
                 member.timestamp_opt = Some(input.timestamp_opt.unwrap_or(now));
                 list.last_sub_date = Some(now);
@@ -706,8 +717,9 @@ impl State {
             false,
             skip_merge_validation,
         )?;
+        super::sms::check_write(Some(&existing), &input)?;
         let mut member = existing.clone();
-        apply_input(&mut member, &input, merge);
+        apply_input(&mut member, &input, merge, now);
         // The same address in another case keeps the stored spelling; a new address replaces it.
         if new_key != key
             && let Some(email) = &email
@@ -1005,7 +1017,13 @@ pub fn check_transition(
     }
 }
 
-fn apply_input(member: &mut Member, input: &MemberInput, merge: BTreeMap<String, Value>) {
+fn apply_input(
+    member: &mut Member,
+    input: &MemberInput,
+    merge: BTreeMap<String, Value>,
+    now: DateTime<Utc>,
+) {
+    super::sms::apply(member, input, now);
     if let Some(v) = &input.email_type {
         member.email_type = v.clone();
     }

@@ -7,8 +7,9 @@
 //!   terms `updated_at:` / `created_at:` (`>`, `>=`, `<`, `<=`, quoted RFC 3339; a time without a zone
 //!   is read in the shop's time zone, as Shopify does), `id:` and `email:`;
 //! - `segments(first, after, reverse)` and `customerSegmentMembers(segmentId, first, after, reverse)`;
-//! - the mutation `customerEmailMarketingConsentUpdate(input: {...})`;
-//! - the mutation `metafieldsSet(metafields: [...])` on customers (see [`metafields`]);
+//! - the mutations `customerEmailMarketingConsentUpdate(input: {...})`, `customerCreate(input:
+//!   {...})` (see [`customer_create`]: emails unique case-insensitively, Shopify's user errors)
+//!   and `metafieldsSet(metafields: [...])` on customers (see [`metafields`]);
 //! - `orders`, `order(id)` and `shop` (see [`orders`], whose nested connections multiply the cost).
 //!
 //! With webhooks on ([`Shopify::send_webhooks_to`]), customer changes are also posted as Shopify
@@ -30,6 +31,7 @@
 //!
 //! Deleted customers simply disappear (Shopify announces deletions only by webhook).
 
+pub mod customer_create;
 pub mod graphql;
 pub mod metafields;
 pub mod orders;
@@ -104,6 +106,8 @@ pub struct Customer {
     pub consent_updated_at: Option<DateTime<Utc>>,
     /// `CustomerSmsMarketingState` when the customer has a phone.
     pub sms_marketing_state: Option<String>,
+    /// `smsMarketingConsent.consentUpdatedAt`: when the SMS consent last changed.
+    pub sms_consent_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -123,6 +127,7 @@ impl Default for Customer {
             marketing_opt_in_level: None,
             consent_updated_at: None,
             sms_marketing_state: None,
+            sms_consent_updated_at: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
         }
@@ -162,6 +167,8 @@ pub struct ShopifyCounters {
     pub root_fields: BTreeMap<String, u64>,
     /// Consent updates that changed a customer's consent (an older `consentUpdatedAt` does not).
     pub consent_updates: u64,
+    /// Customers `customerCreate` created.
+    pub customers_created: u64,
 }
 
 struct Bucket {
@@ -307,6 +314,7 @@ impl Shopify {
                     marketing_opt_in_level: level.map(str::to_string),
                     consent_updated_at: level.map(|_| person.created_at),
                     sms_marketing_state: Some("NOT_SUBSCRIBED".into()),
+                    sms_consent_updated_at: None,
                     created_at: person.created_at,
                     updated_at: person.updated_at,
                 },
@@ -682,9 +690,10 @@ fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
         }
         (OperationKind::Query, "orders" | "order" | "shop") => orders::requested_cost(field),
         (OperationKind::Query, "__typename") => Ok(0.0),
-        (OperationKind::Mutation, "customerEmailMarketingConsentUpdate" | "metafieldsSet") => {
-            Ok(MUTATION_COST)
-        }
+        (
+            OperationKind::Mutation,
+            "customerEmailMarketingConsentUpdate" | "metafieldsSet" | "customerCreate",
+        ) => Ok(MUTATION_COST),
         (OperationKind::Query, other) => Err(error(
             format!("Field '{other}' doesn't exist on type 'QueryRoot'"),
             "undefinedField",
@@ -940,6 +949,9 @@ fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Va
             now,
         ));
     }
+    if field.name == "customerCreate" {
+        return customer_create::resolve(state, field);
+    }
     if field.name != "customerEmailMarketingConsentUpdate" {
         return Err(error(
             format!("Field '{}' doesn't exist on type 'Mutation'", field.name),
@@ -1106,8 +1118,9 @@ fn customer_json(c: &Customer) -> Value {
         json!({
             "__typename": "CustomerSmsMarketingConsentState",
             "marketingState": c.sms_marketing_state.clone().unwrap_or_else(|| "NOT_SUBSCRIBED".into()),
+            // [U] The opt-in level of an SMS consent is not simulated.
             "marketingOptInLevel": "UNKNOWN",
-            "consentUpdatedAt": null,
+            "consentUpdatedAt": c.sms_consent_updated_at.as_ref().map(ts),
             "consentCollectedFrom": "OTHER",
         })
     });
