@@ -449,19 +449,27 @@ impl RetailCrmSource {
 
     /// The newest history entry's id: page 1 for the page count, then the last page if it differs.
     async fn latest_history_id(&self) -> Result<u64, ConnectorError> {
+        self.latest_history_id_at(HISTORY, "/api/v5/customers/history")
+            .await
+    }
+
+    /// The newest entry's id of a history list (customers' or orders'): page 1 for the page
+    /// count, then the last page if it differs. The API has no "latest id" lookup.
+    async fn latest_history_id_at(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Result<u64, ConnectorError> {
         let page = |n: u64| {
             vec![
                 ("limit".to_string(), PAGE_LIMIT.to_string()),
                 ("page".to_string(), n.to_string()),
             ]
         };
-        let first: HistoryAnswer = self
-            .get(HISTORY, "/api/v5/customers/history", &page(1))
-            .await?;
+        let first: HistoryIds = self.get(endpoint, path, &page(1)).await?;
         let pages = first.pagination.as_ref().map_or(1, |p| p.total_page_count);
         let last = if pages > 1 {
-            self.get(HISTORY, "/api/v5/customers/history", &page(pages))
-                .await?
+            self.get(endpoint, path, &page(pages)).await?
         } else {
             first
         };
@@ -932,7 +940,6 @@ impl Answer for CustomersAnswer {
 #[derive(Deserialize)]
 struct HistoryAnswer {
     success: bool,
-    pagination: Option<Pagination>,
     #[serde(default)]
     history: Vec<WireHistory>,
 }
@@ -955,6 +962,26 @@ impl Answer for SegmentsAnswer {
     fn success(&self) -> bool {
         self.success
     }
+}
+
+/// Only the ids of a history page (customers' or orders').
+#[derive(Deserialize)]
+struct HistoryIds {
+    success: bool,
+    pagination: Option<Pagination>,
+    #[serde(default)]
+    history: Vec<HistoryId>,
+}
+
+impl Answer for HistoryIds {
+    fn success(&self) -> bool {
+        self.success
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryId {
+    id: u64,
 }
 
 #[derive(Deserialize)]

@@ -126,27 +126,6 @@ impl RetailCrmSource {
             .await
     }
 
-    /// The newest order-history entry's id: page 1 for the page count, then the last page.
-    async fn latest_order_history_id(&self) -> Result<u64, ConnectorError> {
-        let page = |n: u64| {
-            vec![
-                ("limit".to_string(), PAGE_LIMIT.to_string()),
-                ("page".to_string(), n.to_string()),
-            ]
-        };
-        let first: OrderHistoryAnswer = self
-            .get(ORDER_HISTORY, "/api/v5/orders/history", &page(1))
-            .await?;
-        let pages = first.pagination.as_ref().map_or(1, |p| p.total_page_count);
-        let last = if pages > 1 {
-            self.get(ORDER_HISTORY, "/api/v5/orders/history", &page(pages))
-                .await?
-        } else {
-            first
-        };
-        Ok(last.history.iter().map(|h| h.id).max().unwrap_or(0))
-    }
-
     async fn orders_by_id(&self, ids: &[u64]) -> Result<Vec<WireOrder>, ConnectorError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_CALL) {
@@ -174,7 +153,10 @@ impl RetailCrmSource {
             } => {
                 let covered = match checkpoint {
                     Some(id) => *id,
-                    None => *checkpoint.insert(self.latest_order_history_id().await?),
+                    None => *checkpoint.insert(
+                        self.latest_history_id_at(ORDER_HISTORY, "/api/v5/orders/history")
+                            .await?,
+                    ),
                 };
                 let mut params = vec![
                     ("limit".to_string(), PAGE_LIMIT.to_string()),
@@ -497,7 +479,6 @@ impl Answer for OrdersAnswer {
 #[derive(Deserialize)]
 struct OrderHistoryAnswer {
     success: bool,
-    pagination: Option<Pagination>,
     #[serde(default)]
     history: Vec<WireOrderHistory>,
 }

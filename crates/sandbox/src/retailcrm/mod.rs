@@ -761,6 +761,65 @@ fn pagination(limit: u64, total: usize, page: u64) -> Value {
     })
 }
 
+/// The query of a history list (customers' or orders'): `limit`, `page` (never with
+/// `filter[sinceId]`, as RetailCRM has answered since 2023-05-15), and the date window.
+struct HistoryQuery {
+    limit: u64,
+    page: u64,
+    since_id: Option<u64>,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+#[allow(clippy::result_large_err)]
+fn history_query(params: &Params) -> Result<HistoryQuery, Response> {
+    let (limit, page) = limit_and_page(params)?;
+    let since_id = match params.get("filter[sinceId]") {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(invalid_parameter(
+                    "filter[sinceId]",
+                    "This value should be of type int.",
+                ));
+            }
+        },
+    };
+    if since_id.is_some() && page.is_some() {
+        return Err(failure(
+            StatusCode::BAD_REQUEST,
+            "The \"page\" parameter cannot be used together with \"filter[sinceId]\". Use \"filter[sinceId]\" to page through the history.",
+            None,
+        ));
+    }
+    let mut bounds = [None, None];
+    for (slot, name) in bounds
+        .iter_mut()
+        .zip(["filter[startDate]", "filter[endDate]"])
+    {
+        if let Some(v) = params.get(name) {
+            match parse_account_time(v) {
+                Some(t) => *slot = Some(t),
+                None => {
+                    return Err(invalid_parameter(
+                        name,
+                        "This value is not a valid datetime (Y-m-d H:i:s).",
+                    ));
+                }
+            }
+        }
+    }
+    let [start, end] = bounds;
+    Ok(HistoryQuery {
+        limit,
+        page: page.unwrap_or(1),
+        since_id,
+        start,
+        end,
+    })
+}
+
 async fn customers_handler(
     AxumState(sim): AxumState<RetailCrm>,
     headers: HeaderMap,
@@ -881,48 +940,19 @@ async fn history_handler(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (limit, page) = match limit_and_page(&params) {
-        Ok(v) => v,
+    let HistoryQuery {
+        limit,
+        page,
+        since_id,
+        start,
+        end,
+    } = match history_query(&params) {
+        Ok(q) => q,
         Err(r) => return r,
     };
-    let since_id = match params.get("filter[sinceId]") {
-        None => None,
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                return invalid_parameter("filter[sinceId]", "This value should be of type int.");
-            }
-        },
-    };
-    if since_id.is_some() && page.is_some() {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "The \"page\" parameter cannot be used together with \"filter[sinceId]\". Use \"filter[sinceId]\" to page through the history.",
-            None,
-        );
-    }
-    let mut bounds = [None, None];
-    for (slot, name) in bounds
-        .iter_mut()
-        .zip(["filter[startDate]", "filter[endDate]"])
-    {
-        if let Some(v) = params.get(name) {
-            match parse_account_time(v) {
-                Some(t) => *slot = Some(t),
-                None => {
-                    return invalid_parameter(
-                        name,
-                        "This value is not a valid datetime (Y-m-d H:i:s).",
-                    );
-                }
-            }
-        }
-    }
-    let [start, end] = bounds;
     let customer_id = params
         .get("filter[customerId]")
         .and_then(|v| v.parse::<u64>().ok());
-    let page = page.unwrap_or(1);
     let matching: Vec<&HistoryEntry> = state
         .history
         .iter()

@@ -27,14 +27,14 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State as AxumState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Params, RetailCrm, SITE, account_offset, account_time, admit, failure, invalid_parameter,
-    limit_and_page, now_secs, pagination, parse_account_time,
+    HistoryQuery, Params, RetailCrm, SITE, account_offset, account_time, admit, history_query,
+    invalid_parameter, limit_and_page, now_secs, pagination,
 };
 use crate::seed::Person;
 
@@ -563,45 +563,16 @@ pub(super) async fn orders_history_handler(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (limit, page) = match limit_and_page(&params) {
-        Ok(v) => v,
+    let HistoryQuery {
+        limit,
+        page,
+        since_id,
+        start,
+        end,
+    } = match history_query(&params) {
+        Ok(q) => q,
         Err(r) => return r,
     };
-    let since_id = match params.get("filter[sinceId]") {
-        None => None,
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                return invalid_parameter("filter[sinceId]", "This value should be of type int.");
-            }
-        },
-    };
-    if since_id.is_some() && page.is_some() {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "The \"page\" parameter cannot be used together with \"filter[sinceId]\". Use \"filter[sinceId]\" to page through the history.",
-            None,
-        );
-    }
-    let mut bounds = [None, None];
-    for (slot, name) in bounds
-        .iter_mut()
-        .zip(["filter[startDate]", "filter[endDate]"])
-    {
-        if let Some(v) = params.get(name) {
-            match parse_account_time(v) {
-                Some(t) => *slot = Some(t),
-                None => {
-                    return invalid_parameter(
-                        name,
-                        "This value is not a valid datetime (Y-m-d H:i:s).",
-                    );
-                }
-            }
-        }
-    }
-    let [start, end] = bounds;
-    let page = page.unwrap_or(1);
     let book = &state.orders;
     let matching: Vec<&OrderHistoryEntry> = book
         .history
