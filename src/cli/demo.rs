@@ -515,6 +515,13 @@ fn short_counts(report: &SyncReport) -> String {
     let Some(c) = report.counts else {
         return "no counts".into();
     };
+    if report.mode == "orders" && report.target == "mailchimp" {
+        // A store keeps orders, not events (the per-kind counts are orders and their lines).
+        return format!(
+            "{} of {} orders into the store",
+            c.events.placed_order, c.source
+        );
+    }
     if report.mode == "orders" {
         return format!("{} events from {} orders", c.events.total(), c.source);
     }
