@@ -359,6 +359,25 @@ impl Mailchimp {
         self.record(list_id, email, campaign_id, "click", Some(url))
     }
 
+    /// When the person last had activity `kind` ("sent", "open", "click") in the campaign, as
+    /// the simulator recorded it (tests compare with this, not with a clock that keeps moving).
+    pub fn last_activity_at(
+        &self,
+        list_id: &str,
+        email: &str,
+        campaign_id: &str,
+        kind: &str,
+    ) -> Option<DateTime<Utc>> {
+        let store = self.events_lock();
+        store
+            .activity
+            .get(&(list_id.to_string(), subscriber_hash(email)))?
+            .iter()
+            .filter(|a| a.activity_type == kind && a.campaign_id == campaign_id)
+            .map(|a| a.at)
+            .max()
+    }
+
     fn record(
         &self,
         list_id: &str,
