@@ -62,6 +62,18 @@ fn counts(s: &AudienceSync) -> audience_operator::crd::RunCounts {
         .unwrap_or_default()
 }
 
+/// Mailchimp calls of one route template since the stats were last cleared.
+fn route_calls(h: &Harness, route: &str) -> u64 {
+    h.sandbox
+        .sandbox
+        .stats
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.vendor == audience_sandbox::Vendor::Mailchimp && k.route == route)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn metafield(h: &Harness, id: u64, key: &str) -> Option<String> {
     h.shopify()
         .customer_metafields(id)
@@ -155,10 +167,29 @@ async fn shopper_events_reach_known_contacts_and_email_activity_reaches_the_shop
     let writes = h.shopify().metafield_writes();
     assert_eq!(writes.1, 6);
 
-    // No new activity: the next run writes nothing.
+    // The cursor is kept in the status (a restarted operator goes on from it): the click.
+    let clicked_at = h
+        .mailchimp()
+        .last_activity_at(AUDIENCE, "ann@gmail.com", "camp1", "click")
+        .unwrap();
+    let cursor = third
+        .status
+        .as_ref()
+        .and_then(|s| s.email_activity_cursor.as_ref())
+        .map(|t| t.0.as_second());
+    assert_eq!(cursor, Some(clicked_at.timestamp()));
+
+    // No new activity: the next run writes nothing, and finds that out from the campaign
+    // reports, not by asking for every contact's feed.
+    h.sandbox.sandbox.stats.clear();
     let fourth = h.sync_now::<AudienceSync>("events", "activity-2").await;
     assert_eq!(counts(&fourth).email_activity_written, 0);
     assert_eq!(h.shopify().metafield_writes(), writes);
+    assert_eq!(
+        route_calls(&h, "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"),
+        0
+    );
+    assert_eq!(route_calls(&h, "/3.0/reports/{campaign_id}/email-activity"), 1);
 
     // A second open: only the changed totals move.
     h.mailchimp().advance_clock(chrono::Duration::minutes(1));
@@ -166,9 +197,15 @@ async fn shopper_events_reach_known_contacts_and_email_activity_reaches_the_shop
         h.mailchimp()
             .record_open(AUDIENCE, "ann@gmail.com", "camp1")
     );
+    h.sandbox.sandbox.stats.clear();
     h.sync_now::<AudienceSync>("events", "activity-3").await;
     assert_eq!(metafield(&h, ann, "email_opens").as_deref(), Some("2"));
     assert_eq!(h.shopify().metafield_writes().0, writes.0 + 1);
+    // Only Ann's feed is read (Bob had no activity).
+    assert_eq!(
+        route_calls(&h, "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"),
+        1
+    );
     h.assert_no_secret_leaked().await;
 }
 

@@ -179,6 +179,9 @@ pub fn record_success(
     if ex.checkpoint.is_some() {
         status.checkpoint = ex.checkpoint;
     }
+    if let Some(cursor) = ex.email_activity_cursor.and_then(to_time) {
+        status.email_activity_cursor = Some(cursor);
+    }
     push_history(
         status,
         HistoryEntry {
@@ -239,6 +242,9 @@ fn record_interrupted(
     }
     if ex.checkpoint.is_some() {
         status.checkpoint = ex.checkpoint;
+    }
+    if let Some(cursor) = ex.email_activity_cursor.and_then(to_time) {
+        status.email_activity_cursor = Some(cursor);
     }
     push_history(
         status,
@@ -444,4 +450,8 @@ mod tests {
         assert_eq!(status.next_sync_time, None);
         assert_eq!(status.checkpoint.as_deref(), Some("v1"));
     }
+}
+
+fn to_time(at: chrono::DateTime<chrono::Utc>) -> Option<Time> {
+    jiff::Timestamp::from_second(at.timestamp()).ok().map(Time)
 }

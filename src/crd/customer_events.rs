@@ -19,12 +19,13 @@ fn yes() -> bool {
 ///   posts to the operator (`POST /events/shopify/{namespace}/{name}` on `--webhook-addr`, key
 ///   `pixelSecret` of the source's credentials Secret) become Mailchimp member events, for
 ///   contacts the audience already has; others are counted and dropped.
-/// - **Mailchimp → Shopify** (`emailActivity`): each run, after the push, the sends, opens and
-///   clicks of the sync's contacts (Mailchimp's member activity feed) are written to the Shopify
+/// - **Mailchimp → Shopify** (`emailActivity`): each run, after the push, the contacts with
+///   sends, opens or clicks since `status.emailActivityCursor` (found in the campaign reports
+///   of the audience's campaigns of the last 90 days) get their totals written to the Shopify
 ///   customer as metafields in the namespace `audience_operator` (`email_received`,
 ///   `email_opens`, `email_clicks`, `last_email_received_at`, `last_email_opened_at`,
-///   `last_email_clicked_at`), only for contacts with activity newer than the last run's. Needs
-///   the Shopify scope `write_customers`.
+///   `last_email_clicked_at`). Quiet contacts cost nothing. Needs the Shopify scope
+///   `write_customers`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerEventsSpec {

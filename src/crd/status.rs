@@ -463,6 +463,11 @@ pub struct SyncStatus {
     /// The spec generation `checkpoint` was saved under; a changed spec makes the next run full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_generation: Option<i64>,
+    /// `customerEvents.emailActivity`: the newest Mailchimp email activity (send, open, click)
+    /// already written to the shop; the next run asks Mailchimp's campaign reports for what
+    /// came after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_activity_cursor: Option<Time>,
     /// When the last full run (every record and member read) that was applied started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full_sync_time: Option<Time>,

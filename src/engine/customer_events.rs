@@ -6,23 +6,24 @@
 //!   one call each through the target's client (so within the API key's shared budget), only for
 //!   contacts the audience has: Mailchimp's 404 counts the event as unknown and drops it. Events
 //!   naming only a Shopify customer id are matched to an email from the source's customers.
-//! - **Mailchimp → Shopify**: for every source customer with an email, the member's activity
-//!   feed is asked for entries newer than the sync's cursor (one call per contact); a contact
-//!   with new activity has its whole feed read and its totals written as customer metafields in
-//!   [`NAMESPACE`] (`metafieldsSet`, 25 per call). The cursor is the newest activity time seen,
-//!   moved only when every write succeeded.
+//! - **Mailchimp → Shopify**: the contacts with email activity since the sync's cursor
+//!   (`status.emailActivityCursor`) are found in Mailchimp's campaign reports (a few calls per
+//!   recent campaign, nothing per quiet contact), their Shopify customers are looked up by
+//!   address (50 per search), and each one's whole activity feed is read so its totals can be
+//!   written as customer metafields in [`NAMESPACE`] (`metafieldsSet`, 25 per call). The cursor
+//!   is the newest activity time the reports showed, moved only when every write succeeded,
+//!   and kept in the status so a restarted operator goes on from it.
 //!
-//! Neither half fails the run: the push is done by then; their errors are reported in the
-//! outcome (and logged) and the next run tries again.
-//!
-//! Not done ([U]): the activity cursor lives in the operator's memory, per sync: after a restart
-//! the first run writes every contact's totals again (the same values; Shopify keeps them).
+//! Neither half reads the whole shop when the source can look customers up (Shopify); one that
+//! cannot is read in full once per run for the id ↔ address map. Neither half fails the run:
+//! the push is done by then; their errors are reported in the outcome (and logged) and the
+//! next run tries again.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
 
 use audience_core::customer_events::{
-    ActivityKind, CustomerEventsTarget, EmailActivity, EventOutcome, MemberEvent, MetafieldWrite,
+    ActiveContacts, ActivityKind, CustomerEventsTarget, EmailActivity, EventOutcome, MemberEvent, MetafieldWrite,
     MetafieldWriter,
 };
 use audience_core::{Email, ReadScope};
@@ -40,10 +41,12 @@ pub const MAX_QUEUED_PER_SYNC: usize = 5_000;
 /// What an AudienceSync run does with customer events (from `spec.customerEvents`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerEventsJob {
-    /// `namespace/name`: the key of the sync's shopper-event queue and activity cursor.
+    /// `namespace/name`: the key of the sync's shopper-event queue.
     pub sync_key: String,
     pub shopper_events: bool,
     pub email_activity: bool,
+    /// The newest email activity already written back (from the status).
+    pub activity_cursor: Option<DateTime<Utc>>,
 }
 
 /// What the customer-events half of a run did.
@@ -60,6 +63,9 @@ pub struct CustomerEventsReport {
     pub email_activity_contacts: u64,
     /// Metafields written to the shop.
     pub email_activity_written: u64,
+    /// The cursor to save: the newest activity written back (`None`: keep the old one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_cursor: Option<DateTime<Utc>>,
     /// Contacts the shop refused a metafield write for.
     pub email_activity_rejected: u64,
     /// Why a half stopped early, if it did (no secrets in it: connector errors are redacted).
@@ -84,7 +90,6 @@ struct Queue {
 }
 
 static QUEUES: LazyLock<Mutex<HashMap<String, Queue>>> = LazyLock::new(Default::default);
-static CURSORS: LazyLock<Mutex<HashMap<String, DateTime<Utc>>>> = LazyLock::new(Default::default);
 
 /// Queues a checked shopper event for the sync `namespace/name` (the receiver calls this).
 pub fn queue_shopper_event(sync_key: &str, event: QueuedShopperEvent) {
@@ -135,38 +140,62 @@ pub(super) async fn after_push(job: &AudienceJob<'_>, outcome: &mut RunOutcome) 
         outcome.customer_events = Some(report);
         return;
     };
-    // The source's customers: emails by Shopify id (for events naming only a customer id) and
-    // the contacts whose activity is written back.
-    let mut contacts: Vec<(String, Email)> = Vec::new();
-    if settings.email_activity || settings.shopper_events {
-        let mut pages = one.source.read(ReadScope::Full);
-        while let Some(page) = pages.next().await {
-            match page {
-                Ok(page) => contacts.extend(
-                    page.contacts
-                        .into_iter()
-                        .filter_map(|c| Some((c.source_id, Email::parse(&c.email).ok()?))),
-                ),
-                Err(e) => {
-                    report.errors.push(format!("source: {e}"));
-                    contacts.clear();
-                    break;
-                }
-            }
-        }
-    }
-    if settings.shopper_events {
-        send_shopper_events(&settings.sync_key, target, &contacts, &mut report).await;
+    let queue = if settings.shopper_events {
+        Some(take_queue(&settings.sync_key))
     } else {
         // Events off since they were queued: they are not sent later either.
         let dropped = take_queue(&settings.sync_key);
         report.shopper_events_dropped += dropped.events.len() as u64 + dropped.dropped;
+        None
+    };
+    let active = if settings.email_activity {
+        match target.active_contacts(settings.activity_cursor).await {
+            Ok(active) => Some(active),
+            Err(e) => {
+                report.errors.push(format!("email activity: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // The source customers both halves need: those the queued events name only by id, and
+    // those with new email activity.
+    let wanted_ids: Vec<String> = queue
+        .iter()
+        .flat_map(|q| &q.events)
+        .filter(|e| e.email.is_none())
+        .filter_map(|e| e.customer_id.clone())
+        .collect();
+    let wanted_emails: Vec<String> = active
+        .iter()
+        .flat_map(|a| a.emails.iter().cloned())
+        .collect();
+    let contacts = if wanted_ids.is_empty() && wanted_emails.is_empty() {
+        Vec::new()
+    } else {
+        match customers(one.source, &wanted_emails, &wanted_ids).await {
+            Ok(contacts) => contacts,
+            Err(e) => {
+                report.errors.push(format!("source: {e}"));
+                Vec::new()
+            }
+        }
+    };
+    if let Some(queue) = queue {
+        send_shopper_events(queue, target, &contacts, &mut report).await;
     }
-    if settings.email_activity && report.errors.is_empty() {
+    if let Some(active) = active
+        && report.errors.is_empty()
+    {
         match one.source.metafield_writer() {
             Some(writer) => {
-                write_email_activity(&settings.sync_key, target, writer, &contacts, &mut report)
-                    .await
+                let owners: Vec<(String, Email)> = contacts
+                    .iter()
+                    .filter(|(_, email)| active.emails.contains(email.as_str()))
+                    .cloned()
+                    .collect();
+                write_email_activity(&active, target, writer, &owners, &mut report).await
             }
             None => report.errors.push(format!(
                 "the {} source takes no metafields",
@@ -180,13 +209,36 @@ pub(super) async fn after_push(job: &AudienceJob<'_>, outcome: &mut RunOutcome) 
     outcome.customer_events = Some(report);
 }
 
+/// `(source id, address)` of the source customers with these addresses or ids: looked up when
+/// the source can, else from a full read.
+async fn customers(
+    source: &dyn audience_core::Source,
+    emails: &[String],
+    ids: &[String],
+) -> Result<Vec<(String, Email)>, audience_core::ConnectorError> {
+    let parsed = |pairs: Vec<(String, String)>| {
+        pairs
+            .into_iter()
+            .filter_map(|(id, email)| Some((id, Email::parse(&email).ok()?)))
+            .collect()
+    };
+    if let Some(lookup) = source.customer_lookup() {
+        return Ok(parsed(lookup.find_customers(emails, ids).await?));
+    }
+    let mut all = Vec::new();
+    let mut pages = source.read(ReadScope::Full);
+    while let Some(page) = pages.next().await {
+        all.extend(page?.contacts.into_iter().map(|c| (c.source_id, c.email)));
+    }
+    Ok(parsed(all))
+}
+
 async fn send_shopper_events(
-    sync_key: &str,
+    queue: Queue,
     target: &dyn CustomerEventsTarget,
     contacts: &[(String, Email)],
     report: &mut CustomerEventsReport,
 ) {
-    let queue = take_queue(sync_key);
     report.shopper_events_dropped += queue.dropped;
     let by_id: HashMap<&str, &Email> = contacts
         .iter()
@@ -273,65 +325,43 @@ fn activity_metafields(owner: &str, activity: &[EmailActivity]) -> Vec<Metafield
 }
 
 async fn write_email_activity(
-    sync_key: &str,
+    active: &ActiveContacts,
     target: &dyn CustomerEventsTarget,
     writer: &dyn MetafieldWriter,
-    contacts: &[(String, Email)],
+    owners: &[(String, Email)],
     report: &mut CustomerEventsReport,
 ) {
-    let cursor = CURSORS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(sync_key)
-        .copied();
-    let mut newest = cursor;
     let mut writes = Vec::new();
-    for (owner, email) in contacts {
-        let fresh = match target.email_activity(email.as_str(), cursor).await {
-            Ok(Some(fresh)) => fresh,
-            Ok(None) => continue,
+    for (owner, email) in owners {
+        // Totals need the whole feed, read only for contacts with something new.
+        let all = match target.email_activity(email.as_str(), None).await {
+            Ok(Some(all)) if !all.is_empty() => all,
+            Ok(_) => continue,
             Err(e) => {
                 report.errors.push(format!("email activity: {e}"));
                 return;
             }
         };
-        let Some(latest) = fresh.iter().map(|a| a.at).max() else {
-            continue;
-        };
-        // Totals need the whole feed, read only for contacts with something new.
-        let all = if cursor.is_none() {
-            fresh
-        } else {
-            match target.email_activity(email.as_str(), None).await {
-                Ok(all) => all.unwrap_or_default(),
-                Err(e) => {
-                    report.errors.push(format!("email activity: {e}"));
-                    return;
-                }
-            }
-        };
-        newest = newest.max(Some(latest));
         report.email_activity_contacts += 1;
         writes.extend(activity_metafields(owner, &all));
     }
-    if writes.is_empty() {
-        return;
-    }
-    match writer.set_metafields(&writes).await {
-        Ok(done) => {
-            report.email_activity_written += done.written;
-            report.email_activity_rejected += done.rejected.len() as u64;
-            if done.rejected.is_empty()
-                && let Some(newest) = newest
-            {
-                CURSORS
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(sync_key.to_string(), newest);
+    if !writes.is_empty() {
+        match writer.set_metafields(&writes).await {
+            Ok(done) => {
+                report.email_activity_written += done.written;
+                report.email_activity_rejected += done.rejected.len() as u64;
+                if !done.rejected.is_empty() {
+                    return;
+                }
+            }
+            Err(e) => {
+                report.errors.push(format!("metafields: {e}"));
+                return;
             }
         }
-        Err(e) => report.errors.push(format!("metafields: {e}")),
     }
+    // Every contact with activity up to `newest` is written (or is no shop customer).
+    report.activity_cursor = active.newest;
 }
 
 #[cfg(test)]

@@ -214,6 +214,10 @@ pub(super) fn audience_executed(outcome: &RunOutcome, dry_run: bool) -> Executed
         } else {
             outcome.checkpoint.clone()
         },
+        email_activity_cursor: outcome
+            .customer_events
+            .as_ref()
+            .and_then(|e| e.activity_cursor),
         stopped_early: outcome.applied.as_ref().is_some_and(|a| a.stopped_early),
         source_reads: outcome.source_reads.clone(),
         activity: outcome.activity.clone(),
@@ -239,10 +243,16 @@ fn customer_events_job(
     let spec = sync.spec.customer_events.as_ref().filter(|c| c.enabled)?;
     let namespace = sync.metadata.namespace.as_deref().unwrap_or("default");
     let name = sync.metadata.name.as_deref().unwrap_or_default();
+    let activity_cursor = sync
+        .status
+        .as_ref()
+        .and_then(|s| s.email_activity_cursor.as_ref())
+        .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0));
     Some(crate::engine::customer_events::CustomerEventsJob {
         sync_key: format!("{namespace}/{name}"),
         shopper_events: spec.sends_shopper_events(),
         email_activity: spec.writes_email_activity(),
+        activity_cursor,
     })
 }
 

@@ -69,6 +69,8 @@ pub struct Executed {
     /// Dry runs: the plan.
     pub plan: Option<PlanReport>,
     pub checkpoint: Option<String>,
+    /// The email-activity cursor the run reached (`None`: keep the status's).
+    pub email_activity_cursor: Option<chrono::DateTime<chrono::Utc>>,
     /// A stop was requested (shutdown, lost leadership) and the run ended at a safe point before
     /// it finished: what it applied is counted, the rest is left for the next run.
     pub stopped_early: bool,

@@ -112,3 +112,62 @@ async fn activity_is_read_newest_first_and_only_after_the_cursor() {
     assert_eq!(newer[0].kind, ActivityKind::Clicked);
     assert_eq!(newer[0].campaign_id, "c1");
 }
+
+#[tokio::test]
+async fn active_contacts_come_from_the_campaign_reports_not_one_call_per_contact() {
+    let env = Env::start().await;
+    let target = env.target();
+    let (ann, bob, cat) = (
+        "ann@maplemail.net",
+        "bob@maplemail.net",
+        "cat@maplemail.net",
+    );
+    for email in [ann, bob, cat] {
+        env.sim().insert_member(LIST, email, MemberStatus::Subscribed);
+    }
+    // 1,000 quiet members on top: they cost nothing.
+    for i in 0..1000 {
+        env.sim()
+            .insert_member(LIST, email(i).as_str(), MemberStatus::Subscribed);
+    }
+    let none = target.active_contacts(None).await.unwrap();
+    assert!(none.emails.is_empty() && none.newest.is_none(), "{none:?}");
+
+    env.sim().send_campaign(LIST, "c1", "Winter", &[ann, bob]);
+    let sent_at = env.sim().now();
+    env.sim().advance_clock(chrono::Duration::minutes(5));
+    assert!(env.sim().record_open(LIST, bob, "c1"));
+    let opened_at = env.sim().now();
+    env.clear_stats();
+    let first = target.active_contacts(None).await.unwrap();
+    assert_eq!(
+        first.emails.iter().map(String::as_str).collect::<Vec<_>>(),
+        [ann, bob]
+    );
+    assert_eq!(first.newest, Some(opened_at));
+    // The campaign list, the one campaign's recipients and its activity.
+    assert_eq!(env.reads(), 3);
+
+    // After the cursor: nothing new, and a campaign sent before it is not re-counted.
+    env.clear_stats();
+    let quiet = target.active_contacts(first.newest).await.unwrap();
+    assert!(quiet.emails.is_empty() && quiet.newest.is_none(), "{quiet:?}");
+    assert_eq!(env.reads(), 2, "campaigns + the recent campaign's activity");
+
+    // New activity: a click on the old campaign, a new campaign to cat.
+    env.sim().advance_clock(chrono::Duration::minutes(1));
+    assert!(
+        env.sim()
+            .record_click(LIST, ann, "c1", "https://shop.example/a")
+    );
+    env.sim().advance_clock(chrono::Duration::minutes(1));
+    env.sim().send_campaign(LIST, "c2", "Spring", &[cat]);
+    let c2_at = env.sim().now();
+    let next = target.active_contacts(first.newest).await.unwrap();
+    assert_eq!(
+        next.emails.iter().map(String::as_str).collect::<Vec<_>>(),
+        [ann, cat]
+    );
+    assert_eq!(next.newest, Some(c2_at));
+    assert!(sent_at < opened_at);
+}

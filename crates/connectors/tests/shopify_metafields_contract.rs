@@ -110,3 +110,43 @@ async fn a_refused_call_is_reported_for_its_owners_and_sets_nothing() {
     );
     assert!(shop.customer_metafields(id).is_empty());
 }
+
+#[tokio::test]
+async fn customers_are_found_by_address_or_id_without_reading_the_shop() {
+    let (sandbox, source) = start().await;
+    let shop = &sandbox.sandbox.shopify;
+    let ids: Vec<u64> = (0..120)
+        .map(|i| {
+            shop.add_customer(Customer {
+                email: Some(format!("Shopper{i}@Example.com")),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let emails: Vec<String> = (0..70).map(|i| format!("shopper{i}@example.com")).collect();
+    let by_id = vec![
+        format!("gid://shopify/Customer/{}", ids[100]),
+        ids[101].to_string(),
+    ];
+    let before = sandbox.sandbox.stats.total(Vendor::Shopify);
+    let mut found = source
+        .find_customers(
+            &[emails.clone(), vec!["nobody@example.com".into()]].concat(),
+            &by_id,
+        )
+        .await
+        .unwrap();
+    found.sort();
+    // 73 terms: two queries of at most 50.
+    assert_eq!(sandbox.sandbox.stats.total(Vendor::Shopify) - before, 2);
+    assert_eq!(found.len(), 72, "{found:?}");
+    assert!(found.contains(&(
+        format!("gid://shopify/Customer/{}", ids[3]),
+        "shopper3@example.com".to_string()
+    )));
+    assert!(found.contains(&(
+        format!("gid://shopify/Customer/{}", ids[101]),
+        "shopper101@example.com".to_string()
+    )));
+    assert!(!found.iter().any(|(_, e)| e == "shopper110@example.com"));
+}

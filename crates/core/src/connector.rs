@@ -254,6 +254,11 @@ pub trait Source: Send + Sync {
     fn customer_creator(&self) -> Option<&dyn CustomerCreator> {
         None
     }
+
+    /// The way to find a few customers by address or id without a full read, if it has one.
+    fn customer_lookup(&self) -> Option<&dyn crate::customer_events::CustomerLookup> {
+        None
+    }
 }
 
 /// A source that takes new customers (Shopify's `customerCreate`).

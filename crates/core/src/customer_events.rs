@@ -46,6 +46,29 @@ pub struct EmailActivity {
     pub campaign_id: String,
 }
 
+/// The contacts with email activity in some period, and the newest activity time seen (the
+/// next run's cursor).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActiveContacts {
+    /// Lowercased addresses.
+    pub emails: std::collections::BTreeSet<String>,
+    pub newest: Option<DateTime<Utc>>,
+}
+
+impl ActiveContacts {
+    /// Records activity of these addresses at `at`.
+    pub fn note(&mut self, emails: impl IntoIterator<Item = String>, at: DateTime<Utc>) {
+        let mut any = false;
+        for email in emails {
+            self.emails.insert(email.trim().to_lowercase());
+            any = true;
+        }
+        if any {
+            self.newest = self.newest.max(Some(at));
+        }
+    }
+}
+
 /// A target that takes contact events and reports email activity (Mailchimp).
 #[async_trait]
 pub trait CustomerEventsTarget: Send + Sync {
@@ -63,6 +86,13 @@ pub trait CustomerEventsTarget: Send + Sync {
         email: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<Option<Vec<EmailActivity>>, ConnectorError>;
+
+    /// The contacts with activity after `since` (every contact with any when `None`), found
+    /// without asking contact by contact.
+    async fn active_contacts(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<ActiveContacts, ConnectorError>;
 }
 
 /// One metafield to set on a source record.
@@ -95,4 +125,17 @@ pub trait MetafieldWriter: Send + Sync {
         &self,
         writes: &[MetafieldWrite],
     ) -> Result<MetafieldReport, ConnectorError>;
+}
+
+/// A source that finds some of its customers by address or id without reading them all
+/// (Shopify's customer search).
+#[async_trait]
+pub trait CustomerLookup: Send + Sync {
+    /// `(source id, lowercased address)` of the customers with one of these addresses or one
+    /// of these source ids (a customer without an address is left out).
+    async fn find_customers(
+        &self,
+        emails: &[String],
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, ConnectorError>;
 }

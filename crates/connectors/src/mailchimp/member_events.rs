@@ -87,4 +87,11 @@ impl audience_core::customer_events::CustomerEventsTarget for MailchimpTarget {
     ) -> Result<Option<Vec<audience_core::customer_events::EmailActivity>>, ConnectorError> {
         MailchimpTarget::email_activity(self, email, since).await
     }
+
+    async fn active_contacts(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<audience_core::customer_events::ActiveContacts, ConnectorError> {
+        MailchimpTarget::active_contacts(self, since).await
+    }
 }

@@ -53,6 +53,7 @@
 
 mod channels;
 mod consent;
+mod lookup;
 pub mod metafields;
 mod orders;
 
@@ -722,6 +723,10 @@ impl Source for ShopifySource {
     }
 
     fn metafield_writer(&self) -> Option<&dyn audience_core::customer_events::MetafieldWriter> {
+        Some(self)
+    }
+
+    fn customer_lookup(&self) -> Option<&dyn audience_core::customer_events::CustomerLookup> {
         Some(self)
     }
 

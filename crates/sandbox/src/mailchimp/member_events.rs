@@ -89,6 +89,18 @@ pub struct Activity {
 pub struct Store {
     pub events: HashMap<(String, String), Vec<MemberEvent>>,
     pub activity: HashMap<(String, String), Vec<Activity>>,
+    /// Campaigns sent, oldest first (see [`super::reports`]).
+    pub campaigns: Vec<super::reports::SentCampaign>,
+}
+
+impl Store {
+    /// A member's activity feed, oldest first.
+    pub fn activity_of<'a>(&'a self, list_id: &str, hash: &str) -> impl Iterator<Item = &'a Activity> {
+        self.activity
+            .get(&(list_id.to_string(), hash.to_string()))
+            .into_iter()
+            .flatten()
+    }
 }
 
 fn existing_member(state: &Account, list_id: &str, segment: &str) -> Result<String, ApiError> {
@@ -280,7 +292,7 @@ pub async fn activity_feed(
 }
 
 impl Mailchimp {
-    fn events_lock(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(super) fn events_lock(&self) -> std::sync::MutexGuard<'_, Store> {
         self.member_events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -344,6 +356,23 @@ impl Mailchimp {
                     campaign_title: title.into(),
                     link_clicked: None,
                 });
+        }
+        match store.campaigns.iter_mut().find(|c| c.id == campaign_id) {
+            // [U] Sending the same campaign again reaches the new addresses only.
+            Some(campaign) => {
+                for recipient in &recipients {
+                    if !campaign.recipients.iter().any(|(h, _)| *h == recipient.0) {
+                        campaign.recipients.push(recipient.clone());
+                    }
+                }
+            }
+            None => store.campaigns.push(super::reports::SentCampaign {
+                id: campaign_id.into(),
+                list_id: list_id.into(),
+                title: title.into(),
+                send_time: now,
+                recipients: recipients.clone(),
+            }),
         }
         recipients.into_iter().map(|(_, e)| e).collect()
     }

@@ -36,6 +36,7 @@
 //! - an optional plan contact limit ([`Mailchimp::set_contact_limit`]);
 //! - `last_changed` on every change, for `since_last_changed`; the clock can be moved forward
 //!   ([`Mailchimp::advance_clock`]) so tests need no sleeps;
+//! - sent campaigns with their sent-to and email-activity reports (see [`reports`]);
 //! - member events and the activity feed, with test helpers that send campaigns and record
 //!   opens and clicks ([`member_events`]);
 //! - an operation of the spec the simulator does not serve answers 501 "Not Implemented" (never
@@ -74,6 +75,7 @@ mod params;
 mod render;
 mod segments;
 mod sms;
+mod reports;
 mod spec_routes;
 mod state;
 pub mod webhooks;
@@ -155,6 +157,9 @@ pub const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/3.0/lists/{list_id}/members/{subscriber_hash}/tags",
     ),
+    ("GET", "/3.0/campaigns"),
+    ("GET", "/3.0/reports/{campaign_id}/sent-to"),
+    ("GET", "/3.0/reports/{campaign_id}/email-activity"),
     ("GET", "/3.0/lists/{list_id}/merge-fields"),
     ("POST", "/3.0/lists/{list_id}/merge-fields"),
     ("GET", "/3.0/lists/{list_id}/merge-fields/{merge_id}"),
@@ -201,6 +206,9 @@ fn endpoint(method: &str, path: &str) -> MethodRouter<Mailchimp> {
         }
         ("GET", "/3.0/lists/{list_id}/members/{subscriber_hash}/tags") => get(members::get_tags),
         ("POST", "/3.0/lists/{list_id}/members/{subscriber_hash}/tags") => post(members::post_tags),
+        ("GET", "/3.0/campaigns") => get(reports::list_campaigns),
+        ("GET", "/3.0/reports/{campaign_id}/sent-to") => get(reports::sent_to),
+        ("GET", "/3.0/reports/{campaign_id}/email-activity") => get(reports::email_activity),
         ("GET", "/3.0/lists/{list_id}/merge-fields") => get(merge_fields::list_merge_fields),
         ("POST", "/3.0/lists/{list_id}/merge-fields") => post(merge_fields::create_merge_field),
         ("GET", "/3.0/lists/{list_id}/merge-fields/{merge_id}") => {

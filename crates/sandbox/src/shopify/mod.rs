@@ -5,7 +5,8 @@
 //! `X-Shopify-Access-Token` header. One shop per sandbox. What it answers:
 //! - `customers(first, after, reverse, sortKey: ID|UPDATED_AT|CREATED_AT, query)` with the search
 //!   terms `updated_at:` / `created_at:` (`>`, `>=`, `<`, `<=`, quoted RFC 3339; a time without a zone
-//!   is read in the shop's time zone, as Shopify does), `id:` and `email:`;
+//!   is read in the shop's time zone, as Shopify does), `id:` and `email:`, joined by `AND` or
+//!   by `OR`;
 //! - `segments(first, after, reverse)` and `customerSegmentMembers(segmentId, first, after, reverse)`;
 //! - the mutations `customerEmailMarketingConsentUpdate(input: {...})`, `customerCreate(input:
 //!   {...})` (see [`customer_create`]: emails unique case-insensitively, Shopify's user errors)
@@ -832,12 +833,12 @@ fn resolve_query(state: &State, field: &Field) -> Result<(Value, f64), Value> {
                 Some(q) => {
                     parse_search(q, state.shop_offset).map_err(|m| error(m, "BAD_REQUEST"))?
                 }
-                None => Vec::new(),
+                None => Search::All(Vec::new()),
             };
             let mut items: Vec<(SortKey, &Customer)> = state
                 .customers
                 .values()
-                .filter(|c| filter.iter().all(|term| term.matches(c)))
+                .filter(|c| filter.matches(c))
                 .map(|c| {
                     let value = match sort {
                         "UPDATED_AT" => Ok(c.updated_at.timestamp_millis()),
@@ -1282,9 +1283,49 @@ fn parse_search_time(value: &str, shop: FixedOffset) -> Result<DateTime<Utc>, St
 
 /// The subset of Shopify's search syntax the simulator understands; anything else is refused so a
 /// client relying on it notices (real Shopify would silently treat unknown terms as free text).
-fn parse_search(query: &str, shop: FixedOffset) -> Result<Vec<Term>, String> {
+/// A search query: its terms, all of which must hold, or (joined by `OR`) any of which must.
+enum Search {
+    All(Vec<Term>),
+    Any(Vec<Term>),
+}
+
+impl Search {
+    fn holds(&self, term_holds: impl Fn(&Term) -> bool) -> bool {
+        match self {
+            Search::All(terms) => terms.iter().all(term_holds),
+            Search::Any(terms) => terms.iter().any(term_holds),
+        }
+    }
+
+    fn matches(&self, c: &Customer) -> bool {
+        self.holds(|t| t.matches(c))
+    }
+}
+
+/// `a AND b` (or `a b`) and `a OR b OR c`. [U] Shopify's precedence when `AND` and `OR` are
+/// mixed without parentheses is not documented clearly enough to simulate: the sandbox refuses
+/// such a query rather than guess.
+fn parse_search(query: &str, shop: FixedOffset) -> Result<Search, String> {
+    let words = search_words(query)?;
+    if !words.iter().any(|w| w == "OR") {
+        return parse_terms(words, shop).map(Search::All);
+    }
+    let alternating = words.len() % 2 == 1
+        && words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| (i % 2 == 1) == (w == "OR"));
+    if !alternating {
+        return Err(format!(
+            "Unsupported search query in sandbox (AND and OR mixed, or a dangling OR): {query}"
+        ));
+    }
+    parse_terms(words.into_iter().step_by(2).collect(), shop).map(Search::Any)
+}
+
+fn parse_terms(words: Vec<String>, shop: FixedOffset) -> Result<Vec<Term>, String> {
     let mut terms = Vec::new();
-    for word in search_words(query)? {
+    for word in words {
         if word == "AND" {
             continue;
         }

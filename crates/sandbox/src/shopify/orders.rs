@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::graphql::Field;
 use super::{
-    Shopify, SortKey, State, Term, arg_str, connection, customer_json, error, now_secs, page,
+    Search, Shopify, SortKey, State, Term, arg_str, connection, customer_json, error, now_secs, page,
     page_size, parse_search, ts,
 };
 use crate::seed::Person;
@@ -890,11 +890,11 @@ fn resolve_orders(state: &State, field: &Field) -> Result<(Value, f64), Value> {
     let sort = arg_str(field, "sortKey").unwrap_or("ID");
     let filter = match arg_str(field, "query") {
         Some(q) => parse_search(q, state.shop_offset).map_err(|m| error(m, "BAD_REQUEST"))?,
-        None => Vec::new(),
+        None => Search::All(Vec::new()),
     };
     let mut items = Vec::new();
     for order in state.orders.orders.values() {
-        if !filter.iter().all(|term| matches(term, order)) {
+        if !filter.holds(|term| matches(term, order)) {
             continue;
         }
         let value = match sort {
