@@ -186,10 +186,16 @@ async fn shopper_events_reach_known_contacts_and_email_activity_reaches_the_shop
     assert_eq!(counts(&fourth).email_activity_written, 0);
     assert_eq!(h.shopify().metafield_writes(), writes);
     assert_eq!(
-        route_calls(&h, "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"),
+        route_calls(
+            &h,
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"
+        ),
         0
     );
-    assert_eq!(route_calls(&h, "/3.0/reports/{campaign_id}/email-activity"), 1);
+    assert_eq!(
+        route_calls(&h, "/3.0/reports/{campaign_id}/email-activity"),
+        1
+    );
 
     // A second open: only the changed totals move.
     h.mailchimp().advance_clock(chrono::Duration::minutes(1));
@@ -203,7 +209,10 @@ async fn shopper_events_reach_known_contacts_and_email_activity_reaches_the_shop
     assert_eq!(h.shopify().metafield_writes().0, writes.0 + 1);
     // Only Ann's feed is read (Bob had no activity).
     assert_eq!(
-        route_calls(&h, "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"),
+        route_calls(
+            &h,
+            "/3.0/lists/{list_id}/members/{subscriber_hash}/activity-feed"
+        ),
         1
     );
     h.assert_no_secret_leaked().await;

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
 
 use audience_core::customer_events::{
-    ActiveContacts, ActivityKind, CustomerEventsTarget, EmailActivity, EventOutcome, MemberEvent, MetafieldWrite,
-    MetafieldWriter,
+    ActiveContacts, ActivityKind, CustomerEventsTarget, EmailActivity, EventOutcome, MemberEvent,
+    MetafieldWrite, MetafieldWriter,
 };
 use audience_core::{Email, ReadScope};
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -123,7 +123,8 @@ async fn active_contacts_come_from_the_campaign_reports_not_one_call_per_contact
         "cat@maplemail.net",
     );
     for email in [ann, bob, cat] {
-        env.sim().insert_member(LIST, email, MemberStatus::Subscribed);
+        env.sim()
+            .insert_member(LIST, email, MemberStatus::Subscribed);
     }
     // 1,000 quiet members on top: they cost nothing.
     for i in 0..1000 {
@@ -151,7 +152,10 @@ async fn active_contacts_come_from_the_campaign_reports_not_one_call_per_contact
     // After the cursor: nothing new, and a campaign sent before it is not re-counted.
     env.clear_stats();
     let quiet = target.active_contacts(first.newest).await.unwrap();
-    assert!(quiet.emails.is_empty() && quiet.newest.is_none(), "{quiet:?}");
+    assert!(
+        quiet.emails.is_empty() && quiet.newest.is_none(),
+        "{quiet:?}"
+    );
     assert_eq!(env.reads(), 2, "campaigns + the recent campaign's activity");
 
     // New activity: a click on the old campaign, a new campaign to cat.

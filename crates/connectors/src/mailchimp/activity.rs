@@ -156,10 +156,16 @@ struct Action {
     timestamp: String,
 }
 
-fn parse_time(endpoint: &'static str, value: &str, what: &str) -> Result<DateTime<Utc>, ConnectorError> {
+fn parse_time(
+    endpoint: &'static str,
+    value: &str,
+    what: &str,
+) -> Result<DateTime<Utc>, ConnectorError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| http::invalid_response(VENDOR, endpoint, &format!("{what} is not a date-time")))
+        .map_err(|_| {
+            http::invalid_response(VENDOR, endpoint, &format!("{what} is not a date-time"))
+        })
 }
 
 pub use audience_core::customer_events::ActiveContacts;
@@ -192,7 +198,10 @@ impl MailchimpTarget {
                 .query("offset", campaigns.len().to_string());
             if let Some(since) = since {
                 let from = since - chrono::Duration::days(CAMPAIGN_WINDOW_DAYS);
-                call = call.query("since_send_time", from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                call = call.query(
+                    "since_send_time",
+                    from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
             }
             let page: Campaigns = inner.client.json(&call).await?;
             let len = page.campaigns.len();
@@ -233,7 +242,10 @@ impl MailchimpTarget {
                     .query("count", REPORT_PAGE.to_string())
                     .query("offset", seen.to_string());
                 if let Some(since) = since {
-                    call = call.query("since", since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    call = call.query(
+                        "since",
+                        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
                 }
                 let page: ReportActivity = inner.client.json(&call).await?;
                 let len = page.emails.len();

@@ -95,7 +95,11 @@ pub struct Store {
 
 impl Store {
     /// A member's activity feed, oldest first.
-    pub fn activity_of<'a>(&'a self, list_id: &str, hash: &str) -> impl Iterator<Item = &'a Activity> {
+    pub fn activity_of<'a>(
+        &'a self,
+        list_id: &str,
+        hash: &str,
+    ) -> impl Iterator<Item = &'a Activity> {
         self.activity
             .get(&(list_id.to_string(), hash.to_string()))
             .into_iter()

@@ -50,10 +50,7 @@ pub async fn list_campaigns(
     links: Links,
 ) -> Result<Response, ApiError> {
     let (count, offset) = params.paging()?;
-    let status = params.one_of(
-        "status",
-        &["save", "paused", "schedule", "sending", "sent"],
-    )?;
+    let status = params.one_of("status", &["save", "paused", "schedule", "sending", "sent"])?;
     let since = params.timestamp("since_send_time")?;
     let before = params.timestamp("before_send_time")?;
     params.one_of("sort_field", &["create_time", "send_time"])?;

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use super::graphql::Field;
 use super::{
-    Search, Shopify, SortKey, State, Term, arg_str, connection, customer_json, error, now_secs, page,
-    page_size, parse_search, ts,
+    Search, Shopify, SortKey, State, Term, arg_str, connection, customer_json, error, now_secs,
+    page, page_size, parse_search, ts,
 };
 use crate::seed::Person;
 
