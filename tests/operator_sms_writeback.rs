@@ -31,7 +31,7 @@ async fn sms_from_the_date_only_after_the_first_email_sync_and_no_write_back_by_
         })
     };
     add("old@gmail.com", "+491701111111", since - Duration::hours(1));
-    add("new@gmail.com", "+49 170 2222222", now - Duration::hours(1));
+    let new_id = add("new@gmail.com", "+49 170 2222222", now - Duration::hours(1));
     add("bad@gmail.com", "0170 3333333", now - Duration::hours(1));
     let mc = h.mailchimp();
     // A Mailchimp-only member: write-back is off, so it creates no customer.
@@ -100,6 +100,28 @@ async fn sms_from_the_date_only_after_the_first_email_sync_and_no_write_back_by_
     let third = h.sync_now::<AudienceSync>("sms", "third").await;
     let counts = third.status.clone().unwrap().last_run.unwrap().counts;
     assert_eq!(counts.sms_subscribed, 0, "{counts:?}");
+
+    // The customer unsubscribes from SMS in the shop: only the SMS channel follows.
+    shop.edit_customer(new_id, |c| {
+        c.sms_marketing_state = Some("UNSUBSCRIBED".into());
+        c.sms_consent_updated_at = Some(Utc::now());
+    });
+    let fourth = h.sync_now::<AudienceSync>("sms", "fourth").await;
+    let counts = fourth.status.clone().unwrap().last_run.unwrap().counts;
+    assert_eq!(
+        (counts.sms_subscribed, counts.sms_unsubscribed),
+        (0, 1),
+        "{counts:?}"
+    );
+    assert_eq!(sms("new@gmail.com").0.as_deref(), Some("unsubscribed"));
+    assert_eq!(
+        mc.member(AUDIENCE, "new@gmail.com")
+            .unwrap()
+            .status
+            .as_str(),
+        "transactional",
+        "email consent untouched by the SMS unsubscribe"
+    );
 }
 
 #[tokio::test]
