@@ -99,8 +99,12 @@ pub struct Metrics {
     listers: Mutex<BTreeMap<u64, SyncLister>>,
     next_lister: AtomicU64,
     webhook_deliveries: Family<Labels, Counter>,
-    /// The webhook receiver's running totals, and what the counters were last brought up to.
-    webhook_source: Mutex<Option<WebhookSource>>,
+    /// The webhook receivers' running totals, and what the counters were last brought up to
+    /// (one per receiver started in this process: several in tests).
+    webhook_sources: Mutex<Vec<WebhookSource>>,
+    pixel_posts: Family<Labels, Counter>,
+    /// The same for the shopper-event (web pixel) receiver.
+    pixel_sources: Mutex<Vec<WebhookSource>>,
     /// One scrape at a time refreshes and encodes the scrape-time gauges.
     render_lock: Mutex<()>,
 }
@@ -208,6 +212,12 @@ impl Metrics {
             "Webhook deliveries the receiver answered, by outcome (accepted, duplicate, stale, ignored, validated, unauthorized, malformed, too_large, rate_limited, unavailable)",
             webhook_deliveries.clone(),
         );
+        let pixel_posts = Family::<Labels, Counter>::default();
+        registry.register(
+            "pixel_posts",
+            "Shopper-event posts from the Shopify web pixel, by outcome (queued, disabled, privacy_dropped, unauthorized, forbidden_origin, malformed, too_large, rate_limited, unavailable)",
+            pixel_posts.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -229,7 +239,9 @@ impl Metrics {
             listers: Mutex::new(BTreeMap::new()),
             next_lister: AtomicU64::new(0),
             webhook_deliveries,
-            webhook_source: Mutex::new(None),
+            webhook_sources: Mutex::new(Vec::new()),
+            pixel_posts,
+            pixel_sources: Mutex::new(Vec::new()),
             render_lock: Mutex::new(()),
         }
     }
@@ -335,12 +347,26 @@ impl Metrics {
         id
     }
 
-    /// The webhook receiver whose totals the `webhook_deliveries` counters follow.
+    /// A webhook receiver whose totals the `webhook_deliveries` counters follow.
     pub fn watch_webhooks(&self, read: WebhookTotals) {
-        *self.webhook_source.lock().expect("webhook source lock") = Some(WebhookSource {
-            read,
-            counted: BTreeMap::new(),
-        });
+        self.webhook_sources
+            .lock()
+            .expect("webhook source lock")
+            .push(WebhookSource {
+                read,
+                counted: BTreeMap::new(),
+            });
+    }
+
+    /// A web-pixel receiver whose totals the `pixel_posts` counters follow.
+    pub fn watch_pixel(&self, read: WebhookTotals) {
+        self.pixel_sources
+            .lock()
+            .expect("pixel source lock")
+            .push(WebhookSource {
+                read,
+                counted: BTreeMap::new(),
+            });
     }
 
     /// Drops a source (its controller stopped).
@@ -380,21 +406,19 @@ impl Metrics {
                 self.stalled.get_or_create(&l).set(1);
             }
         }
-        if let Some(source) = self
-            .webhook_source
-            .lock()
-            .expect("webhook source lock")
-            .as_mut()
-        {
-            // Counters only go up: each scrape adds what the receiver counted since the last.
-            for (outcome, total) in (source.read)() {
-                let counted = source.counted.entry(outcome).or_default();
-                let counter = self
-                    .webhook_deliveries
-                    .get_or_create(&labels(&[("outcome", outcome)]));
-                if total > *counted {
-                    counter.inc_by(total - *counted);
-                    *counted = total;
+        for (sources, family) in [
+            (&self.webhook_sources, &self.webhook_deliveries),
+            (&self.pixel_sources, &self.pixel_posts),
+        ] {
+            for source in sources.lock().expect("receiver source lock").iter_mut() {
+                // Counters only go up: each scrape adds what the receiver counted since the last.
+                for (outcome, total) in (source.read)() {
+                    let counted = source.counted.entry(outcome).or_default();
+                    let counter = family.get_or_create(&labels(&[("outcome", outcome)]));
+                    if total > *counted {
+                        counter.inc_by(total - *counted);
+                        *counted = total;
+                    }
                 }
             }
         }

@@ -377,6 +377,23 @@ pub async fn start(
             move |namespace: &str, name: &str| hub.pixel_sync(namespace, name),
         )
     };
+    {
+        let pixel = pixel.clone();
+        crate::metrics::Metrics::global().watch_pixel(Box::new(move || {
+            let c = pixel.counters();
+            vec![
+                ("queued", c.queued),
+                ("disabled", c.disabled),
+                ("privacy_dropped", c.privacy_dropped),
+                ("unauthorized", c.unauthorized),
+                ("forbidden_origin", c.forbidden_origin),
+                ("malformed", c.malformed),
+                ("too_large", c.too_large),
+                ("rate_limited", c.rate_limited),
+                ("unavailable", c.unavailable),
+            ]
+        }));
+    }
     spawn_pixel_batcher(hub.clone(), pixel_events, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

@@ -128,6 +128,22 @@ async fn shopper_events_reach_known_contacts_and_email_activity_reaches_the_shop
             .is_none()
     );
     assert_eq!(h.shopify().metafield_writes(), (0, 0), "no activity yet");
+    // The receiver's answers are counted for Prometheus (the registry is process-wide: other
+    // tests of this binary may add to it, never take away).
+    let scraped = audience_operator::metrics::Metrics::global().render();
+    let count = |outcome: &str| -> u64 {
+        scraped
+            .lines()
+            .find(|l| {
+                l.starts_with("audience_pixel_posts_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("unauthorized") >= 1, "{scraped}");
+    assert!(count("queued") >= 2, "{scraped}");
 
     // Mailchimp sends a campaign; Ann opens it and clicks.
     let sent = h
