@@ -217,7 +217,10 @@ async fn a_purchase_never_resubscribes_and_new_buyers_are_transactional() {
         .insert_member(LIST, "buyer0@shop-mail.io", SimStatus::Unsubscribed);
     env.sim()
         .insert_member(LIST, "buyer1@shop-mail.io", SimStatus::Cleaned);
-    let orders: Vec<Order> = (0..3).map(|i| order(i, now())).collect();
+    let mut orders: Vec<Order> = (0..3).map(|i| order(i, now())).collect();
+    // The two known ones opted in at the shop since: still never resubscribed.
+    orders[0].customer.accepts_marketing = true;
+    orders[1].customer.accepts_marketing = true;
     sink(&env)
         .send_orders(
             &orders,
@@ -230,6 +233,24 @@ async fn a_purchase_never_resubscribes_and_new_buyers_are_transactional() {
     assert_eq!(status("buyer0@shop-mail.io"), SimStatus::Unsubscribed);
     assert_eq!(status("buyer1@shop-mail.io"), SimStatus::Cleaned);
     assert_eq!(status("buyer2@shop-mail.io"), SimStatus::Transactional);
+}
+
+#[tokio::test]
+async fn a_new_buyer_who_opted_in_at_the_shop_becomes_a_subscriber() {
+    let env = Env::start().await;
+    let mut orders: Vec<Order> = (0..3).map(|i| order(i, now())).collect();
+    orders[0].customer.accepts_marketing = true;
+    sink(&env)
+        .send_orders(
+            &orders,
+            &options(now() - Duration::days(1)),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    let status = |e: &str| env.sim().member(LIST, e).unwrap().status;
+    assert_eq!(status("buyer0@shop-mail.io"), SimStatus::Subscribed);
+    assert_eq!(status("buyer1@shop-mail.io"), SimStatus::Transactional);
 }
 
 #[tokio::test]

@@ -102,6 +102,7 @@ async fn the_demo_orders_are_read_whole_with_refunds_fulfilments_and_discounts()
         .collect();
     assert_eq!(orders.keys().cloned().collect::<BTreeSet<_>>(), expected);
 
+    let mut opted_in = 0;
     for sim in shop.orders() {
         let order = orders[&sim.gid()];
         assert_eq!(order.source, "shopify");
@@ -113,7 +114,20 @@ async fn the_demo_orders_are_read_whole_with_refunds_fulfilments_and_discounts()
         assert_eq!(order.lines.len(), sim.lines.len());
         assert_eq!(order.shop_name, "Sandbox Outfitters");
         assert_eq!(order.customer.email, sim.email.clone().unwrap_or_default());
+        // The buyer's email opt-in as the shop holds it, for Mailchimp's `opt_in_status`.
+        let subscribed = sim
+            .customer_id
+            .and_then(|id| shop.customer(id))
+            .is_some_and(|c| c.marketing_state == "SUBSCRIBED");
+        assert_eq!(
+            order.customer.accepts_marketing,
+            subscribed,
+            "{}",
+            sim.gid()
+        );
+        opted_in += usize::from(subscribed);
     }
+    assert!(opted_in > 0, "the demo has buyers who opted in");
     let first = orders[&gid(5_100_001)];
     assert_eq!(first.discount_codes, vec!["WELCOME10".to_string()]);
     assert!(first.total_discounts > Decimal::ZERO);

@@ -85,6 +85,11 @@ pub struct OrderCustomer {
     pub region: String,
     pub country: String,
     pub postal_code: String,
+    /// The customer agreed to email marketing, as the source said when the order was read
+    /// (Shopify: `emailMarketingConsent.marketingState` SUBSCRIBED). False when the source does
+    /// not say: a purchase never makes a subscriber of someone who did not opt in.
+    #[serde(default)]
+    pub accepts_marketing: bool,
 }
 
 /// One order (sale) as a source read it, with what happened to it since.

@@ -475,6 +475,8 @@ impl LightspeedRSource {
                     region: address.region,
                     country: address.country,
                     postal_code: address.postal_code,
+                    // A sale says nothing of email opt-in: never a subscriber by purchase.
+                    accepts_marketing: false,
                 }
             }
             _ => OrderCustomer::default(),

@@ -275,6 +275,8 @@ impl LightspeedXSource {
                     region: address.region,
                     country: address.country,
                     postal_code: address.postal_code,
+                    // A sale says nothing of email opt-in: never a subscriber by purchase.
+                    accepts_marketing: false,
                 }
             }
         };

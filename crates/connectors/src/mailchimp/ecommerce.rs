@@ -21,9 +21,11 @@
 //! - products: once per product per sink, a `GET`, then `POST` with the variants the orders
 //!   need or a `PUT` per missing variant; promo codes (with a store `domain` for the
 //!   redemption URL): once per code per sink, a `GET` of its rule, then `POST` rule and code;
-//! - customers go inline in a new order's `customer` (no separate call), `opt_in_status: false`:
-//!   the core's orders carry no consent, and Mailchimp never lets `opt_in_status` overwrite an
-//!   existing member's status, so nobody is subscribed or resubscribed by a purchase.
+//! - customers go inline in a new order's `customer` (no separate call), `opt_in_status` from
+//!   the source's consent at the time of the order read (true only for a customer who opted in;
+//!   false when the source does not say). Mailchimp never lets `opt_in_status` overwrite an
+//!   existing member's status, so a purchase subscribes only a new address that opted in, and
+//!   never resubscribes anyone.
 //!
 //! Reads and writes run up to `concurrency` at once under the key's shared budget of 10
 //! connections; 429s and 5xx are retried there ([`crate::http::send`]).
@@ -891,7 +893,7 @@ fn wire(order: &Order, email: &str, options: &OrderSendOptions) -> Result<Wire, 
     let mut customer_body = json!({
         "id": customer_id,
         "email_address": email,
-        "opt_in_status": false,
+        "opt_in_status": customer.accepts_marketing,
         "first_name": customer.first_name.trim(),
         "last_name": customer.last_name.trim(),
     });

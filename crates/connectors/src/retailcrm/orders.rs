@@ -368,6 +368,8 @@ impl RetailCrmSource {
                 .or_else(|| o.country_iso.clone())
                 .unwrap_or_default(),
             postal_code: address.and_then(|a| a.index.clone()).unwrap_or_default(),
+            // An order says nothing of email opt-in: never a subscriber by purchase.
+            accepts_marketing: false,
         };
         let updated_at = [created_at, status_at]
             .into_iter()

@@ -97,7 +97,7 @@ fn orders_query() -> String {
       discountCodes
       totalPriceSet {{ shopMoney {{ amount currencyCode }} }}
       totalDiscountsSet {{ shopMoney {{ amount }} }}
-      customer {{ id email firstName lastName phone defaultAddress {{ city province provinceCode zip countryCodeV2 }} }}
+      customer {{ id email firstName lastName phone defaultAddress {{ city province provinceCode zip countryCodeV2 }} emailMarketingConsent {{ marketingState }} }}
       lineItems(first: $lines) {{ nodes {{ {LINE_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }}
       refunds(first: $refunds) {{ id createdAt totalRefundedSet {{ shopMoney {{ amount }} }}
         refundLineItems(first: $childLines) {{ nodes {{ quantity lineItem {{ id }} }} pageInfo {{ hasNextPage endCursor }} }} }}
@@ -189,6 +189,13 @@ struct OrderNode {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct MarketingConsentNode {
+    #[serde(default)]
+    marketing_state: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CustomerNode {
     id: String,
     email: Option<String>,
@@ -196,6 +203,8 @@ struct CustomerNode {
     last_name: Option<String>,
     phone: Option<String>,
     default_address: Option<AddressNode>,
+    #[serde(default)]
+    email_marketing_consent: Option<MarketingConsentNode>,
 }
 
 #[derive(Deserialize)]
@@ -524,6 +533,10 @@ fn order_from(node: OrderNode, shop: &ShopNode) -> Result<Order, ConnectorError>
                 },
                 country: field(|a| &a.country_code_v2),
                 postal_code: field(|a| &a.zip),
+                accepts_marketing: c
+                    .email_marketing_consent
+                    .and_then(|m| m.marketing_state)
+                    .is_some_and(|s| s == "SUBSCRIBED"),
             }
         }
         None => OrderCustomer {
