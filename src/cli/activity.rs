@@ -13,6 +13,7 @@ use super::OutputFormat;
 pub enum SyncKindArg {
     Audience,
     Segment,
+    Order,
 }
 
 impl SyncKindArg {
@@ -20,6 +21,7 @@ impl SyncKindArg {
         match self {
             SyncKindArg::Audience => "AudienceSync",
             SyncKindArg::Segment => "SegmentSync",
+            SyncKindArg::Order => "OrderSync",
         }
     }
 }

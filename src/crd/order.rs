@@ -235,6 +235,11 @@ pub struct OrderSyncSpec {
     /// the cursor where it is.
     #[serde(default)]
     pub dry_run: bool,
+    /// The activity log: the orders each run recorded at the target (and those it refused), by
+    /// address, in a ConfigMap `NAME-activity` owned by the sync (`audience-operator activity
+    /// --kind order NAME --email ADDRESS`).
+    #[serde(default)]
+    pub activity_log: crate::crd::audience::ActivityLogSpec,
 }
 
 impl OrderSyncSpec {

@@ -12,11 +12,12 @@
 //! status fields: placed order = orders created, ordered product = their lines, refunded order =
 //! orders whose refund state was sent, fulfilled order = orders whose fulfilment was sent.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use audience_core::activity::{Action, ActivityEntry, entries_of_order_events, entry_of_order};
 use audience_core::order::Order;
 use audience_core::{
-    ApplyControl, EventKinds, EventOptions, EventSink, OrderDestination, OrderEventKind,
+    ApplyControl, Email, EventKinds, EventOptions, EventSink, OrderDestination, OrderEventKind,
     OrderRejection, OrderScope, OrderSendOptions, OrderSink, OrderSkipReason as SkipReason,
     OrderSource, SentLedger, Unsendable, events_of_orders, sendable,
 };
@@ -71,6 +72,23 @@ pub struct OrdersOutcome {
     /// Orders into an order store (Mailchimp): `events` count orders and their parts, and
     /// these the rest of what happened.
     pub store: Option<StoreCounts>,
+    /// What the target took and refused, order by order, for the activity log: the last
+    /// [`ACTIVITY_KEPT`] only, so a long backfill holds no more than the log can show.
+    pub activity: VecDeque<ActivityEntry>,
+}
+
+/// Activity entries an order run keeps (the log keeps about as many).
+pub const ACTIVITY_KEPT: usize = 1_000;
+
+impl OrdersOutcome {
+    fn log(&mut self, entries: impl IntoIterator<Item = ActivityEntry>) {
+        for entry in entries {
+            if self.activity.len() == ACTIVITY_KEPT {
+                self.activity.pop_front();
+            }
+            self.activity.push_back(entry);
+        }
+    }
 }
 
 /// What an order store (Mailchimp e-commerce) did besides the per-kind counts.
@@ -164,6 +182,39 @@ async fn run_orders(job: &OrderJob<'_>, sink: &dyn OrderSink) -> Result<OrdersOu
                 store.products += report.products_written;
                 store.promo_codes += report.promo_codes_written;
             }
+            let refused: HashSet<&str> = report
+                .rejected
+                .iter()
+                .map(|r| r.order_id.as_str())
+                .collect();
+            let now = Utc::now();
+            let taken: Vec<ActivityEntry> = send
+                .iter()
+                .filter(|o| !refused.contains(o.order_id.as_str()))
+                .filter_map(|o| {
+                    let email = Email::parse(&o.customer.email).ok()?;
+                    Some(entry_of_order(
+                        email.as_str(),
+                        &o.order_id,
+                        "mailchimp",
+                        now,
+                    ))
+                })
+                .collect();
+            out.log(taken);
+            let rejected: Vec<ActivityEntry> = report
+                .rejected
+                .iter()
+                .filter_map(|r| {
+                    let order = send.iter().find(|o| o.order_id == r.order_id)?;
+                    let email = Email::parse(&order.customer.email).ok()?;
+                    let mut entry = entry_of_order(email.as_str(), &r.order_id, "mailchimp", now);
+                    entry.action = Action::Rejected;
+                    entry.reason = Some(r.reason.clone());
+                    Some(entry)
+                })
+                .collect();
+            out.log(rejected);
             out.rejected_orders.extend(report.rejected);
             if report.stopped_early {
                 out.stopped_early = true;
@@ -291,6 +342,17 @@ impl Batch {
                     *out.events.entry(e.kind).or_default() += 1;
                 }
             }
+            let reasons: BTreeMap<&str, &str> = report
+                .rejected
+                .iter()
+                .map(|r| (r.unique_id.as_str(), r.reason.as_str()))
+                .collect();
+            out.log(entries_of_order_events(
+                &events,
+                &reasons,
+                &sink.vendor().to_lowercase(),
+                Utc::now(),
+            ));
             for r in &report.rejected {
                 let email = events
                     .iter()

@@ -175,6 +175,11 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
         )
         .into_iter()
         .collect(),
+        activity: if dry_run {
+            Vec::new()
+        } else {
+            o.activity.iter().cloned().collect()
+        },
         ..Executed::default()
     }
 }
@@ -183,6 +188,9 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
 impl SyncObject for OrderSync {
     const KIND: &'static str = "OrderSync";
 
+    fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
+        Some(&self.spec.activity_log)
+    }
     fn sync_status(&self) -> Option<&SyncStatus> {
         self.status.as_ref()
     }

@@ -31,6 +31,9 @@ pub enum Action {
     SegmentRemoved,
     /// A consent written back to the source (two-way consent).
     ConsentWritten,
+    /// An order's events (its metrics in [`ActivityEntry::fields`]) or the order itself (a
+    /// Mailchimp store) recorded at the target (OrderSync).
+    OrderSent,
     /// The side refused the write (its reason in [`ActivityEntry::reason`]).
     Rejected,
 }
@@ -59,6 +62,9 @@ pub struct ActivityEntry {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
+    /// OrderSync: the source's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
     /// Why the side refused the write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -85,6 +91,7 @@ impl ActivityEntry {
             status: None,
             tags: Vec::new(),
             segment: None,
+            order: None,
             reason: None,
             shop_consent_at: None,
             target_consent_at: None,
@@ -106,6 +113,9 @@ impl ActivityEntry {
         }
         if let Some(segment) = &self.segment {
             out.push_str(&format!(" segment {segment}"));
+        }
+        if let Some(order) = &self.order {
+            out.push_str(&format!(" order {order}"));
         }
         if let Some(reason) = &self.reason {
             out.push_str(&format!(" ({reason})"));
@@ -226,6 +236,56 @@ pub fn entries_of_segment(
         .map(|e| with(e, Action::SegmentAdded))
         .chain(remove.iter().map(|e| with(e, Action::SegmentRemoved)))
         .collect()
+}
+
+/// The entries of events a target took (OrderSync): one per order and address, its metrics in
+/// `fields`; `refused` maps an event's unique id to the target's reason, and an order with a
+/// refused event gets a `Rejected` entry for it.
+pub fn entries_of_order_events(
+    events: &[crate::event::OrderEvent],
+    refused: &BTreeMap<&str, &str>,
+    side: &str,
+    time: DateTime<Utc>,
+) -> Vec<ActivityEntry> {
+    let mut sent: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for event in events {
+        let key = (event.email.as_str(), event.order_id.as_str());
+        match refused.get(event.unique_id.as_str()) {
+            Some(reason) => {
+                let mut entry = ActivityEntry::new(time, key.0, side, Action::Rejected);
+                entry.order = Some(key.1.to_string());
+                entry.fields = vec![event.metric.clone()];
+                entry.reason = Some((*reason).to_string());
+                out.push(entry);
+            }
+            None => {
+                let metrics = sent.entry(key).or_default();
+                if !metrics.contains(&event.metric) {
+                    metrics.push(event.metric.clone());
+                }
+            }
+        }
+    }
+    for ((email, order), metrics) in sent {
+        let mut entry = ActivityEntry::new(time, email, side, Action::OrderSent);
+        entry.order = Some(order.to_string());
+        entry.fields = metrics;
+        out.push(entry);
+    }
+    out
+}
+
+/// The entry of one order a store took (OrderSync into Mailchimp e-commerce).
+pub fn entry_of_order(
+    email: &str,
+    order_id: &str,
+    side: &str,
+    time: DateTime<Utc>,
+) -> ActivityEntry {
+    let mut entry = ActivityEntry::new(time, email, side, Action::OrderSent);
+    entry.order = Some(order_id.to_string());
+    entry
 }
 
 /// Both sides' consent times of one customer in a two-way run.
@@ -366,6 +426,68 @@ mod tests {
 
     fn t() -> DateTime<Utc> {
         "2024-05-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn order_event(
+        email: &str,
+        order: &str,
+        kind: crate::event::OrderEventKind,
+        line: &str,
+    ) -> crate::event::OrderEvent {
+        crate::event::OrderEvent {
+            unique_id: format!("shopify:{order}:{kind:?}:{line}"),
+            kind,
+            metric: kind.metric_name("shopify").to_string(),
+            source: "shopify".into(),
+            email: Email::parse(email).unwrap(),
+            person: Default::default(),
+            order_id: order.into(),
+            value: Default::default(),
+            currency: "USD".into(),
+            occurred_at: t(),
+            backfill: false,
+            properties: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn an_order_sent_is_one_entry_with_its_metrics_and_a_refused_event_is_its_own() {
+        use crate::event::OrderEventKind::*;
+        let events = vec![
+            order_event("ann@example.org", "1001", PlacedOrder, ""),
+            order_event("ann@example.org", "1001", OrderedProduct, "1"),
+            order_event("ann@example.org", "1001", OrderedProduct, "2"),
+            order_event("bob@example.org", "1002", PlacedOrder, ""),
+            order_event("bob@example.org", "1002", OrderedProduct, "1"),
+        ];
+        let refused_id = events[4].unique_id.clone();
+        let refused = BTreeMap::from([(refused_id.as_str(), "profile is suppressed")]);
+        let entries = entries_of_order_events(&events, &refused, "klaviyo", t());
+        let ann: Vec<&ActivityEntry> = entries
+            .iter()
+            .filter(|e| e.email == "ann@example.org")
+            .collect();
+        assert_eq!(ann.len(), 1);
+        assert_eq!(ann[0].action, Action::OrderSent);
+        assert_eq!(ann[0].order.as_deref(), Some("1001"));
+        assert_eq!(ann[0].fields, ["Placed Order", "Ordered Product"]);
+        let bob: Vec<&ActivityEntry> = entries
+            .iter()
+            .filter(|e| e.email == "bob@example.org")
+            .collect();
+        assert_eq!(bob.len(), 2);
+        assert!(bob.iter().any(|e| e.action == Action::Rejected
+            && e.reason.as_deref() == Some("profile is suppressed")
+            && e.fields == ["Ordered Product"]));
+        assert!(
+            bob.iter()
+                .any(|e| e.action == Action::OrderSent && e.fields == ["Placed Order"])
+        );
+        assert!(
+            ann[0].describe().contains("order 1001"),
+            "{}",
+            ann[0].describe()
+        );
     }
 
     fn write(email: &str, status: Option<MemberStatus>, fields: &[&str]) -> MemberWrite {
