@@ -344,6 +344,10 @@ fn segment_note(c: &RunCounts, dry_run: bool) -> String {
     )
 }
 
+fn to_time(at: chrono::DateTime<chrono::Utc>) -> Option<Time> {
+    jiff::Timestamp::from_second(at.timestamp()).ok().map(Time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,8 +454,4 @@ mod tests {
         assert_eq!(status.next_sync_time, None);
         assert_eq!(status.checkpoint.as_deref(), Some("v1"));
     }
-}
-
-fn to_time(at: chrono::DateTime<chrono::Utc>) -> Option<Time> {
-    jiff::Timestamp::from_second(at.timestamp()).ok().map(Time)
 }

@@ -163,9 +163,7 @@ fn parse_time(
 ) -> Result<DateTime<Utc>, ConnectorError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            http::invalid_response(VENDOR, endpoint, &format!("{what} is not a date-time"))
-        })
+        .map_err(|_| http::invalid_response(VENDOR, endpoint, format!("{what} is not a date-time")))
 }
 
 pub use audience_core::customer_events::ActiveContacts;
