@@ -254,6 +254,11 @@ pub trait Source: Send + Sync {
     fn customer_creator(&self) -> Option<&dyn CustomerCreator> {
         None
     }
+
+    /// The way to register webhook subscriptions at this source (`webhooks.register`), if any.
+    fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
+        None
+    }
 }
 
 /// A source that takes new customers (Shopify's `customerCreate`).
@@ -299,6 +304,11 @@ pub trait Target: Send + Sync {
 
     /// Contact events and email activity (customer events), if this target has them.
     fn customer_events(&self) -> Option<&dyn crate::customer_events::CustomerEventsTarget> {
+        None
+    }
+
+    /// The way to register webhook subscriptions at this target (`webhooks.register`), if any.
+    fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
         None
     }
 
