@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// the syncs of that account at once. Off unless given; see the README's "Webhooks".
     #[arg(long, env = "AUDIENCE_OPERATOR_WEBHOOK_ADDR")]
     pub webhook_addr: Option<SocketAddr>,
+    /// The receiver's URL as the vendors reach it (e.g. `https://hooks.example.com`): syncs with
+    /// `webhooks.register: true` get subscriptions at the vendors pointing here, removed again
+    /// when the sync is deleted. Without it nothing is registered.
+    #[arg(long, env = "AUDIENCE_OPERATOR_WEBHOOK_PUBLIC_URL")]
+    pub webhook_public_url: Option<Url>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -448,6 +453,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         sandbox: args.sandbox.clone(),
         instance: identity.clone(),
+        webhook_public_url: args.webhook_public_url.clone(),
         ..Settings::default()
     };
     let lease_namespace = args

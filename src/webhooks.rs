@@ -85,7 +85,7 @@ struct Routes<K: SyncObject> {
 }
 
 /// The Secret name a sync uses for the side `(vendor, account)` names, if that side is its.
-fn concerned<K: SyncObject>(obj: &K, vendor: Vendor, account: &str) -> Option<String> {
+pub(crate) fn concerned<K: SyncObject>(obj: &K, vendor: Vendor, account: &str) -> Option<String> {
     let same = |a: &str| a.trim().eq_ignore_ascii_case(account);
     match vendor {
         Vendor::Shopify | Vendor::LightspeedX => {

@@ -11,6 +11,7 @@
 pub mod dereference;
 pub mod errors;
 pub mod reconcile;
+pub mod registration;
 pub mod run;
 pub mod status;
 
@@ -58,6 +59,9 @@ pub struct Settings {
     pub sandbox: Option<Url>,
     /// This replica's name in Events.
     pub instance: String,
+    /// The operator's webhook receiver as the vendors reach it (`--webhook-public-url`): syncs
+    /// with `webhooks.register` get subscriptions pointing here. `None`: nothing is registered.
+    pub webhook_public_url: Option<Url>,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             progress_interval: Duration::from_secs(3),
             sandbox: None,
             instance: "audience-operator".into(),
+            webhook_public_url: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Context {
     pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
     runs: Semaphore,
+    /// Per object: the (generation, public URL) its webhooks were last registered for.
+    registered: Mutex<HashMap<String, (Option<i64>, String)>>,
 }
 
 impl Context {
@@ -121,6 +128,7 @@ impl Context {
             secret_changed: Mutex::new(HashSet::new()),
             webhooks: None,
             shards: None,
+            registered: Mutex::new(HashMap::new()),
         })
     }
 
@@ -165,6 +173,22 @@ impl Context {
 
     fn mark_secret_changed(&self, key: String) {
         self.secret_changed.lock().expect("secret lock").insert(key);
+    }
+
+    fn registered(&self, key: &str) -> Option<(Option<i64>, String)> {
+        self.registered
+            .lock()
+            .expect("registered lock")
+            .get(key)
+            .cloned()
+    }
+
+    fn set_registered(&self, key: String, stamp: Option<(Option<i64>, String)>) {
+        let mut map = self.registered.lock().expect("registered lock");
+        match stamp {
+            Some(stamp) => map.insert(key, stamp),
+            None => map.remove(&key),
+        };
     }
 
     fn take_secret_changed(&self, key: &str) -> bool {

@@ -12,6 +12,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
 use super::errors::{Retry, backoff_delay, retry_for};
+use super::registration::Next;
 use super::run::{apply_status, execute_with_progress};
 use super::status::{RunTimes, Settled, record_failure, record_success, settle};
 use super::{Context, object_key};
@@ -37,16 +38,18 @@ pub async fn reconcile<K: SyncObject>(
             return Ok(Action::await_change());
         }
     };
-    if obj.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    Reconciler {
+    let reconciler = Reconciler {
         obj,
         ctx: &ctx,
         api: Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default()),
+    };
+    // Webhook subscriptions first: a deleted sync only cleans up (see `registration`).
+    match reconciler.registration().await? {
+        Next::Deleted { retry: true } => return Ok(Action::requeue(Duration::from_secs(10))),
+        Next::Deleted { retry: false } => return Ok(Action::await_change()),
+        Next::Continue => {}
     }
-    .reconcile()
-    .await
+    reconciler.reconcile().await
 }
 
 pub(super) struct Reconciler<'a, K: SyncObject> {

@@ -83,4 +83,11 @@ What the operator does with its own resources, Secrets and Events, wherever it w
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if and .Values.webhooks.enabled .Values.webhooks.publicUrl }}
+# Webhook registration only: the finalizer that removes a sync's vendor subscriptions when it
+# is deleted (a patch of metadata.finalizers; the operator never changes a spec).
+- apiGroups: ["sync.audience-operator.io"]
+  resources: ["audiencesyncs"]
+  verbs: ["patch"]
+{{- end }}
 {{- end }}

@@ -46,7 +46,11 @@ pub struct RegistrationReport {
 }
 
 /// The topics of `wanted` that no subscription in `existing` covers for `url`.
-pub fn missing_topics(wanted: &[String], existing: &[WebhookSubscription], url: &str) -> Vec<String> {
+pub fn missing_topics(
+    wanted: &[String],
+    existing: &[WebhookSubscription],
+    url: &str,
+) -> Vec<String> {
     wanted
         .iter()
         .filter(|t| !existing.iter().any(|s| &s.topic == *t && s.url == url))
@@ -74,15 +78,15 @@ pub async fn ensure(
     Ok(report)
 }
 
-/// Deletes every subscription pointing at `url` (whatever its topic), and only those: a
-/// subscription someone else made for another URL stays.
+/// Deletes every subscription whose URL is the operator's (`ours`), whatever its topic, and only
+/// those: a subscription someone else made for another URL stays.
 pub async fn remove(
     registry: &dyn WebhookRegistry,
-    url: &str,
+    ours: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<RegistrationReport, ConnectorError> {
     let existing = registry.webhook_subscriptions().await?;
     let mut report = RegistrationReport::default();
-    for s in existing.iter().filter(|s| s.url == url) {
+    for s in existing.iter().filter(|s| ours(&s.url)) {
         registry.delete_webhook_subscription(&s.id).await?;
         report.deleted += 1;
     }
