@@ -138,6 +138,8 @@ pub enum Trigger {
     Webhook(String),
     /// `status.nextSyncTime` has passed.
     Scheduled,
+    /// The source segment's metadata changed since the last applied run (what changed).
+    SegmentChanged(String),
 }
 
 impl Trigger {
@@ -150,6 +152,7 @@ impl Trigger {
             Trigger::CredentialsChanged => "credentials changed".into(),
             Trigger::Webhook(what) => what.clone(),
             Trigger::Scheduled => "schedule".into(),
+            Trigger::SegmentChanged(what) => format!("source segment changed ({what})"),
         }
     }
 }

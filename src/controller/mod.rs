@@ -13,12 +13,13 @@ pub mod errors;
 pub mod reconcile;
 pub mod registration;
 pub mod run;
+pub mod segment_watch;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -62,6 +63,9 @@ pub struct Settings {
     /// The operator's webhook receiver as the vendors reach it (`--webhook-public-url`): syncs
     /// with `webhooks.register` get subscriptions pointing here. `None`: nothing is registered.
     pub webhook_public_url: Option<Url>,
+    /// How often a SegmentSync's source segment metadata is checked between runs (see
+    /// [`segment_watch`]); zero: never.
+    pub segment_watch: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             sandbox: None,
             instance: "audience-operator".into(),
             webhook_public_url: None,
+            segment_watch: Duration::from_secs(60),
         }
     }
 }
@@ -101,6 +106,10 @@ pub struct Context {
     runs: Semaphore,
     /// Per object: the (generation, public URL) its webhooks were last registered for.
     registered: Mutex<HashMap<String, (Option<i64>, String)>>,
+    /// Per SegmentSync: when its segment metadata was last read, and a change seen but not yet
+    /// run (kept across a reconcile that defers to a fresher object).
+    segment_checks: Mutex<HashMap<String, Instant>>,
+    segment_changes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -129,6 +138,8 @@ impl Context {
             webhooks: None,
             shards: None,
             registered: Mutex::new(HashMap::new()),
+            segment_checks: Mutex::new(HashMap::new()),
+            segment_changes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -188,6 +199,35 @@ impl Context {
         match stamp {
             Some(stamp) => map.insert(key, stamp),
             None => map.remove(&key),
+        };
+    }
+
+    /// When the segment was last checked, if that is less than `interval` ago; else records
+    /// `now` as this check and returns `None`.
+    fn segment_checked(&self, key: &str, now: Instant, interval: Duration) -> Option<Instant> {
+        let mut checks = self.segment_checks.lock().expect("segment lock");
+        match checks.get(key) {
+            Some(last) if now.duration_since(*last) < interval => Some(*last),
+            _ => {
+                checks.insert(key.to_string(), now);
+                None
+            }
+        }
+    }
+
+    fn segment_change(&self, key: &str) -> Option<String> {
+        self.segment_changes
+            .lock()
+            .expect("segment lock")
+            .get(key)
+            .cloned()
+    }
+
+    fn set_segment_change(&self, key: &str, what: Option<String>) {
+        let mut changes = self.segment_changes.lock().expect("segment lock");
+        match what {
+            Some(what) => changes.insert(key.to_string(), what),
+            None => changes.remove(key),
         };
     }
 

@@ -129,7 +129,14 @@ impl<K: SyncObject> Reconciler<'_, K> {
             secret_changed: self.ctx.take_secret_changed(&key),
             webhook: self.ctx.webhooks.as_ref().and_then(|w| w.take(&key)),
         };
-        match decide(&observed, now) {
+        let decision = match decide(&observed, now) {
+            Decision::WaitFor(d) => match self.watch_segment(d).await {
+                Ok(trigger) => Decision::Run(trigger),
+                Err(d) => Decision::WaitFor(d),
+            },
+            other => other,
+        };
+        match decision {
             Decision::WaitFor(d) => Ok(Action::requeue(d)),
             Decision::WaitForChange => Ok(Action::await_change()),
             Decision::Run(trigger) => {
@@ -158,6 +165,8 @@ impl<K: SyncObject> Reconciler<'_, K> {
                     .acquire()
                     .await
                     .expect("the run semaphore is never closed");
+                // This run reads the segment: a change the watch saw is handled by it.
+                self.ctx.set_segment_change(&key, None);
                 self.run(trigger, original, &key).await
             }
         }

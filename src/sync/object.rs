@@ -115,6 +115,11 @@ pub trait SyncObject:
     fn registers_webhooks(&self) -> bool {
         false
     }
+    /// The source segment whose metadata is watched between runs (SegmentSync with a
+    /// RetailCRM or Shopify segment; see [`crate::controller::segment_watch`]).
+    fn watched_segment(&self) -> Option<String> {
+        None
+    }
     /// The sources with their names, in spec order (a single `source` is named by its kind).
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)>;
     /// The target's connection.

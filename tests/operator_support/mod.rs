@@ -73,6 +73,7 @@ pub fn test_settings(sandbox: &RunningSandbox) -> Settings {
         sandbox: Some(Url::parse(&sandbox.url()).unwrap()),
         instance: "test".into(),
         webhook_public_url: None,
+        segment_watch: Duration::from_secs(60),
     }
 }
 
