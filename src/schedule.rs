@@ -178,6 +178,8 @@ pub struct Observed<'a> {
     pub secret_changed: bool,
     /// A vendor webhook named this sync's account since the last look (what it said).
     pub webhook: Option<String>,
+    /// The `webhook-hint` annotation: a webhook another replica received for this sync.
+    pub webhook_hint: Option<&'a str>,
 }
 
 /// Ready reasons after which a changed Secret is worth an immediate run.
@@ -222,6 +224,20 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Decision {
             .map(|c| c.reason.as_str());
         if reason == Some("Synced") {
             return Decision::Run(Trigger::Webhook(what.clone()));
+        }
+    }
+    // The same for a webhook another replica received and handed over through the annotation.
+    if let Some(hint) = o.webhook_hint.filter(|h| !h.is_empty())
+        && status.and_then(|s| s.handled_webhook_hint.as_deref()) != Some(hint)
+    {
+        let reason = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.reason.as_str());
+        if reason == Some("Synced") {
+            let what = hint.split_once(';').map_or(hint, |(_, what)| what);
+            return Decision::Run(Trigger::Webhook(format!(
+                "{what}, handed over by another replica"
+            )));
         }
     }
     match status.and_then(|s| s.next_sync_time.as_ref()) {

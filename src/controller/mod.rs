@@ -359,7 +359,10 @@ async fn run_kind<K: SyncObject>(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    let webhook_reconciles = ctx.webhooks.as_ref().map(|hub| hub.register(store.clone()));
+    let webhook_reconciles = ctx
+        .webhooks
+        .as_ref()
+        .map(|hub| hub.register(store.clone(), ctx.shards.clone(), ctx.client.clone()));
     // Per-sync gauges only for this process's shards: N replicas must not report a sync N times.
     let gauges = {
         let all = crate::metrics::sync_lister(store.clone());

@@ -16,7 +16,9 @@ use super::registration::Next;
 use super::run::{apply_status, execute_with_progress};
 use super::status::{RunTimes, Settled, record_failure, record_success, settle};
 use super::{Context, object_key};
-use crate::crd::{APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus};
+use crate::crd::{
+    APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus, WEBHOOK_HINT_ANNOTATION,
+};
 use crate::schedule::{Cadence, Decision, Observed, Trigger, decide};
 use crate::status::{Health, PROGRESSING, Reason, set_condition, set_health_conditions, truncate};
 use crate::sync::{SyncError, SyncObject};
@@ -128,6 +130,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
             approve_plan: annotation(self.obj, APPROVE_PLAN_ANNOTATION),
             secret_changed: self.ctx.take_secret_changed(&key),
             webhook: self.ctx.webhooks.as_ref().and_then(|w| w.take(&key)),
+            webhook_hint: annotation(self.obj, WEBHOOK_HINT_ANNOTATION),
         };
         let decision = match decide(&observed, now) {
             Decision::WaitFor(d) => match self.watch_segment(d).await {
@@ -247,6 +250,9 @@ impl<K: SyncObject> Reconciler<'_, K> {
         };
         let cadence = Cadence::parse(self.obj.schedule()).map_err(SyncError::InvalidSpec)?;
         status.handled_sync_now = annotation(self.obj, SYNC_NOW_ANNOTATION).map(str::to_string);
+        // Any run reads what a handed-over webhook announced.
+        status.handled_webhook_hint =
+            annotation(self.obj, WEBHOOK_HINT_ANNOTATION).map(str::to_string);
         let took = times.took;
         let mut activity = Vec::new();
         let settled = match result {
