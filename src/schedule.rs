@@ -488,4 +488,42 @@ mod tests {
             Decision::WaitFor(Duration::from_secs(3600))
         );
     }
+
+    #[test]
+    fn a_handed_over_webhook_runs_once_per_hint_value() {
+        let now = ts("2025-01-10T12:00:00Z");
+        let mut synced = ran(Some("2025-01-10T13:00:00Z"));
+        synced.conditions.push(Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Synced".into(),
+            message: String::new(),
+            last_transition_time: Time(now),
+            observed_generation: Some(1),
+        });
+        let hint = "2025-01-10T11:59:59Z;shopify webhook customers/update (1 delivery)";
+        let o = Observed {
+            generation: Some(1),
+            status: Some(&synced),
+            webhook_hint: Some(hint),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::Run(Trigger::Webhook(
+                "shopify webhook customers/update (1 delivery), handed over by another replica"
+                    .into()
+            ))
+        );
+        let mut handled = synced.clone();
+        handled.handled_webhook_hint = Some(hint.into());
+        let o = Observed {
+            status: Some(&handled),
+            ..o
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::WaitFor(Duration::from_secs(3600))
+        );
+    }
 }
