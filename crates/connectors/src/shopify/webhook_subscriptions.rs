@@ -107,7 +107,7 @@ fn refused(op: &str, errors: &[UserError]) -> ConnectorError {
     http::invalid_response(
         VENDOR,
         &format!("POST graphql {op}"),
-        &format!("Shopify refused: {}", messages.join("; ")),
+        format!("Shopify refused: {}", messages.join("; ")),
     )
 }
 

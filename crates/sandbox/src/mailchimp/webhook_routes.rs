@@ -60,7 +60,7 @@ fn flags(
                 Some(Value::Bool(b)) => *b,
                 Some(_) => {
                     errors.push(FieldError::new(
-                        &format!("{field}.{name}"),
+                        format!("{field}.{name}"),
                         "Data presented is not one of the accepted values: true, false.",
                     ));
                     false
