@@ -116,7 +116,7 @@ pub trait SyncObject:
         false
     }
     /// The source segment whose metadata is watched between runs (SegmentSync with a
-    /// RetailCRM or Shopify segment; see [`crate::controller::segment_watch`]).
+    /// RetailCRM segment; see [`crate::controller::segment_watch`]).
     fn watched_segment(&self) -> Option<String> {
         None
     }

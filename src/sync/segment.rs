@@ -113,11 +113,10 @@ impl SyncObject for SegmentSync {
         Ok(())
     }
 
+    /// RetailCRM segments only: Shopify has no segment metadata that tells a membership change
+    /// (`lastEditDate` is the query's edit), so a Shopify segment follows its schedule.
     fn watched_segment(&self) -> Option<String> {
-        let seg = &self.spec.source_segment;
-        seg.retailcrm_segment
-            .clone()
-            .or_else(|| seg.shopify_segment.clone())
+        self.spec.source_segment.retailcrm_segment.clone()
     }
 
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {
