@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// the syncs of that account at once. Off unless given; see the README's "Webhooks".
     #[arg(long, env = "AUDIENCE_OPERATOR_WEBHOOK_ADDR")]
     pub webhook_addr: Option<SocketAddr>,
+    /// The receiver's URL as the vendors reach it (e.g. `https://hooks.example.com`): syncs with
+    /// `webhooks.register: true` get subscriptions at the vendors pointing here, removed again
+    /// when the sync is deleted. Without it nothing is registered.
+    #[arg(long, env = "AUDIENCE_OPERATOR_WEBHOOK_PUBLIC_URL", value_parser = public_url)]
+    pub webhook_public_url: Option<String>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -437,6 +442,15 @@ async fn termination() {
     }
 }
 
+/// Checks `--webhook-public-url` at parse time (kept as text: `RunArgs` stays small).
+fn public_url(s: &str) -> Result<String, String> {
+    match Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(s.to_string()),
+        Ok(_) => Err("the public URL must be http or https".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `audience-operator run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::logging::init(args.log_json);
@@ -448,6 +462,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         sandbox: args.sandbox.clone(),
         instance: identity.clone(),
+        webhook_public_url: args
+            .webhook_public_url
+            .as_deref()
+            .map(Url::parse)
+            .transpose()
+            .context("--webhook-public-url")?,
         ..Settings::default()
     };
     let lease_namespace = args

@@ -138,6 +138,8 @@ pub enum Trigger {
     Webhook(String),
     /// `status.nextSyncTime` has passed.
     Scheduled,
+    /// The source segment's metadata changed since the last applied run (what changed).
+    SegmentChanged(String),
 }
 
 impl Trigger {
@@ -150,6 +152,7 @@ impl Trigger {
             Trigger::CredentialsChanged => "credentials changed".into(),
             Trigger::Webhook(what) => what.clone(),
             Trigger::Scheduled => "schedule".into(),
+            Trigger::SegmentChanged(what) => format!("source segment changed ({what})"),
         }
     }
 }
@@ -175,6 +178,8 @@ pub struct Observed<'a> {
     pub secret_changed: bool,
     /// A vendor webhook named this sync's account since the last look (what it said).
     pub webhook: Option<String>,
+    /// The `webhook-hint` annotation: a webhook another replica received for this sync.
+    pub webhook_hint: Option<&'a str>,
 }
 
 /// Ready reasons after which a changed Secret is worth an immediate run.
@@ -219,6 +224,20 @@ pub fn decide(o: &Observed<'_>, now: Timestamp) -> Decision {
             .map(|c| c.reason.as_str());
         if reason == Some("Synced") {
             return Decision::Run(Trigger::Webhook(what.clone()));
+        }
+    }
+    // The same for a webhook another replica received and handed over through the annotation.
+    if let Some(hint) = o.webhook_hint.filter(|h| !h.is_empty())
+        && status.and_then(|s| s.handled_webhook_hint.as_deref()) != Some(hint)
+    {
+        let reason = status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.reason.as_str());
+        if reason == Some("Synced") {
+            let what = hint.split_once(';').map_or(hint, |(_, what)| what);
+            return Decision::Run(Trigger::Webhook(format!(
+                "{what}, handed over by another replica"
+            )));
         }
     }
     match status.and_then(|s| s.next_sync_time.as_ref()) {
@@ -462,6 +481,44 @@ mod tests {
         throttled.conditions.push(condition("RateLimited"));
         let o = Observed {
             status: Some(&throttled),
+            ..o
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::WaitFor(Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn a_handed_over_webhook_runs_once_per_hint_value() {
+        let now = ts("2025-01-10T12:00:00Z");
+        let mut synced = ran(Some("2025-01-10T13:00:00Z"));
+        synced.conditions.push(Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Synced".into(),
+            message: String::new(),
+            last_transition_time: Time(now),
+            observed_generation: Some(1),
+        });
+        let hint = "2025-01-10T11:59:59Z;shopify webhook customers/update (1 delivery)";
+        let o = Observed {
+            generation: Some(1),
+            status: Some(&synced),
+            webhook_hint: Some(hint),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&o, now),
+            Decision::Run(Trigger::Webhook(
+                "shopify webhook customers/update (1 delivery), handed over by another replica"
+                    .into()
+            ))
+        );
+        let mut handled = synced.clone();
+        handled.handled_webhook_hint = Some(hint.into());
+        let o = Observed {
+            status: Some(&handled),
             ..o
         };
         assert_eq!(

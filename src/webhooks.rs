@@ -16,7 +16,11 @@
 //!   last run did not succeed: then its own backoff decides (a webhook must not hammer a vendor
 //!   that is rate-limiting or refusing the key).
 //! - **Replicas**: every replica listens; only the leader's controllers act on a trigger, a
-//!   standby drops it (its next poll reads the change anyway).
+//!   standby drops it (its next poll reads the change anyway). With sharding every replica's
+//!   controllers run, each owning some syncs: a delivery for a sync of another replica's shard
+//!   is handed to the owner by setting the sync's [`WEBHOOK_HINT_ANNOTATION`] (`<time>;<what>`),
+//!   whose change the owner's watch sees; the owner then runs it as if the webhook had reached
+//!   it (`crate::schedule::decide`). The receiving replica never runs it itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,8 +40,10 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::controller::object_key;
-use crate::crd::{CREDENTIALS_LABEL, TargetRef};
+use crate::crd::{CREDENTIALS_LABEL, TargetRef, WEBHOOK_HINT_ANNOTATION};
+use crate::shard::ShardFilter;
 use crate::sync::SyncObject;
+use kube::api::{Patch, PatchParams};
 
 /// The key of a credentials Secret holding the webhook secret of that side.
 pub const WEBHOOK_SECRET_KEY: &str = "webhookSecret";
@@ -82,10 +88,40 @@ struct PixelRoute {
 struct Routes<K: SyncObject> {
     store: Store<DeserializeGuard<K>>,
     reconcile: mpsc::UnboundedSender<ObjectRef<DeserializeGuard<K>>>,
+    /// With sharding: which syncs this replica owns (others are handed over).
+    shards: Option<ShardFilter>,
+    client: Client,
+}
+
+impl<K: SyncObject> Routes<K> {
+    fn owns(&self, namespace: &str, name: &str) -> bool {
+        self.shards.as_ref().is_none_or(|f| f.owns(namespace, name))
+    }
+
+    /// Hands a webhook for a sync of another shard to its owner: a merge patch of the hint
+    /// annotation, in the background (the dispatch never waits for the API server).
+    fn hand_over(&self, namespace: &str, name: &str, why: &str) {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let value = format!("{};{why}", jiff::Timestamp::now());
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {WEBHOOK_HINT_ANNOTATION: value}}});
+        let (namespace, name) = (namespace.to_string(), name.to_string());
+        tokio::spawn(async move {
+            let patched = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            match patched {
+                Ok(_) => tracing::debug!(namespace, name, "webhook handed to the shard's owner"),
+                Err(e) => {
+                    tracing::warn!(namespace, name, error = %e, "handing a webhook to the shard's owner")
+                }
+            }
+        });
+    }
 }
 
 /// The Secret name a sync uses for the side `(vendor, account)` names, if that side is its.
-fn concerned<K: SyncObject>(obj: &K, vendor: Vendor, account: &str) -> Option<String> {
+pub(crate) fn concerned<K: SyncObject>(obj: &K, vendor: Vendor, account: &str) -> Option<String> {
     let same = |a: &str| a.trim().eq_ignore_ascii_case(account);
     match vendor {
         Vendor::Shopify | Vendor::LightspeedX => {
@@ -141,6 +177,8 @@ impl<K: SyncObject> KindRoutes for Routes<K> {
         let Some(obj) = guard.0.as_ref().ok() else {
             return false;
         };
+        // Not handed over with sharding: the shopper events wait in this process's queue,
+        // which the owner's run could not send.
         hub.mark(&object_key(obj), why);
         self.reconcile
             .send(ObjectRef::new(name).within(namespace))
@@ -166,6 +204,11 @@ impl<K: SyncObject> KindRoutes for Routes<K> {
                 continue;
             };
             let key = object_key(obj);
+            if !self.owns(&ns, &obj.name_any()) {
+                self.hand_over(&ns, &obj.name_any(), why);
+                keys.push(key);
+                continue;
+            }
             hub.mark(&key, why);
             if self
                 .reconcile
@@ -193,6 +236,8 @@ impl WebhookHub {
     pub fn register<K: SyncObject>(
         &self,
         store: Store<DeserializeGuard<K>>,
+        shards: Option<ShardFilter>,
+        client: Client,
     ) -> mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<K>>> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.routes
@@ -201,6 +246,8 @@ impl WebhookHub {
             .push(Arc::new(Routes {
                 store,
                 reconcile: tx,
+                shards,
+                client,
             }));
         rx
     }

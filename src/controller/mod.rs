@@ -11,13 +11,15 @@
 pub mod dereference;
 pub mod errors;
 pub mod reconcile;
+pub mod registration;
 pub mod run;
+pub mod segment_watch;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -58,6 +60,12 @@ pub struct Settings {
     pub sandbox: Option<Url>,
     /// This replica's name in Events.
     pub instance: String,
+    /// The operator's webhook receiver as the vendors reach it (`--webhook-public-url`): syncs
+    /// with `webhooks.register` get subscriptions pointing here. `None`: nothing is registered.
+    pub webhook_public_url: Option<Url>,
+    /// How often a SegmentSync's source segment metadata is checked between runs (see
+    /// [`segment_watch`]); zero: never.
+    pub segment_watch: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +78,8 @@ impl Default for Settings {
             progress_interval: Duration::from_secs(3),
             sandbox: None,
             instance: "audience-operator".into(),
+            webhook_public_url: None,
+            segment_watch: Duration::from_secs(60),
         }
     }
 }
@@ -94,6 +104,12 @@ pub struct Context {
     pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
     runs: Semaphore,
+    /// Per object: the (generation, public URL) its webhooks were last registered for.
+    registered: Mutex<HashMap<String, (Option<i64>, String)>>,
+    /// Per SegmentSync: when its segment metadata was last read, and a change seen but not yet
+    /// run (kept across a reconcile that defers to a fresher object).
+    segment_checks: Mutex<HashMap<String, Instant>>,
+    segment_changes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -121,6 +137,9 @@ impl Context {
             secret_changed: Mutex::new(HashSet::new()),
             webhooks: None,
             shards: None,
+            registered: Mutex::new(HashMap::new()),
+            segment_checks: Mutex::new(HashMap::new()),
+            segment_changes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -165,6 +184,51 @@ impl Context {
 
     fn mark_secret_changed(&self, key: String) {
         self.secret_changed.lock().expect("secret lock").insert(key);
+    }
+
+    fn registered(&self, key: &str) -> Option<(Option<i64>, String)> {
+        self.registered
+            .lock()
+            .expect("registered lock")
+            .get(key)
+            .cloned()
+    }
+
+    fn set_registered(&self, key: String, stamp: Option<(Option<i64>, String)>) {
+        let mut map = self.registered.lock().expect("registered lock");
+        match stamp {
+            Some(stamp) => map.insert(key, stamp),
+            None => map.remove(&key),
+        };
+    }
+
+    /// When the segment was last checked, if that is less than `interval` ago; else records
+    /// `now` as this check and returns `None`.
+    fn segment_checked(&self, key: &str, now: Instant, interval: Duration) -> Option<Instant> {
+        let mut checks = self.segment_checks.lock().expect("segment lock");
+        match checks.get(key) {
+            Some(last) if now.duration_since(*last) < interval => Some(*last),
+            _ => {
+                checks.insert(key.to_string(), now);
+                None
+            }
+        }
+    }
+
+    fn segment_change(&self, key: &str) -> Option<String> {
+        self.segment_changes
+            .lock()
+            .expect("segment lock")
+            .get(key)
+            .cloned()
+    }
+
+    fn set_segment_change(&self, key: &str, what: Option<String>) {
+        let mut changes = self.segment_changes.lock().expect("segment lock");
+        match what {
+            Some(what) => changes.insert(key.to_string(), what),
+            None => changes.remove(key),
+        };
     }
 
     fn take_secret_changed(&self, key: &str) -> bool {
@@ -295,7 +359,10 @@ async fn run_kind<K: SyncObject>(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
-    let webhook_reconciles = ctx.webhooks.as_ref().map(|hub| hub.register(store.clone()));
+    let webhook_reconciles = ctx
+        .webhooks
+        .as_ref()
+        .map(|hub| hub.register(store.clone(), ctx.shards.clone(), ctx.client.clone()));
     // Per-sync gauges only for this process's shards: N replicas must not report a sync N times.
     let gauges = {
         let all = crate::metrics::sync_lister(store.clone());

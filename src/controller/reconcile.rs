@@ -12,10 +12,13 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
 use super::errors::{Retry, backoff_delay, retry_for};
+use super::registration::Next;
 use super::run::{apply_status, execute_with_progress};
 use super::status::{RunTimes, Settled, record_failure, record_success, settle};
 use super::{Context, object_key};
-use crate::crd::{APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus};
+use crate::crd::{
+    APPROVE_PLAN_ANNOTATION, SYNC_NOW_ANNOTATION, SyncStatus, WEBHOOK_HINT_ANNOTATION,
+};
 use crate::schedule::{Cadence, Decision, Observed, Trigger, decide};
 use crate::status::{Health, PROGRESSING, Reason, set_condition, set_health_conditions, truncate};
 use crate::sync::{SyncError, SyncObject};
@@ -37,16 +40,18 @@ pub async fn reconcile<K: SyncObject>(
             return Ok(Action::await_change());
         }
     };
-    if obj.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    Reconciler {
+    let reconciler = Reconciler {
         obj,
         ctx: &ctx,
         api: Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default()),
+    };
+    // Webhook subscriptions first: a deleted sync only cleans up (see `registration`).
+    match reconciler.registration().await? {
+        Next::Deleted { retry: true } => return Ok(Action::requeue(Duration::from_secs(10))),
+        Next::Deleted { retry: false } => return Ok(Action::await_change()),
+        Next::Continue => {}
     }
-    .reconcile()
-    .await
+    reconciler.reconcile().await
 }
 
 pub(super) struct Reconciler<'a, K: SyncObject> {
@@ -125,8 +130,16 @@ impl<K: SyncObject> Reconciler<'_, K> {
             approve_plan: annotation(self.obj, APPROVE_PLAN_ANNOTATION),
             secret_changed: self.ctx.take_secret_changed(&key),
             webhook: self.ctx.webhooks.as_ref().and_then(|w| w.take(&key)),
+            webhook_hint: annotation(self.obj, WEBHOOK_HINT_ANNOTATION),
         };
-        match decide(&observed, now) {
+        let decision = match decide(&observed, now) {
+            Decision::WaitFor(d) => match self.watch_segment(d).await {
+                Ok(trigger) => Decision::Run(trigger),
+                Err(d) => Decision::WaitFor(d),
+            },
+            other => other,
+        };
+        match decision {
             Decision::WaitFor(d) => Ok(Action::requeue(d)),
             Decision::WaitForChange => Ok(Action::await_change()),
             Decision::Run(trigger) => {
@@ -155,6 +168,8 @@ impl<K: SyncObject> Reconciler<'_, K> {
                     .acquire()
                     .await
                     .expect("the run semaphore is never closed");
+                // This run reads the segment: a change the watch saw is handled by it.
+                self.ctx.set_segment_change(&key, None);
                 self.run(trigger, original, &key).await
             }
         }
@@ -235,6 +250,9 @@ impl<K: SyncObject> Reconciler<'_, K> {
         };
         let cadence = Cadence::parse(self.obj.schedule()).map_err(SyncError::InvalidSpec)?;
         status.handled_sync_now = annotation(self.obj, SYNC_NOW_ANNOTATION).map(str::to_string);
+        // Any run reads what a handed-over webhook announced.
+        status.handled_webhook_hint =
+            annotation(self.obj, WEBHOOK_HINT_ANNOTATION).map(str::to_string);
         let took = times.took;
         let mut activity = Vec::new();
         let settled = match result {

@@ -266,6 +266,24 @@ pub struct AudienceSyncSpec {
     /// customers. Needs a Shopify source and a Mailchimp target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_back: Option<WriteBackSpec>,
+    /// Vendor webhooks for this sync (see `WebhooksSpec`); absent: the operator registers none
+    /// (webhooks set up by hand still reach it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhooksSpec>,
+}
+
+/// Webhook registration: with `register: true` and the operator's public URL set
+/// (`--webhook-public-url`, chart value `webhooks.publicUrl`), the operator creates its
+/// subscriptions at the vendors on the sync's first reconcile (Shopify: one per customer topic,
+/// pointing at `<publicUrl>/webhooks/shopify`; Mailchimp: one list webhook pointing at
+/// `<publicUrl>/webhooks/mailchimp/<webhookSecret>`), never twice, and removes them when the sync
+/// is deleted or `register` turns false. Each side needs the key `webhookSecret` in its
+/// credentials Secret (the Shopify app's client secret; any secret for Mailchimp).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhooksSpec {
+    #[serde(default)]
+    pub register: bool,
 }
 
 /// The activity log: the last 1,000 or so record changes (512 KiB at most), as JSON lines in a

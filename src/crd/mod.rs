@@ -41,6 +41,10 @@ pub const SYNC_NOW_ANNOTATION: &str = "sync.audience-operator.io/sync-now";
 /// Label a Secret must carry (value `"true"`) for the operator to read it: creating a sync must
 /// not amount to reading every Secret of its namespace.
 pub const CREDENTIALS_LABEL: &str = "sync.audience-operator.io/credentials";
+/// Annotation the operator sets when a vendor webhook for a sync reaches a replica that does not
+/// own the sync's shard: `<time>;<what the webhook said>`. The owner's watch sees the change and
+/// runs the sync, as if the webhook had reached it (see `crate::webhooks`).
+pub const WEBHOOK_HINT_ANNOTATION: &str = "sync.audience-operator.io/webhook-hint";
 /// Annotation: the `planId` of a plan stopped by the safety limit that may go ahead.
 pub const APPROVE_PLAN_ANNOTATION: &str = "sync.audience-operator.io/approve-plan";
 

@@ -478,4 +478,8 @@ pub struct SyncStatus {
     /// The last value of the `sync.audience-operator.io/sync-now` annotation that was acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_sync_now: Option<String>,
+    /// The last value of the `sync.audience-operator.io/webhook-hint` annotation that was acted
+    /// on (a webhook handed over by another replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_webhook_hint: Option<String>,
 }

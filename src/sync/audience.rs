@@ -426,6 +426,9 @@ impl SyncObject for AudienceSync {
     fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
         Some(&self.spec.activity_log)
     }
+    fn registers_webhooks(&self) -> bool {
+        self.spec.webhooks.as_ref().is_some_and(|w| w.register)
+    }
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)> {
         match &self.spec.source {
             Some(one) => vec![(one.kind().map_or("source", |k| k.as_str()), one)],

@@ -112,6 +112,16 @@ pub trait SyncObject:
     fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
         None
     }
+    /// `spec.webhooks.register`: the operator keeps webhook subscriptions at the vendors for
+    /// this sync (see [`crate::controller::registration`]). Only AudienceSyncs have it.
+    fn registers_webhooks(&self) -> bool {
+        false
+    }
+    /// The source segment whose metadata is watched between runs (SegmentSync with a
+    /// RetailCRM segment; see [`crate::controller::segment_watch`]).
+    fn watched_segment(&self) -> Option<String> {
+        None
+    }
     /// The sources with their names, in spec order (a single `source` is named by its kind).
     fn source_specs(&self) -> Vec<(&str, &SourceSpec)>;
     /// The target's connection.

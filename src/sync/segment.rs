@@ -11,6 +11,10 @@ use crate::crd::{
 };
 use crate::engine::{RunError, SegmentJob, SegmentOutcome, run_segment_sync};
 
+/// A SegmentSync's `status.checkpoint` is its source segment's metadata stamp (see
+/// [`audience_core::Source::segment_stamp`]), with this prefix.
+pub const SEGMENT_STAMP_PREFIX: &str = "segment:";
+
 fn segment_executed(outcome: &SegmentOutcome, dry_run: bool) -> Executed {
     let mut e = audience_executed(&outcome.audience, dry_run);
     // A segment run always reads the whole segment: no full/incremental bookkeeping.
@@ -109,14 +113,30 @@ impl SyncObject for SegmentSync {
         Ok(())
     }
 
+    /// RetailCRM segments only: Shopify has no segment metadata that tells a membership change
+    /// (`lastEditDate` is the query's edit), so a Shopify segment follows its schedule.
+    fn watched_segment(&self) -> Option<String> {
+        self.spec.source_segment.retailcrm_segment.clone()
+    }
+
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {
         let spec = &self.spec;
+        let source = parts
+            .sources
+            .first()
+            .ok_or_else(|| RunError::InvalidMapping("no source".into()))?
+            .source;
+        // The segment's metadata before its members are read: a recomputation during the read
+        // then shows as a change at the next watch tick instead of being lost.
+        let stamp = match self.watched_segment() {
+            Some(id) => source.segment_stamp(&id).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "reading the segment's metadata");
+                None
+            }),
+            None => None,
+        };
         let outcome = run_segment_sync(SegmentJob {
-            source: parts
-                .sources
-                .first()
-                .ok_or_else(|| RunError::InvalidMapping("no source".into()))?
-                .source,
+            source,
             target: parts.target,
             source_segment: spec
                 .source_segment
@@ -136,6 +156,12 @@ impl SyncObject for SegmentSync {
             progress: parts.progress,
         })
         .await?;
-        Ok(segment_executed(&outcome, spec.dry_run))
+        let mut executed = segment_executed(&outcome, spec.dry_run);
+        // The stamp is the position this run applied (what the watch compares with); a dry run
+        // or an interrupted one applied nothing.
+        if !spec.dry_run && !executed.stopped_early {
+            executed.checkpoint = stamp.map(|s| format!("{SEGMENT_STAMP_PREFIX}{s}"));
+        }
+        Ok(executed)
     }
 }

@@ -72,6 +72,8 @@ pub fn test_settings(sandbox: &RunningSandbox) -> Settings {
         progress_interval: Duration::from_millis(500),
         sandbox: Some(Url::parse(&sandbox.url()).unwrap()),
         instance: "test".into(),
+        webhook_public_url: None,
+        segment_watch: Duration::from_secs(60),
     }
 }
 

@@ -83,4 +83,17 @@ What the operator does with its own resources, Secrets and Events, wherever it w
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if and .Values.webhooks.enabled .Values.sharding.enabled }}
+# Webhooks with sharding: a delivery that reaches a pod not owning the sync is handed to the
+# owner by patching the sync's webhook-hint annotation (never its spec).
+- apiGroups: ["sync.audience-operator.io"]
+  resources: ["audiencesyncs", "segmentsyncs", "ordersyncs"]
+  verbs: ["patch"]
+{{- else if and .Values.webhooks.enabled .Values.webhooks.publicUrl }}
+# Webhook registration only: the finalizer that removes a sync's vendor subscriptions when it
+# is deleted (a patch of metadata.finalizers; the operator never changes a spec).
+- apiGroups: ["sync.audience-operator.io"]
+  resources: ["audiencesyncs"]
+  verbs: ["patch"]
+{{- end }}
 {{- end }}

@@ -59,6 +59,9 @@ spec:
         {{- end }}
         {{- if .Values.webhooks.enabled }}
         - --webhook-addr=0.0.0.0:{{ .Values.webhooks.port }}
+        {{- with .Values.webhooks.publicUrl }}
+        - --webhook-public-url={{ . }}
+        {{- end }}
         {{- end }}
       env:
         - name: POD_NAME

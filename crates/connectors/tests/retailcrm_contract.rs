@@ -405,3 +405,37 @@ async fn the_key_never_travels_in_the_url() {
         "the key went in the X-API-KEY header only"
     );
 }
+
+#[tokio::test]
+async fn a_segment_stamp_is_one_call_and_changes_only_when_the_segment_is_recomputed() {
+    let (sandbox, key) = start(0).await;
+    let crm = &sandbox.sandbox.retailcrm;
+    let a = crm.add_customer(Customer {
+        email: Some("a@example.com".into()),
+        ..Default::default()
+    });
+    let b = crm.add_customer(Customer {
+        email: Some("b@example.com".into()),
+        ..Default::default()
+    });
+    crm.create_segment("vip", "VIP", &[a]);
+    let source = source(&sandbox, &key);
+
+    let first = source.segment_stamp("vip").await.unwrap().expect("a stamp");
+    assert!(first.contains("size=1"), "{first}");
+    assert_eq!(calls(&sandbox, "/api/v5/segments"), 1);
+    assert_eq!(
+        source.segment_stamp("vip").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(calls(&sandbox, "/api/v5/segments"), 2);
+    assert_eq!(calls(&sandbox, "/api/v5/customers"), 0, "no member read");
+
+    // RetailCRM's recomputation: the segment's size changes, and so does the stamp.
+    assert!(crm.set_segment_members("vip", &[a, b]));
+    let second = source.segment_stamp("vip").await.unwrap().expect("a stamp");
+    assert_ne!(second, first);
+    assert!(second.contains("size=2"), "{second}");
+
+    assert_eq!(source.segment_stamp("no-such-code").await.unwrap(), None);
+}

@@ -232,6 +232,15 @@ pub trait Source: Send + Sync {
         Err(ConnectorError::unsupported(self.vendor(), "segments"))
     }
 
+    /// A cheap fingerprint of one segment's own metadata (its size, its update time), read in
+    /// about one call without reading members: when it is what the last applied run saw, the
+    /// segment has not been recomputed since. `None`: this source has no such metadata (or no
+    /// such segment), so only reading the members tells.
+    async fn segment_stamp(&self, id: &str) -> Result<Option<String>, ConnectorError> {
+        let _ = id;
+        Ok(None)
+    }
+
     /// The way to write email consent back to this source (two-way consent), if it has one.
     fn consent_writer(&self) -> Option<&dyn ConsentWriter> {
         None
@@ -257,6 +266,11 @@ pub trait Source: Send + Sync {
 
     /// The way to find a few customers by address or id without a full read, if it has one.
     fn customer_lookup(&self) -> Option<&dyn crate::customer_events::CustomerLookup> {
+        None
+    }
+
+    /// The way to register webhook subscriptions at this source (`webhooks.register`), if any.
+    fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
         None
     }
 }
@@ -304,6 +318,11 @@ pub trait Target: Send + Sync {
 
     /// Contact events and email activity (customer events), if this target has them.
     fn customer_events(&self) -> Option<&dyn crate::customer_events::CustomerEventsTarget> {
+        None
+    }
+
+    /// The way to register webhook subscriptions at this target (`webhooks.register`), if any.
+    fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
         None
     }
 

@@ -45,6 +45,7 @@ pub mod rejections;
 pub mod segment;
 pub mod sms;
 pub mod two_way;
+pub mod webhook_subscriptions;
 
 pub use connector::{
     ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentWriteReport, ConsentWriter,

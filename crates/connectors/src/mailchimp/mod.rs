@@ -24,6 +24,7 @@ mod ecommerce;
 pub mod member_events;
 mod read;
 mod sms;
+pub mod webhooks;
 mod wire;
 mod write;
 
@@ -305,6 +306,12 @@ impl Target for MailchimpTarget {
     }
 
     fn customer_events(&self) -> Option<&dyn audience_core::customer_events::CustomerEventsTarget> {
+        Some(self)
+    }
+
+    fn webhook_registry(
+        &self,
+    ) -> Option<&dyn audience_core::webhook_subscriptions::WebhookRegistry> {
         Some(self)
     }
 

@@ -914,6 +914,36 @@ impl Source for RetailCrmSource {
             page += 1;
         }
     }
+
+    /// `customersCount`, `createdAt` and (when the account sends it) `updatedAt` of the segment
+    /// with this code, from `GET /api/v5/segments`: one call for an account with up to 100
+    /// segments. RetailCRM recomputes a dynamic segment's members in the background; its size
+    /// is what the listing shows of that. A recomputation that swaps members but keeps the size
+    /// is not seen here: the schedule's full read finds it.
+    async fn segment_stamp(&self, code: &str) -> Result<Option<String>, ConnectorError> {
+        let mut page = 1u64;
+        loop {
+            let params = vec![
+                ("limit".to_string(), PAGE_LIMIT.to_string()),
+                ("page".to_string(), page.to_string()),
+            ];
+            let answer: SegmentsAnswer = self.get(SEGMENTS, "/api/v5/segments", &params).await?;
+            let count = answer.segments.len();
+            if let Some(s) = answer.segments.into_iter().find(|s| s.code == code) {
+                return Ok(Some(format!(
+                    "size={};created={};updated={}",
+                    s.customers_count.map_or("?".to_string(), |n| n.to_string()),
+                    s.created_at.unwrap_or_default(),
+                    s.updated_at.unwrap_or_default(),
+                )));
+            }
+            let pages = answer.pagination.map_or(page, |p| p.total_page_count);
+            if page >= pages || count == 0 {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1013,6 +1043,11 @@ struct WireSegment {
     code: String,
     name: String,
     customers_count: Option<u64>,
+    #[serde(default)]
+    created_at: Option<String>,
+    /// Not in the official client's model; taken when an account sends it.
+    #[serde(default)]
+    updated_at: Option<String>,
 }
 
 #[derive(Deserialize)]

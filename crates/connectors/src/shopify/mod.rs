@@ -56,6 +56,7 @@ mod consent;
 mod lookup;
 pub mod metafields;
 mod orders;
+pub mod webhook_subscriptions;
 
 pub use consent::BATCH as CONSENT_BATCH;
 
@@ -737,6 +738,12 @@ impl Source for ShopifySource {
     }
 
     fn customer_creator(&self) -> Option<&dyn audience_core::CustomerCreator> {
+        Some(self)
+    }
+
+    fn webhook_registry(
+        &self,
+    ) -> Option<&dyn audience_core::webhook_subscriptions::WebhookRegistry> {
         Some(self)
     }
 

@@ -78,6 +78,7 @@ mod segments;
 mod sms;
 mod spec_routes;
 mod state;
+pub mod webhook_routes;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -168,6 +169,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/3.0/lists/{list_id}/segments/{segment_id}"),
     ("POST", "/3.0/lists/{list_id}/segments/{segment_id}"),
     ("DELETE", "/3.0/lists/{list_id}/segments/{segment_id}"),
+    ("GET", "/3.0/lists/{list_id}/webhooks"),
+    ("POST", "/3.0/lists/{list_id}/webhooks"),
+    ("GET", "/3.0/lists/{list_id}/webhooks/{webhook_id}"),
+    ("DELETE", "/3.0/lists/{list_id}/webhooks/{webhook_id}"),
     ("GET", "/3.0/lists/{list_id}/segments/{segment_id}/members"),
     ("POST", "/3.0/lists/{list_id}/segments/{segment_id}/members"),
     (
@@ -229,6 +234,12 @@ fn endpoint(method: &str, path: &str) -> MethodRouter<Mailchimp> {
         }
         ("DELETE", "/3.0/lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}") => {
             delete(segments::remove_segment_member)
+        }
+        ("GET", "/3.0/lists/{list_id}/webhooks") => get(webhook_routes::list_webhooks),
+        ("POST", "/3.0/lists/{list_id}/webhooks") => post(webhook_routes::create_webhook),
+        ("GET", "/3.0/lists/{list_id}/webhooks/{webhook_id}") => get(webhook_routes::get_webhook),
+        ("DELETE", "/3.0/lists/{list_id}/webhooks/{webhook_id}") => {
+            delete(webhook_routes::delete_webhook)
         }
         _ => unreachable!("ROUTES lists {method} {path} without a handler"),
     }
@@ -383,6 +394,7 @@ impl Mailchimp {
         *self.lock() = State::default();
         *self.member_events.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
         self.stop_webhooks();
+        self.forget_registered_webhooks();
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         connections.limit = DEFAULT_CONNECTION_LIMIT;
         connections.per_key.retain(|_, c| c.in_flight > 0);

@@ -20,10 +20,31 @@ use std::collections::BTreeMap;
 use super::{Mailchimp, MemberSnapshot, MemberStatus};
 use crate::webhooks::{Delivery, Outbox};
 
-/// Each audience's webhook destination.
+/// Each audience's webhook destination, and the webhooks registered through the API
+/// (`POST /lists/{list_id}/webhooks`, see [`super::webhook_routes`]).
 #[derive(Default)]
 pub(super) struct Webhooks {
     lists: BTreeMap<String, Outbox>,
+    registered: BTreeMap<String, Vec<Registered>>,
+}
+
+/// One webhook registered through the API.
+#[derive(Clone)]
+pub struct Registered {
+    pub id: String,
+    pub url: String,
+    /// `events` and `sources` as `(name, on)`, in the spec's order.
+    pub events: Vec<(String, bool)>,
+    pub sources: Vec<(String, bool)>,
+    pub outbox: Outbox,
+}
+
+impl Registered {
+    fn wants(&self, event: &str) -> bool {
+        let on = |pairs: &[(String, bool)], name: &str| pairs.iter().any(|(k, v)| k == name && *v);
+        // Changes made outside the API are the person's (`user`) or the account's (`admin`).
+        on(&self.events, event) && (on(&self.sources, "user") || on(&self.sources, "admin"))
+    }
 }
 
 impl Mailchimp {
@@ -43,6 +64,60 @@ impl Mailchimp {
         self.webhooks().lists.clear();
     }
 
+    /// Forgets every webhook registered through the API (a reset).
+    pub(super) fn forget_registered_webhooks(&self) {
+        for hooks in std::mem::take(&mut self.webhooks().registered).into_values() {
+            hooks.iter().for_each(|h| h.outbox.stop());
+        }
+    }
+
+    /// The webhooks registered on `list_id`, in creation order.
+    pub fn registered(&self, list_id: &str) -> Vec<Registered> {
+        self.webhooks()
+            .registered
+            .get(list_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Registers a webhook (the URL already validated). Call from async code.
+    pub(super) fn register(
+        &self,
+        list_id: &str,
+        url: String,
+        events: Vec<(String, bool)>,
+        sources: Vec<(String, bool)>,
+    ) -> Registered {
+        let outbox = Outbox::default();
+        outbox.send_to(&url);
+        let hook = Registered {
+            id: format!("{:010x}", rand::random::<u64>() & 0xff_ffff_ffff),
+            url,
+            events,
+            sources,
+            outbox,
+        };
+        self.webhooks()
+            .registered
+            .entry(list_id.to_string())
+            .or_default()
+            .push(hook.clone());
+        hook
+    }
+
+    /// Removes a registered webhook; false when there was none with that id.
+    pub(super) fn unregister(&self, list_id: &str, id: &str) -> bool {
+        let mut webhooks = self.webhooks();
+        let Some(hooks) = webhooks.registered.get_mut(list_id) else {
+            return false;
+        };
+        let Some(at) = hooks.iter().position(|h| h.id == id) else {
+            return false;
+        };
+        hooks.remove(at).outbox.stop();
+        true
+    }
+
     /// The outbox of `list_id`'s webhook, to read what became of deliveries or wait for them.
     pub fn webhook_outbox(&self, list_id: &str) -> Option<Outbox> {
         self.webhooks().lists.get(list_id).cloned()
@@ -55,9 +130,11 @@ impl Mailchimp {
         email: &str,
         before: Option<MemberSnapshot>,
     ) {
-        let Some(outbox) = self.webhook_outbox(list_id) else {
+        let configured = self.webhook_outbox(list_id);
+        let registered = self.registered(list_id);
+        if configured.is_none() && registered.is_empty() {
             return;
-        };
+        }
         let Some(after) = self.member(list_id, email) else {
             return;
         };
@@ -101,8 +178,7 @@ impl Mailchimp {
         for (k, v) in &fields {
             body.append_pair(k, v);
         }
-        outbox.post(Delivery {
-            topic,
+        let delivery = Delivery {
             headers: vec![
                 (
                     "Content-Type".into(),
@@ -111,7 +187,14 @@ impl Mailchimp {
                 ("User-Agent".into(), "MailChimp".into()),
             ],
             body: body.finish().into_bytes(),
-        });
+            topic,
+        };
+        for hook in registered.iter().filter(|h| h.wants(&delivery.topic)) {
+            hook.outbox.post(delivery.clone());
+        }
+        if let Some(outbox) = configured {
+            outbox.post(delivery);
+        }
     }
 }
 

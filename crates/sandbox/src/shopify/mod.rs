@@ -36,6 +36,7 @@ pub mod customer_create;
 pub mod graphql;
 pub mod metafields;
 pub mod orders;
+pub mod subscriptions;
 pub mod webhooks;
 
 pub use orders::{DEMO_ORDERS, Fulfillment, Order, OrderLine, Product, Refund};
@@ -685,7 +686,10 @@ async fn graphql_handler(
 
 fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
     match (kind, field.name.as_str()) {
-        (OperationKind::Query, "customers" | "segments" | "customerSegmentMembers") => {
+        (
+            OperationKind::Query,
+            "customers" | "segments" | "customerSegmentMembers" | "webhookSubscriptions",
+        ) => {
             let first = page_size(field)?;
             Ok(2.0 + first as f64)
         }
@@ -693,7 +697,11 @@ fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
         (OperationKind::Query, "__typename") => Ok(0.0),
         (
             OperationKind::Mutation,
-            "customerEmailMarketingConsentUpdate" | "metafieldsSet" | "customerCreate",
+            "customerEmailMarketingConsentUpdate"
+            | "metafieldsSet"
+            | "customerCreate"
+            | "webhookSubscriptionCreate"
+            | "webhookSubscriptionDelete",
         ) => Ok(MUTATION_COST),
         (OperationKind::Query, other) => Err(error(
             format!("Field '{other}' doesn't exist on type 'QueryRoot'"),
@@ -827,6 +835,7 @@ fn resolve_query(state: &State, field: &Field) -> Result<(Value, f64), Value> {
     }
     match field.name.as_str() {
         "__typename" => Ok((json!("QueryRoot"), 0.0)),
+        "webhookSubscriptions" => subscriptions::list(state, field),
         "customers" => {
             let sort = arg_str(field, "sortKey").unwrap_or("ID");
             let filter = match arg_str(field, "query") {
@@ -952,6 +961,12 @@ fn resolve_mutation(state: &mut State, field: &Field) -> Result<(Value, f64), Va
     }
     if field.name == "customerCreate" {
         return customer_create::resolve(state, field);
+    }
+    if field.name == "webhookSubscriptionCreate" {
+        return subscriptions::create(state, field);
+    }
+    if field.name == "webhookSubscriptionDelete" {
+        return subscriptions::delete(state, field);
     }
     if field.name != "customerEmailMarketingConsentUpdate" {
         return Err(error(

@@ -14,8 +14,9 @@
 //! ([`Shopify::edit_customer`] and the consent mutation), `customers_email_marketing_consent/update`
 //! (the consent mutation; body `{customer_id, email_address, email_marketing_consent}` [U: the
 //! shape of Shopify's sample]), `customers/delete` ([`Shopify::delete_customer`]; body with the id
-//! and no email, as Shopify sends). [U] every subscription topic is on: the simulator has no
-//! `webhookSubscriptionCreate`, so it sends every customer topic to the one URL.
+//! and no email, as Shopify sends). [U] every topic goes to the one URL configured here; a
+//! subscription registered through `webhookSubscriptionCreate` (see [`super::subscriptions`])
+//! gets its own topic only, signed with the app's client secret ([`Shopify::set_app`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,11 +29,31 @@ use crate::webhooks::{Delivery, DeliveryRecord, Outbox, hmac_sha256, uuid_v4};
 /// The shop domain deliveries name unless [`Shopify::send_webhooks_as`] says otherwise.
 pub const DEFAULT_SHOP_DOMAIN: &str = "sandbox.myshopify.com";
 
+/// The app's client secret registered subscriptions are signed with unless [`Shopify::set_app`]
+/// says otherwise [U].
+pub const DEFAULT_APP_SECRET: &str = "sandbox-app-secret";
+
 /// Where and how this shop's webhooks go; lives in the shop's state, so a reset turns them off.
-#[derive(Default)]
 pub(super) struct Webhooks {
     outbox: Outbox,
     signing: Option<Signing>,
+    /// Subscriptions registered through the API, and who signs their deliveries.
+    pub(super) registry: super::subscriptions::Registry,
+    app: Signing,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            outbox: Outbox::default(),
+            signing: None,
+            registry: Default::default(),
+            app: Signing {
+                shop_domain: DEFAULT_SHOP_DOMAIN.to_string(),
+                secret: DEFAULT_APP_SECRET.as_bytes().to_vec(),
+            },
+        }
+    }
 }
 
 struct Signing {
@@ -55,6 +76,27 @@ impl Shopify {
             shop_domain: shop_domain.to_string(),
             secret: client_secret.as_bytes().to_vec(),
         });
+    }
+
+    /// The shop domain and app client secret of deliveries to registered subscriptions (Shopify
+    /// signs with the secret of the app that registered them).
+    pub fn set_app(&self, shop_domain: &str, client_secret: &str) {
+        self.lock().webhooks.app = Signing {
+            shop_domain: shop_domain.to_string(),
+            secret: client_secret.as_bytes().to_vec(),
+        };
+    }
+
+    /// The outbox of each registered subscription of `topic` (REST name, `customers/update`).
+    pub fn subscription_outboxes(&self, topic: &str) -> Vec<Outbox> {
+        self.lock()
+            .webhooks
+            .registry
+            .subscriptions
+            .values()
+            .filter(|s| s.rest_topic() == topic)
+            .map(|s| s.outbox.clone())
+            .collect()
     }
 
     pub fn stop_webhooks(&self) {
@@ -187,33 +229,45 @@ impl State {
 
 impl Webhooks {
     fn send(&self, topic: &str, event_id: &str, body: &Value) {
-        let Some(signing) = &self.signing else {
-            return;
-        };
-        let body = serde_json::to_vec(body).expect("JSON values serialise");
-        let signature = B64.encode(hmac_sha256(&signing.secret, &body));
-        let headers = [
-            ("Content-Type", "application/json".to_string()),
-            ("User-Agent", "Shopify-Captain-Hook".to_string()),
-            ("X-Shopify-Topic", topic.to_string()),
-            ("X-Shopify-Hmac-Sha256", signature),
-            ("X-Shopify-Shop-Domain", signing.shop_domain.clone()),
-            ("X-Shopify-API-Version", API_VERSION.to_string()),
-            ("X-Shopify-Webhook-Id", uuid_v4()),
-            ("X-Shopify-Event-Id", event_id.to_string()),
-            (
-                "X-Shopify-Triggered-At",
-                Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
-            ),
-        ];
-        self.outbox.post(Delivery {
-            topic: topic.to_string(),
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            body,
-        });
+        let bytes = serde_json::to_vec(body).expect("JSON values serialise");
+        if let Some(signing) = &self.signing {
+            self.outbox
+                .post(delivery(signing, topic, event_id, bytes.clone()));
+        }
+        for subscription in self.registry.subscriptions.values() {
+            if subscription.rest_topic() == topic {
+                subscription
+                    .outbox
+                    .post(delivery(&self.app, topic, event_id, bytes.clone()));
+            }
+        }
+    }
+}
+
+/// One delivery of `body` for `topic`, signed as `signing` says.
+fn delivery(signing: &Signing, topic: &str, event_id: &str, body: Vec<u8>) -> Delivery {
+    let signature = B64.encode(hmac_sha256(&signing.secret, &body));
+    let headers = [
+        ("Content-Type", "application/json".to_string()),
+        ("User-Agent", "Shopify-Captain-Hook".to_string()),
+        ("X-Shopify-Topic", topic.to_string()),
+        ("X-Shopify-Hmac-Sha256", signature),
+        ("X-Shopify-Shop-Domain", signing.shop_domain.clone()),
+        ("X-Shopify-API-Version", API_VERSION.to_string()),
+        ("X-Shopify-Webhook-Id", uuid_v4()),
+        ("X-Shopify-Event-Id", event_id.to_string()),
+        (
+            "X-Shopify-Triggered-At",
+            Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true),
+        ),
+    ];
+    Delivery {
+        topic: topic.to_string(),
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        body,
     }
 }
 

@@ -1,0 +1,121 @@
+//! The SegmentSync's source-segment watch on the real control plane (issue 13): between its
+//! daily runs, each watch tick reads only the RetailCRM segment's metadata (one call, nothing
+//! at Mailchimp); when RetailCRM recomputes the segment, the next tick reads its members and
+//! updates the Mailchimp tag. The tick is a minute in production; one second here.
+
+mod operator_support;
+
+use std::time::Duration;
+
+use audience_operator::crd::SegmentSync;
+use audience_operator::operator::Operator;
+use audience_sandbox::Vendor;
+use audience_sandbox::mailchimp::MemberStatus;
+use operator_support::*;
+use serde_json::json;
+
+fn calls(h: &Harness, vendor: Vendor, route: Option<&str>) -> u64 {
+    h.sandbox
+        .sandbox
+        .stats
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.vendor == vendor && route.is_none_or(|r| k.route == r))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Waits until `cond` holds, looking every 100 ms (the simulators' counters have no watch).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_recomputed_segment_reaches_mailchimp_at_the_next_tick_and_quiet_ticks_cost_one_call() {
+    let mut h = harness("op-segwatch", false).await;
+    let mut options = h.options();
+    options.settings.segment_watch = Duration::from_secs(1);
+    h.operator = Some(
+        Operator::start(h.client.clone(), options)
+            .await
+            .expect("starting the operator"),
+    );
+    h.default_secrets().await;
+    let crm = h.retailcrm().clone();
+    let add = |email: &str| {
+        crm.add_customer(audience_sandbox::retailcrm::Customer {
+            email: Some(email.into()),
+            first_name: Some("X".into()),
+            subscribed: true,
+            ..Default::default()
+        })
+    };
+    let a = add("a@gmail.com");
+    let b = add("b@gmail.com");
+    crm.create_segment("vip", "VIP", &[a]);
+    h.mailchimp()
+        .insert_member(AUDIENCE, "a@gmail.com", MemberStatus::Subscribed);
+
+    let api = h.api::<SegmentSync>();
+    h.create::<SegmentSync>(json!({
+        "apiVersion": "sync.audience-operator.io/v1alpha1",
+        "kind": "SegmentSync",
+        "metadata": {"name": "watched"},
+        "spec": {
+            "source": {"retailcrm": {"account": "demo", "credentialsSecretRef": {"name": "retailcrm"}}},
+            "sourceSegment": {"retailcrmSegment": "vip"},
+            "target": {"mailchimp": {"audienceId": AUDIENCE, "segment": "VIP", "credentialsSecretRef": {"name": "mailchimp"}}},
+            "mode": "exact",
+            "schedule": {"interval": "24h"}
+        }
+    }))
+    .await;
+    let first = wait_reason(&api, "watched", "Synced").await;
+    assert_eq!(runs(&first), 1);
+    let stamp = first.status.as_ref().unwrap().checkpoint.clone().unwrap();
+    assert!(stamp.starts_with("segment:size=1"), "{stamp}");
+    let tagged = |h: &Harness| {
+        let mut m = h.mailchimp().tag_members(AUDIENCE, "VIP");
+        m.sort();
+        m
+    };
+    assert_eq!(tagged(&h), ["a@gmail.com"]);
+
+    // Quiet ticks: each reads the segment listing once; no member read, nothing at Mailchimp.
+    let segments = calls(&h, Vendor::Retailcrm, Some("/api/v5/segments"));
+    let customers = calls(&h, Vendor::Retailcrm, Some("/api/v5/customers"));
+    let mailchimp = calls(&h, Vendor::Mailchimp, None);
+    until("three quiet ticks", || {
+        calls(&h, Vendor::Retailcrm, Some("/api/v5/segments")) >= segments + 3
+    })
+    .await;
+    assert_eq!(
+        calls(&h, Vendor::Retailcrm, Some("/api/v5/customers")),
+        customers
+    );
+    assert_eq!(calls(&h, Vendor::Mailchimp, None), mailchimp);
+    assert_eq!(runs(&api.get("watched").await.unwrap()), 1);
+
+    // RetailCRM recomputes the segment: the next tick runs the sync, and b gets the tag.
+    assert!(crm.set_segment_members("vip", &[a, b]));
+    let second = wait_for(
+        &api,
+        "watched",
+        "a run after the refresh",
+        |s: &SegmentSync| runs(s) >= 2 && reason(s).as_deref() == Some("Synced"),
+    )
+    .await;
+    let status = second.status.unwrap();
+    let trigger = status.last_run.unwrap().trigger;
+    assert!(trigger.starts_with("source segment changed"), "{trigger}");
+    assert!(
+        status.checkpoint.unwrap().starts_with("segment:size=2"),
+        "the new stamp is saved"
+    );
+    assert_eq!(tagged(&h), ["a@gmail.com", "b@gmail.com"]);
+    h.assert_no_secret_leaked().await;
+}
