@@ -261,7 +261,12 @@ async fn scale(n: usize, concurrency: Option<u16>, deadline: Duration) -> Figure
         .map(|(_, s)| s.stats.peak_in_flight(Vendor::Mailchimp))
         .max()
         .unwrap_or(0);
-    let writes: Vec<usize> = versions.lock().unwrap().values().map(HashSet::len).collect();
+    let writes: Vec<usize> = versions
+        .lock()
+        .unwrap()
+        .values()
+        .map(HashSet::len)
+        .collect();
     let max_writes = writes.iter().copied().max().unwrap_or(0);
     let mean_writes = writes.iter().sum::<usize>() as f64 / n as f64;
     let figures = Figures {

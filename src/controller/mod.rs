@@ -8,6 +8,7 @@
 //! subresource), publish an Event and count the metrics. Error types decide the next attempt
 //! ([`errors`]). No vendor is named here: vendors are the sync layer's and the connectors'.
 
+pub mod admission;
 pub mod dereference;
 pub mod errors;
 pub mod reconcile;
@@ -27,7 +28,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use url::Url;
 
 use crate::crd::{AudienceSync, CREDENTIALS_LABEL, OrderSync, SegmentSync};
@@ -44,8 +45,10 @@ pub const FIELD_MANAGER: &str = "audience-operator";
 /// Tunables of the controllers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Reconciles (and so runs) at most this many at once, over both kinds.
+    /// Runs at most this many at once, over every kind (see [`admission`]).
     pub concurrency: u16,
+    /// Records all runs at once may hold, each run sized by its last run (see [`admission`]).
+    pub run_records_budget: u64,
     /// First delay of the per-object backoff after a transient failure.
     pub backoff_base: Duration,
     /// Longest backoff delay.
@@ -63,7 +66,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            concurrency: 4,
+            concurrency: admission::DEFAULT_CONCURRENCY,
+            run_records_budget: admission::DEFAULT_RECORDS_BUDGET,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(600),
             credentials_retry: Duration::from_secs(300),
@@ -93,7 +97,7 @@ pub struct Context {
     /// reconciled (see [`crate::shard`]). `None`: every object.
     pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
-    runs: Semaphore,
+    runs: admission::Admission,
 }
 
 impl Context {
@@ -114,7 +118,7 @@ impl Context {
             recorder,
             metrics: Metrics::global(),
             connectors,
-            runs: Semaphore::new(usize::from(settings.concurrency.max(1))),
+            runs: admission::Admission::new(settings.concurrency, settings.run_records_budget),
             settings,
             stop: Arc::new(AtomicBool::new(false)),
             failures: Mutex::new(HashMap::new()),

@@ -149,12 +149,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
                     };
                     return Box::pin(again.reconcile()).await;
                 }
-                let _permit = self
-                    .ctx
-                    .runs
-                    .acquire()
-                    .await
-                    .expect("the run semaphore is never closed");
+                let _admitted = self.ctx.runs.admit(self.obj.sync_status()).await;
                 self.run(trigger, original, &key).await
             }
         }
