@@ -157,22 +157,95 @@ impl Context {
     }
 
     fn failure(&self, key: &str) -> u32 {
-        let mut f = self.failures.lock().expect("failures lock");
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n += 1;
-        *n
+        let n = {
+            let mut f = self.failures.lock().expect("failures lock");
+            let n = f.entry(key.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        self.publish_tracked();
+        n
     }
 
     fn reset_failures(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
+        self.publish_tracked();
     }
 
     fn mark_secret_changed(&self, key: String) {
         self.secret_changed.lock().expect("secret lock").insert(key);
+        self.publish_tracked();
+    }
+
+    /// Per-object entries kept between reconciles.
+    pub fn tracked_objects(&self) -> usize {
+        self.failures.lock().expect("failures lock").len()
+            + self.secret_changed.lock().expect("secret lock").len()
+    }
+
+    fn publish_tracked(&self) {
+        self.metrics.set_tracked_objects(self.tracked_objects());
+    }
+
+    /// Forgets what is kept of the objects of `kind` that are not in `live` (their `object_key`s):
+    /// a deleted object is never reconciled again, so nothing else would remove its entries.
+    fn prune(&self, kind: &str, live: &HashSet<String>) {
+        let prefix = format!("{kind}/");
+        let gone = |key: &str| key.starts_with(&prefix) && !live.contains(key);
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .retain(|key, _| !gone(key));
+        self.secret_changed
+            .lock()
+            .expect("secret lock")
+            .retain(|key| !gone(key));
+        if let Some(hub) = &self.webhooks {
+            hub.forget(gone);
+        }
+        self.publish_tracked();
     }
 
     fn take_secret_changed(&self, key: &str) -> bool {
         self.secret_changed.lock().expect("secret lock").remove(key)
+    }
+}
+
+/// How often each controller drops what is kept of deleted objects (a scan of its own cache).
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Until `shutdown`: every [`PRUNE_EVERY`], forgets the per-object entries of objects of kind `K`
+/// no longer in `store`. An entry is only made while reconciling an object the store holds, so
+/// an entry whose object is missing from it belongs to a deleted object.
+async fn prune_deleted<K: SyncObject>(
+    ctx: Arc<Context>,
+    store: Store<DeserializeGuard<K>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let live: HashSet<String> = store
+            .state()
+            .iter()
+            .map(|guard| {
+                format!(
+                    "{}/{}/{}",
+                    K::KIND,
+                    guard.namespace().unwrap_or_default(),
+                    guard.name_any()
+                )
+            })
+            .collect();
+        ctx.prune(K::KIND, &live);
+        tracing::trace!(
+            kind = K::KIND,
+            live = live.len(),
+            tracked = ctx.tracked_objects(),
+            "pruned deleted objects"
+        );
     }
 }
 
@@ -316,6 +389,11 @@ async fn run_kind<K: SyncObject>(
         Some(filter) => gained::<K>(filter, store.clone()),
         None => futures::stream::empty().boxed(),
     };
+    let pruner = tokio::spawn(prune_deleted::<K>(
+        ctx.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
@@ -352,6 +430,7 @@ async fn run_kind<K: SyncObject>(
             }
         })
         .await;
+    pruner.abort();
     ctx.metrics.unwatch_syncs(gauges);
     tracing::info!(
         kind = K::KIND,
