@@ -7,7 +7,8 @@
 //! keep them at 0), and status writes per sync (distinct resource versions seen by a watch).
 //!
 //! ```text
-//! make bench-thousand         # BENCH_SYNCS=N (default 1000), BENCH_CONCURRENCY=K (default: the operator's)
+//! make bench-thousand         # BENCH_SYNCS=N (default 1000), BENCH_CONCURRENCY=K (default: the operator's),
+//!                             # BENCH_LATENCY_MS=L per vendor call (default 100)
 //! ```
 //!
 //! A 50-sync slice runs in `make test` and asserts the same bounds.
@@ -47,6 +48,24 @@ fn rss_kib() -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time this process has used (user + system), in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Merchant `i`'s id: its shop domain.
@@ -90,13 +109,21 @@ struct Figures {
 
 /// Creates `n` merchants and their syncs, starts one operator, and waits until every sync has
 /// completed one run (`Synced`); asserts the budgets held and the status writes stayed bounded.
-async fn scale(n: usize, concurrency: Option<u16>, deadline: Duration) -> Figures {
+async fn scale(
+    n: usize,
+    concurrency: Option<u16>,
+    latency: Duration,
+    deadline: Duration,
+) -> Figures {
     let mut h = harness("bench-thousand", false).await;
     let base = h.sandbox.url();
     // Every merchant exists (and its data is resident) before the clock starts.
     let all = h.sandbox.sandbox.merchants.clone();
     for i in 0..n {
-        all.get(&merchant(i));
+        let sandbox = all.get(&merchant(i));
+        for vendor in Vendor::ALL {
+            sandbox.faults.set_latency(vendor, latency);
+        }
     }
     let secrets: Vec<(String, &str, String)> = (0..n)
         .flat_map(|i| {
@@ -178,6 +205,7 @@ async fn scale(n: usize, concurrency: Option<u16>, deadline: Duration) -> Figure
     listed_rx.await.expect("the watch lists the syncs");
 
     let rss_start = rss_kib();
+    let cpu_start = cpu_secs();
     let peak = Arc::new(AtomicU64::new(rss_start));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -228,6 +256,7 @@ async fn scale(n: usize, concurrency: Option<u16>, deadline: Duration) -> Figure
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let took = started.elapsed();
+    let cpu = cpu_secs() - cpu_start;
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
     h.stop_operator().await;
@@ -280,10 +309,11 @@ async fn scale(n: usize, concurrency: Option<u16>, deadline: Duration) -> Figure
     let (crm_mean, crm_max) = per_merchant(Vendor::Retailcrm);
     let (mc_mean, mc_max) = per_merchant(Vendor::Mailchimp);
     eprintln!(
-        "BENCH {n} syncs on one operator (concurrency {}): all completed one run in {:.1} s; RSS {} MiB before the operator started, +{} MiB peak growth; \
+        "BENCH {n} syncs on one operator (concurrency {}, {} ms per vendor call): all completed one run in {:.1} s ({cpu:.1} s CPU of this process, operator and simulators); RSS {} MiB before the operator started, +{} MiB peak growth; \
          calls per merchant: Shopify {shopify_mean:.1} (max {shopify_max}), RetailCRM {crm_mean:.1} (max {crm_max}), Mailchimp {mc_mean:.1} (max {mc_max}); \
          Mailchimp peak in flight per account {peak_in_flight}; 429s 0; status writes per sync {:.1} mean, {} max",
         concurrency.unwrap_or(Settings::default().concurrency),
+        latency.as_millis(),
         figures.took.as_secs_f64(),
         figures.rss_start_mib,
         figures.rss_growth_mib,
@@ -309,12 +339,21 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 /// The bounded slice of `make test`: 50 merchants, one operator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_merchants_each_complete_a_run_within_their_budgets() {
-    scale(50, None, WAIT).await;
+    scale(50, None, Duration::ZERO, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: make bench-thousand"]
 async fn a_thousand_merchants_on_one_operator() {
     let n = env("BENCH_SYNCS").unwrap_or(1000);
-    scale(n, env("BENCH_CONCURRENCY"), Duration::from_secs(900)).await;
+    // A vendor call over the internet takes tens to hundreds of milliseconds; with none, the run
+    // measures only this machine's CPU. [U] 100 ms.
+    let latency = Duration::from_millis(env("BENCH_LATENCY_MS").unwrap_or(100));
+    scale(
+        n,
+        env("BENCH_CONCURRENCY"),
+        latency,
+        Duration::from_secs(900),
+    )
+    .await;
 }
