@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 CRDS_DIR ?= crds
 
-.PHONY: help test reliability bench-freshness bench-no-change testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
+.PHONY: help test reliability bench-freshness bench-no-change bench-thousand testbins image toolchain build fmt fmt-check lint crds cluster cluster-down cluster-status
 
 ## help: this list of targets
 help:
@@ -67,6 +67,12 @@ bench-no-change:
 	@dir="$$(hack/testbins.sh | tail -n 1)"; \
 	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
 	$(CARGO) test --test bench_no_change -- --ignored --nocapture
+
+## bench-thousand: 1,000 AudienceSyncs, each its own merchant, on one operator (RSS, time to reconcile all, vendor calls, 429s, status writes)
+bench-thousand:
+	@dir="$$(hack/testbins.sh | tail -n 1)"; \
+	export AUDIENCE_OPERATOR_TESTBINS="$$dir"; \
+	$(CARGO) test --test bench_thousand -- --ignored --nocapture
 
 ## build: cargo build of the workspace
 build:

@@ -11,6 +11,8 @@
 //!   transport failure), fed by the connectors' call observer;
 //! - `audience_operator_leader`: 1 while this replica holds the lease (with sharding: at least
 //!   one shard);
+//! - `audience_operator_tracked_objects`: per-object entries kept between reconciles (pruned when
+//!   objects are deleted);
 //! - `audience_operator_owned_shards` / `audience_operator_shards`: shards this replica holds,
 //!   out of how many (both 0 without sharding), so `sum(owned) == max(shards)` says every shard
 //!   has an owner;
@@ -89,6 +91,7 @@ pub struct Metrics {
     in_progress: Family<Labels, Gauge>,
     leader: Gauge,
     owned_shards: Gauge,
+    tracked_objects: Gauge,
     shards: Gauge,
     sync_interval: Family<Labels, FloatGauge>,
     last_success: Family<Labels, FloatGauge>,
@@ -123,6 +126,12 @@ impl Metrics {
         let in_progress = Family::<Labels, Gauge>::default();
         let leader = Gauge::default();
         let owned_shards = Gauge::default();
+        let tracked_objects = Gauge::default();
+        registry.register(
+            "operator_tracked_objects",
+            "Per-object entries the controllers keep between reconciles (backoff counters, Secret changes); entries of deleted objects are dropped",
+            tracked_objects.clone(),
+        );
         let shards = Gauge::default();
         registry.register("sync_runs", "Finished sync runs by outcome", runs.clone());
         registry.register(
@@ -229,6 +238,7 @@ impl Metrics {
             in_progress,
             leader,
             owned_shards,
+            tracked_objects,
             shards,
             sync_interval,
             last_success,
@@ -330,6 +340,11 @@ impl Metrics {
 
     pub fn set_owned_shards(&self, n: usize) {
         self.owned_shards.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_tracked_objects(&self, n: usize) {
+        self.tracked_objects
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn set_shard_count(&self, n: u32) {

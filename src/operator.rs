@@ -27,9 +27,14 @@ pub struct RunArgs {
     /// Watch only this namespace (repeatable). Default: every namespace.
     #[arg(long = "namespace", short = 'n')]
     pub namespaces: Vec<String>,
-    /// Runs under way at most at once.
-    #[arg(long, default_value_t = 4)]
+    /// Runs under way at most at once (small runs go many at once: the per-key vendor budgets
+    /// limit each account's traffic).
+    #[arg(long, default_value_t = crate::controller::admission::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
+    /// Records all runs under way may hold together; each run counts its last run's size, so
+    /// large shops run few at once.
+    #[arg(long, default_value_t = crate::controller::admission::DEFAULT_RECORDS_BUDGET)]
+    pub run_records_budget: u64,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -460,6 +465,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let settings = Settings {
         concurrency: args.concurrency.max(1),
+        run_records_budget: args.run_records_budget.max(1),
         sandbox: args.sandbox.clone(),
         instance: identity.clone(),
         webhook_public_url: args

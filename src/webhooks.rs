@@ -269,6 +269,14 @@ impl WebhookHub {
         self.pending.lock().expect("pending lock").remove(key)
     }
 
+    /// Forgets what webhooks said about the syncs `gone` names (deleted objects).
+    pub fn forget(&self, gone: impl Fn(&str) -> bool) {
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .retain(|key, _| !gone(key));
+    }
+
     /// Puts back what [`WebhookHub::take`] took (a reconcile that defers to a fresher object).
     pub fn put_back(&self, key: &str, why: String) {
         self.pending

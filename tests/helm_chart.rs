@@ -141,7 +141,7 @@ async fn default_values_render_cluster_wide_rbac_and_a_locked_down_deployment() 
         [
             "run",
             "--metrics-addr=0.0.0.0:8080",
-            "--concurrency=4",
+            "--concurrency=128",
             &format!("--lease-name={RELEASE}"),
             &format!("--lease-namespace={NS}"),
         ]

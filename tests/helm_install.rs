@@ -47,7 +47,7 @@ async fn install_least_privilege_upgrade_and_uninstall_keeping_crds() {
     assert!(
         deployment_args(&admin, &rel_ns, RELEASE)
             .await
-            .contains(&"--concurrency=4".to_string())
+            .contains(&"--concurrency=128".to_string())
     );
     Api::<ServiceAccount>::namespaced(admin.clone(), &rel_ns)
         .get(RELEASE)

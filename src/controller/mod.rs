@@ -8,6 +8,7 @@
 //! subresource), publish an Event and count the metrics. Error types decide the next attempt
 //! ([`errors`]). No vendor is named here: vendors are the sync layer's and the connectors'.
 
+pub mod admission;
 pub mod dereference;
 pub mod errors;
 pub mod reconcile;
@@ -29,7 +30,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use url::Url;
 
 use crate::crd::{AudienceSync, CREDENTIALS_LABEL, OrderSync, SegmentSync};
@@ -46,8 +47,10 @@ pub const FIELD_MANAGER: &str = "audience-operator";
 /// Tunables of the controllers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Reconciles (and so runs) at most this many at once, over both kinds.
+    /// Runs at most this many at once, over every kind (see [`admission`]).
     pub concurrency: u16,
+    /// Records all runs at once may hold, each run sized by its last run (see [`admission`]).
+    pub run_records_budget: u64,
     /// First delay of the per-object backoff after a transient failure.
     pub backoff_base: Duration,
     /// Longest backoff delay.
@@ -71,7 +74,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            concurrency: 4,
+            concurrency: admission::DEFAULT_CONCURRENCY,
+            run_records_budget: admission::DEFAULT_RECORDS_BUDGET,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(600),
             credentials_retry: Duration::from_secs(300),
@@ -103,7 +107,7 @@ pub struct Context {
     /// reconciled (see [`crate::shard`]). `None`: every object.
     pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
-    runs: Semaphore,
+    runs: admission::Admission,
     /// Per object: the (generation, public URL) its webhooks were last registered for.
     registered: Mutex<HashMap<String, (Option<i64>, String)>>,
     /// Per SegmentSync: when its segment metadata was last read, and a change seen but not yet
@@ -130,7 +134,7 @@ impl Context {
             recorder,
             metrics: Metrics::global(),
             connectors,
-            runs: Semaphore::new(usize::from(settings.concurrency.max(1))),
+            runs: admission::Admission::new(settings.concurrency, settings.run_records_budget),
             settings,
             stop: Arc::new(AtomicBool::new(false)),
             failures: Mutex::new(HashMap::new()),
@@ -172,18 +176,68 @@ impl Context {
     }
 
     fn failure(&self, key: &str) -> u32 {
-        let mut f = self.failures.lock().expect("failures lock");
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n += 1;
-        *n
+        let n = {
+            let mut f = self.failures.lock().expect("failures lock");
+            let n = f.entry(key.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        self.publish_tracked();
+        n
     }
 
     fn reset_failures(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
+        self.publish_tracked();
     }
 
     fn mark_secret_changed(&self, key: String) {
         self.secret_changed.lock().expect("secret lock").insert(key);
+        self.publish_tracked();
+    }
+
+    /// Per-object entries kept between reconciles.
+    pub fn tracked_objects(&self) -> usize {
+        self.failures.lock().expect("failures lock").len()
+            + self.secret_changed.lock().expect("secret lock").len()
+            + self.registered.lock().expect("registered lock").len()
+            + self.segment_checks.lock().expect("segment lock").len()
+            + self.segment_changes.lock().expect("segment lock").len()
+    }
+
+    fn publish_tracked(&self) {
+        self.metrics.set_tracked_objects(self.tracked_objects());
+    }
+
+    /// Forgets what is kept of the objects of `kind` that are not in `live` (their `object_key`s):
+    /// a deleted object is never reconciled again, so nothing else would remove its entries.
+    fn prune(&self, kind: &str, live: &HashSet<String>) {
+        let prefix = format!("{kind}/");
+        let gone = |key: &str| key.starts_with(&prefix) && !live.contains(key);
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .retain(|key, _| !gone(key));
+        self.secret_changed
+            .lock()
+            .expect("secret lock")
+            .retain(|key| !gone(key));
+        self.registered
+            .lock()
+            .expect("registered lock")
+            .retain(|key, _| !gone(key));
+        self.segment_checks
+            .lock()
+            .expect("segment lock")
+            .retain(|key, _| !gone(key));
+        self.segment_changes
+            .lock()
+            .expect("segment lock")
+            .retain(|key, _| !gone(key));
+        if let Some(hub) = &self.webhooks {
+            hub.forget(gone);
+        }
+        self.publish_tracked();
     }
 
     fn registered(&self, key: &str) -> Option<(Option<i64>, String)> {
@@ -233,6 +287,44 @@ impl Context {
 
     fn take_secret_changed(&self, key: &str) -> bool {
         self.secret_changed.lock().expect("secret lock").remove(key)
+    }
+}
+
+/// How often each controller drops what is kept of deleted objects (a scan of its own cache).
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// Until `shutdown`: every [`PRUNE_EVERY`], forgets the per-object entries of objects of kind `K`
+/// no longer in `store`. An entry is only made while reconciling an object the store holds, so
+/// an entry whose object is missing from it belongs to a deleted object.
+async fn prune_deleted<K: SyncObject>(
+    ctx: Arc<Context>,
+    store: Store<DeserializeGuard<K>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let live: HashSet<String> = store
+            .state()
+            .iter()
+            .map(|guard| {
+                format!(
+                    "{}/{}/{}",
+                    K::KIND,
+                    guard.namespace().unwrap_or_default(),
+                    guard.name_any()
+                )
+            })
+            .collect();
+        ctx.prune(K::KIND, &live);
+        tracing::trace!(
+            kind = K::KIND,
+            live = live.len(),
+            tracked = ctx.tracked_objects(),
+            "pruned deleted objects"
+        );
     }
 }
 
@@ -379,6 +471,11 @@ async fn run_kind<K: SyncObject>(
         Some(filter) => gained::<K>(filter, store.clone()),
         None => futures::stream::empty().boxed(),
     };
+    let pruner = tokio::spawn(prune_deleted::<K>(
+        ctx.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
@@ -415,6 +512,7 @@ async fn run_kind<K: SyncObject>(
             }
         })
         .await;
+    pruner.abort();
     ctx.metrics.unwatch_syncs(gauges);
     tracing::info!(
         kind = K::KIND,

@@ -162,12 +162,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
                     };
                     return Box::pin(again.reconcile()).await;
                 }
-                let _permit = self
-                    .ctx
-                    .runs
-                    .acquire()
-                    .await
-                    .expect("the run semaphore is never closed");
+                let _admitted = self.ctx.runs.admit(self.obj.sync_status()).await;
                 // This run reads the segment: a change the watch saw is handled by it.
                 self.ctx.set_segment_change(&key, None);
                 self.run(trigger, original, &key).await

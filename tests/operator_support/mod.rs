@@ -66,6 +66,7 @@ pub struct Harness {
 pub fn test_settings(sandbox: &RunningSandbox) -> Settings {
     Settings {
         concurrency: 4,
+        run_records_budget: audience_operator::controller::admission::DEFAULT_RECORDS_BUDGET,
         backoff_base: Duration::from_millis(500),
         backoff_max: Duration::from_secs(3),
         credentials_retry: Duration::from_secs(120),

@@ -7,6 +7,8 @@
 //! - `POST /_sandbox/reset`: clears every vendor's state, injected faults and counters;
 //! - `POST /_sandbox/faults`: injects latency, 429s, 500s, timeouts, resets, malformed, huge or
 //!   late bodies, raw answers with any header, and errors echoing the credential (see [`faults`]);
+//! - `/merchants/{id}/...`: many merchants, each an independent sandbox with its own data and
+//!   limits, and `GET /_sandbox/merchants`, their counters (see [`merchants`]);
 //! - `POST /_sandbox/mailchimp/confirm`: a pending Mailchimp member confirms (see [`mailchimp::confirm_route`]).
 
 mod body;
@@ -15,6 +17,7 @@ pub mod klaviyo;
 pub mod lightspeed_r;
 pub mod lightspeed_x;
 pub mod mailchimp;
+pub mod merchants;
 pub mod retailcrm;
 pub mod seed;
 pub mod shopify;
@@ -66,6 +69,8 @@ macro_rules! simulators {
         pub struct Sandbox {
             pub stats: Stats,
             pub faults: Faults,
+            /// Other merchants' sandboxes, under `/merchants/{id}` (see [`merchants`]).
+            pub merchants: merchants::Merchants,
             $(pub $field: $ty,)*
             options: Arc<SandboxOptions>,
         }
@@ -75,6 +80,7 @@ macro_rules! simulators {
                 Sandbox {
                     stats: Stats::default(),
                     faults: Faults::default(),
+                    merchants: merchants::Merchants::default(),
                     $($field: <$ty>::default(),)*
                     options: Arc::new(options),
                 }
@@ -143,6 +149,7 @@ impl Sandbox {
     pub fn reset(&self) {
         self.stats.clear();
         self.faults.clear();
+        self.merchants.clear();
         self.reset_simulators();
         self.seed_demo_data();
     }
@@ -176,7 +183,8 @@ impl Sandbox {
                 "/_sandbox/mailchimp/confirm",
                 mailchimp::confirm_route(self.mailchimp.clone()),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(self.merchants.router());
         self.mount_simulators(app)
     }
 
