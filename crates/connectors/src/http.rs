@@ -83,6 +83,13 @@ impl KeyBudget {
             .expect("budget semaphore is never closed")
     }
 
+    fn paused_at(&self, now: Instant) -> bool {
+        self.paused_until
+            .lock()
+            .expect("budget lock")
+            .is_some_and(|until| until > now)
+    }
+
     /// Holds every request on this key until `delay` from now (keeps the later of two pauses).
     /// The delay is capped at [`MAX_WAIT`].
     pub fn pause_for(&self, delay: Duration) {
@@ -99,12 +106,21 @@ type Budgets = Mutex<HashMap<(&'static str, u64), Arc<KeyBudget>>>;
 static BUDGETS: OnceLock<Budgets> = OnceLock::new();
 
 /// Process-wide registry of key budgets. Keys are stored as fingerprints, never in clear.
+///
+/// A budget no connector holds any more (its syncs finished their runs or were deleted) and that
+/// no slow-down answer holds is dropped when another key is added: it has nothing left to share,
+/// and a thousand merchants' deleted syncs would otherwise keep their budgets (and metric
+/// series) forever. The next connector on that key gets a fresh one, which is the same thing.
 pub fn budget_for(vendor: &'static str, api_key: &str, max_concurrent: usize) -> Arc<KeyBudget> {
     let budgets = BUDGETS.get_or_init(Default::default);
     let id = (vendor, xxh3_64(api_key.as_bytes()));
+    let mut budgets = budgets.lock().expect("budgets lock");
+    if let Some(budget) = budgets.get(&id) {
+        return budget.clone();
+    }
+    let now = Instant::now();
+    budgets.retain(|_, b| Arc::strong_count(b) > 1 || b.paused_at(now));
     budgets
-        .lock()
-        .expect("budgets lock")
         .entry(id)
         .or_insert_with(|| Arc::new(KeyBudget::new(max_concurrent)))
         .clone()
@@ -137,11 +153,7 @@ pub fn budget_usage() -> Vec<BudgetUsage> {
             key: format!("{:016x}", id)[..8].to_string(),
             in_flight: b.max.saturating_sub(b.permits.available_permits()),
             max_concurrent: b.max,
-            paused: b
-                .paused_until
-                .lock()
-                .expect("budget lock")
-                .is_some_and(|until| until > now),
+            paused: b.paused_at(now),
         })
         .collect();
     out.sort_by(|a, b| (a.vendor, &a.key).cmp(&(b.vendor, &b.key)));
@@ -530,4 +542,35 @@ pub fn client() -> reqwest::Client {
                 .expect("reqwest client builds with static settings")
         })
         .clone()
+}
+
+#[cfg(test)]
+mod budget_registry_tests {
+    use super::*;
+
+    const VENDOR: &str = "registry-test";
+
+    fn listed(key: &str) -> bool {
+        let short = format!("{:016x}", xxh3_64(key.as_bytes()))[..8].to_string();
+        budget_usage()
+            .iter()
+            .any(|b| b.vendor == VENDOR && b.key == short)
+    }
+
+    #[test]
+    fn budgets_nobody_holds_go_and_held_or_paused_ones_stay() {
+        let held = budget_for(VENDOR, "held-key", 3);
+        let released = budget_for(VENDOR, "released-key", 3);
+        let paused = budget_for(VENDOR, "paused-key", 3);
+        paused.pause_for(Duration::from_secs(60));
+        // The same key while held: the same budget, shared.
+        assert!(Arc::ptr_eq(&held, &budget_for(VENDOR, "held-key", 3)));
+        drop(released);
+        drop(paused);
+        let _new = budget_for(VENDOR, "new-key", 3);
+        assert!(listed("held-key"), "a budget in use is kept");
+        assert!(listed("paused-key"), "a pause outlives its connectors");
+        assert!(!listed("released-key"), "a budget nobody holds is dropped");
+        assert!(listed("new-key"));
+    }
 }
