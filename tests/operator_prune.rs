@@ -8,6 +8,9 @@ mod operator_support;
 use std::time::{Duration, Instant};
 
 use audience_operator::crd::AudienceSync;
+use audience_operator::engine::customer_events::{
+    QueuedShopperEvent, queue_shopper_event, queued_shopper_events,
+};
 use audience_operator::metrics::Metrics;
 use audience_sandbox::{Fault, FaultKind, Vendor};
 use kube::api::DeleteParams;
@@ -58,9 +61,24 @@ async fn a_deleted_syncs_backoff_counter_is_dropped() {
     })
     .await;
     wait_tracked(1, "the failing sync's backoff counter").await;
+    // A shopper event waits for the sync's next run.
+    let queue_key = format!("{}/failing", h.ns);
+    queue_shopper_event(
+        &queue_key,
+        QueuedShopperEvent {
+            event: "page_viewed".into(),
+            email: Some("a@gmail.com".into()),
+            customer_id: None,
+            occurred_at: chrono::Utc::now(),
+            properties: Default::default(),
+        },
+    );
+    assert_eq!(queued_shopper_events(&queue_key), 1);
 
     api.delete("failing", &DeleteParams::default())
         .await
         .expect("deleting the sync");
     wait_tracked(0, "after the delete").await;
+    // Pruned in the same sweep as the counter.
+    assert_eq!(queued_shopper_events(&queue_key), 0, "the queue goes too");
 }

@@ -237,6 +237,12 @@ impl Context {
         if let Some(hub) = &self.webhooks {
             hub.forget(gone);
         }
+        // Shopper events queued for a deleted AudienceSync (keyed `namespace/name`).
+        if kind == <crate::crd::AudienceSync as SyncObject>::KIND {
+            crate::engine::customer_events::forget_queues(|sync_key| {
+                gone(&format!("{prefix}{sync_key}"))
+            });
+        }
         self.publish_tracked();
     }
 

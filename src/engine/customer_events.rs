@@ -111,6 +111,15 @@ pub fn queued_shopper_events(sync_key: &str) -> usize {
         .map_or(0, |q| q.events.len())
 }
 
+/// Drops the queues of the syncs `gone` names (`namespace/name`): deleted syncs are never run
+/// again to drain them.
+pub fn forget_queues(gone: impl Fn(&str) -> bool) {
+    QUEUES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|key, _| !gone(key));
+}
+
 fn take_queue(sync_key: &str) -> Queue {
     QUEUES
         .lock()
