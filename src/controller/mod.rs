@@ -262,6 +262,14 @@ impl Context {
         };
     }
 
+    /// A run read the segment at `now`: it counts as a check.
+    fn segment_read(&self, key: &str, now: Instant) {
+        self.segment_checks
+            .lock()
+            .expect("segment lock")
+            .insert(key.to_string(), now);
+    }
+
     /// When the segment was last checked, if that is less than `interval` ago; else records
     /// `now` as this check and returns `None`.
     fn segment_checked(&self, key: &str, now: Instant, interval: Duration) -> Option<Instant> {

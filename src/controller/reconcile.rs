@@ -163,8 +163,12 @@ impl<K: SyncObject> Reconciler<'_, K> {
                     return Box::pin(again.reconcile()).await;
                 }
                 let _admitted = self.ctx.runs.admit(self.obj.sync_status()).await;
-                // This run reads the segment: a change the watch saw is handled by it.
+                // This run reads the segment: a change the watch saw is handled by it, and the
+                // next check is a whole interval away (the run is a check).
                 self.ctx.set_segment_change(&key, None);
+                if self.obj.watched_segment().is_some() {
+                    self.ctx.segment_read(&key, std::time::Instant::now());
+                }
                 self.run(trigger, original, &key).await
             }
         }

@@ -8,7 +8,10 @@
 //! Knobs (environment): `BENCH_ORDERS` (default 100000), `BENCH_LATENCY_MS` (default 100),
 //! `BENCH_PAGE` (orders a source page holds, default 250), `BENCH_FLUSH` (events gathered from
 //! pages before a send, default 20000), `BENCH_PACING` (the connector's pacing windows as a
-//! multiple of Klaviyo's, default 1.0).
+//! multiple of Klaviyo's, default 1.0), `BENCH_KLAVIYO_URL` (a Klaviyo simulator in another
+//! process, e.g. `audience-operator sandbox`'s `http://127.0.0.1:8089/klaviyo`: the peak RSS is
+//! then the client's alone; that simulator's store is not checked here, the sink's accepted count
+//! is printed instead).
 //!
 //! The run is the operator's: pages of orders are generated one at a time (the history is never
 //! held), turned into events, gathered until `BENCH_FLUSH` events, then sent in whole thousands
@@ -133,18 +136,25 @@ fn main() {
         .enable_all()
         .build()
         .expect("simulator runtime");
-    let running = simulator.block_on(async {
-        let sandbox = Sandbox::new(SandboxOptions::default());
-        sandbox.klaviyo.set_rate_limit_scale(1.0);
-        sandbox.klaviyo.set_rate_limits_enabled(true);
-        sandbox.faults.set_latency(Vendor::Klaviyo, latency);
-        sandbox
-            .serve("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("serve")
+    let external = std::env::var("BENCH_KLAVIYO_URL").ok();
+    let running = external.is_none().then(|| {
+        simulator.block_on(async {
+            let sandbox = Sandbox::new(SandboxOptions::default());
+            sandbox.klaviyo.set_rate_limit_scale(1.0);
+            sandbox.klaviyo.set_rate_limits_enabled(true);
+            sandbox.faults.set_latency(Vendor::Klaviyo, latency);
+            sandbox
+                .serve("127.0.0.1:0".parse().expect("addr"))
+                .await
+                .expect("serve")
+        })
     });
-    let mut config = KlaviyoConfig::new(KEY, ListRef::Name("unused".into()))
-        .with_base_url(running.vendor_url(Vendor::Klaviyo));
+    let url = match (&running, &external) {
+        (Some(running), _) => running.vendor_url(Vendor::Klaviyo),
+        (None, Some(url)) => url.clone(),
+        (None, None) => unreachable!("one of the two is set"),
+    };
+    let mut config = KlaviyoConfig::new(KEY, ListRef::Name("unused".into())).with_base_url(url);
     config.pacing = Some(pacing);
     let sink = KlaviyoEventSink::new(config).expect("config");
     println!(
@@ -212,6 +222,18 @@ fn main() {
         }
         (total, calls, held, started.elapsed().as_secs_f64())
     });
+    let Some(running) = running else {
+        println!(
+            "  {events_total} events accepted by the simulator at {}: {write_calls} job calls, minimum {}",
+            external.unwrap_or_default(),
+            events_total.div_ceil(1000)
+        );
+        println!(
+            "  {seconds:.2} s; at most {held} events held at once; peak RSS {} (the client alone)",
+            peak_rss_mb().map_or("unknown".into(), |mb| format!("{mb:.0} MB"))
+        );
+        return;
+    };
     let sim = &running.sandbox.klaviyo;
     let placed = sim.events("Placed Order").len() as u64;
     let products = sim.events("Ordered Product").len() as u64;

@@ -1,39 +1,16 @@
 //! Contract tests of the Shopify metafield write (`metafieldsSet`) against the simulator: 25 a
 //! call, atomic refusals reported per owner.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+mod shopify_support;
 
-use audience_connectors::http::RetryPolicy;
+use audience_connectors::shopify::ShopifySource;
 use audience_connectors::shopify::metafields::{MAX_PER_CALL, MetafieldWrite};
-use audience_connectors::shopify::{ShopifyConfig, ShopifySource};
 use audience_sandbox::shopify::Customer;
-use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
+use audience_sandbox::{RunningSandbox, Vendor};
+use shopify_support::start_shop;
 
 async fn start() -> (RunningSandbox, ShopifySource) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let sandbox = Sandbox::new(SandboxOptions {
-        customers: 0,
-        seed: 7,
-    })
-    .serve("127.0.0.1:0".parse().unwrap())
-    .await
-    .unwrap();
-    let token = format!(
-        "shpat_metafields_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    sandbox.sandbox.shopify.set_access_token(&token);
-    let mut config = ShopifyConfig::with_base_url(sandbox.vendor_url(Vendor::Shopify), &token);
-    config.retry = RetryPolicy {
-        max_retries: 2,
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        timeout: Duration::from_secs(10),
-    };
-    let source = ShopifySource::new(config).unwrap();
-    (sandbox, source)
+    start_shop("metafields").await
 }
 
 fn write(owner: &str, key: &str, kind: &str, value: &str) -> MetafieldWrite {

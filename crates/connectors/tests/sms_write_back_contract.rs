@@ -3,18 +3,18 @@
 //! it leaves alone, how many calls it takes, and refusals reported per record.
 
 mod mailchimp_support;
+mod shopify_support;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use audience_connectors::shopify::{ShopifyConfig, ShopifySource};
+use audience_connectors::shopify::ShopifySource;
 use audience_core::{
     ApplyControl, CustomerCreate, CustomerCreator, Email, SmsChange, SmsWrite, Target,
 };
 use audience_sandbox::mailchimp::MemberStatus;
 use audience_sandbox::shopify::Customer;
-use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
+use audience_sandbox::{RunningSandbox, Vendor};
 use chrono::{TimeZone, Utc};
 use mailchimp_support::*;
+use shopify_support::start_shop;
 
 fn sms(email: &str, change: SmsChange) -> SmsWrite {
     SmsWrite {
@@ -80,22 +80,7 @@ async fn sms_writes_set_the_sms_fields_only_and_refusals_are_per_member() {
 }
 
 async fn shop() -> (RunningSandbox, ShopifySource) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let sandbox = Sandbox::new(SandboxOptions {
-        customers: 0,
-        seed: 7,
-    })
-    .serve("127.0.0.1:0".parse().unwrap())
-    .await
-    .unwrap();
-    let token = format!(
-        "shpat_writeback_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    sandbox.sandbox.shopify.set_access_token(&token);
-    let config = ShopifyConfig::with_base_url(sandbox.vendor_url(Vendor::Shopify), &token);
-    (sandbox, ShopifySource::new(config).unwrap())
+    start_shop("writeback").await
 }
 
 fn create(email: &str, subscribed: bool) -> CustomerCreate {

@@ -5,19 +5,19 @@
 //! registered.
 
 mod mailchimp_support;
+mod shopify_support;
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use audience_connectors::shopify::{ShopifyConfig, ShopifySource, webhook_subscriptions::TOPICS};
+use audience_connectors::shopify::webhook_subscriptions::TOPICS;
 use audience_core::webhook_subscriptions::{WebhookRegistry, ensure, remove};
 use audience_sandbox::shopify::Customer;
-use audience_sandbox::{Sandbox, SandboxOptions, Vendor};
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use mailchimp_support::{Env, LIST};
+use shopify_support::start_shop;
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
@@ -41,27 +41,9 @@ async fn receiver(path: &str) -> (String, Seen) {
 
 #[tokio::test]
 async fn shopify_subscriptions_are_created_once_delivered_and_deleted() {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let sandbox = Sandbox::new(SandboxOptions {
-        customers: 0,
-        seed: 7,
-    })
-    .serve("127.0.0.1:0".parse().unwrap())
-    .await
-    .unwrap();
-    let token = format!(
-        "shpat_hooks_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
+    let (sandbox, source) = start_shop("hooks").await;
     let shop = &sandbox.sandbox.shopify;
-    shop.set_access_token(&token);
     shop.set_app("hooks.myshopify.com", "app-secret");
-    let source = ShopifySource::new(ShopifyConfig::with_base_url(
-        sandbox.vendor_url(Vendor::Shopify),
-        &token,
-    ))
-    .unwrap();
     let (base, seen) = receiver("/webhooks/shopify").await;
     let url = format!("{base}/webhooks/shopify");
 
