@@ -8,10 +8,12 @@
 //! Knobs (environment): `BENCH_ORDERS` (default 100000), `BENCH_LATENCY_MS` (default 100),
 //! `BENCH_PAGE` (orders a source page holds, default 250), `BENCH_FLUSH` (events gathered from
 //! pages before a send, default 20000), `BENCH_PACING` (the connector's pacing windows as a
-//! multiple of Klaviyo's, default 1.0), `BENCH_KLAVIYO_URL` (a Klaviyo simulator in another
-//! process, e.g. `audience-operator sandbox`'s `http://127.0.0.1:8089/klaviyo`: the peak RSS is
-//! then the client's alone; that simulator's store is not checked here, the sink's accepted count
-//! is printed instead).
+//! multiple of Klaviyo's, default 1.0), `BENCH_SEPARATE=1` (the simulator runs in a child
+//! process, this bench binary started again, so the peak RSS printed is the client's alone; its
+//! store is then not checked here, the sink's accepted count is printed instead) with
+//! `BENCH_SIM_SCALE` (the child's rate-limit windows as a multiple of Klaviyo's, default 1.0:
+//! with `BENCH_PACING` at the same value a 1M-order memory run takes minutes, not the limits'
+//! twenty).
 //!
 //! The run is the operator's: pages of orders are generated one at a time (the history is never
 //! held), turned into events, gathered until `BENCH_FLUSH` events, then sent in whole thousands
@@ -117,8 +119,58 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The child of `BENCH_SEPARATE=1`: serves a Klaviyo simulator, prints its URL, and lives until
+/// its standard input closes (the parent ends or drops it).
+fn serve_simulator(latency: Duration) {
+    let scale: f64 = std::env::var("BENCH_SIM_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(audience_connectors::klaviyo::MAX_CONNECTIONS + 2)
+        .enable_all()
+        .build()
+        .expect("simulator runtime");
+    runtime.block_on(async {
+        let sandbox = Sandbox::new(SandboxOptions::default());
+        sandbox.klaviyo.set_rate_limit_scale(scale);
+        sandbox.klaviyo.set_rate_limits_enabled(true);
+        sandbox.faults.set_latency(Vendor::Klaviyo, latency);
+        let running = sandbox
+            .serve("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve");
+        println!("{}", running.vendor_url(Vendor::Klaviyo));
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await;
+        drop(running);
+    });
+}
+
+/// Starts the simulator child and returns it with its Klaviyo URL.
+fn spawn_simulator() -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .env("BENCH_ROLE", "simulator")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the simulator process");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("the simulator's URL");
+    (child, line.trim().to_string())
+}
+
 fn main() {
     let orders = env("BENCH_ORDERS", 100_000) as usize;
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("simulator") {
+        serve_simulator(Duration::from_millis(env("BENCH_LATENCY_MS", 100)));
+        return;
+    }
     let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 100));
     let page_size = env("BENCH_PAGE", 250).max(1) as usize;
     let flush = env("BENCH_FLUSH", 20_000).max(1) as usize;
@@ -136,7 +188,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("simulator runtime");
-    let external = std::env::var("BENCH_KLAVIYO_URL").ok();
+    let external = (std::env::var("BENCH_SEPARATE").as_deref() == Ok("1")).then(spawn_simulator);
     let running = external.is_none().then(|| {
         simulator.block_on(async {
             let sandbox = Sandbox::new(SandboxOptions::default());
@@ -151,7 +203,7 @@ fn main() {
     });
     let url = match (&running, &external) {
         (Some(running), _) => running.vendor_url(Vendor::Klaviyo),
-        (None, Some(url)) => url.clone(),
+        (None, Some((_, url))) => url.clone(),
         (None, None) => unreachable!("one of the two is set"),
     };
     let mut config = KlaviyoConfig::new(KEY, ListRef::Name("unused".into())).with_base_url(url);
@@ -223,11 +275,13 @@ fn main() {
         (total, calls, held, started.elapsed().as_secs_f64())
     });
     let Some(running) = running else {
+        let (mut child, url) = external.expect("the simulator process");
         println!(
-            "  {events_total} events accepted by the simulator at {}: {write_calls} job calls, minimum {}",
-            external.unwrap_or_default(),
+            "  {events_total} events accepted by the simulator process at {url}: {write_calls} job calls, minimum {}",
             events_total.div_ceil(1000)
         );
+        drop(child.stdin.take());
+        let _ = child.wait();
         println!(
             "  {seconds:.2} s; at most {held} events held at once; peak RSS {} (the client alone)",
             peak_rss_mb().map_or("unknown".into(), |mb| format!("{mb:.0} MB"))
