@@ -209,8 +209,17 @@ fn main() {
     let mut config = KlaviyoConfig::new(KEY, ListRef::Name("unused".into())).with_base_url(url);
     config.pacing = Some(pacing);
     let sink = KlaviyoEventSink::new(config).expect("config");
+    let limits = match (&external, std::env::var("BENCH_SIM_SCALE").ok()) {
+        (Some(_), Some(scale)) => {
+            format!("the spec's rate limits, windows ×{scale}, in a separate simulator process")
+        }
+        (Some(_), None) => {
+            "the spec's rate limits unscaled, in a separate simulator process".to_string()
+        }
+        (None, _) => "the spec's rate limits unscaled".to_string(),
+    };
     println!(
-        "klaviyo_events: {orders} orders, pages of {page_size}, sends of ≥{flush} events, {} ms latency per call, the spec's rate limits unscaled",
+        "klaviyo_events: {orders} orders, pages of {page_size}, sends of ≥{flush} events, {} ms latency per call, {limits}",
         latency.as_millis()
     );
 
