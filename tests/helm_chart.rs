@@ -275,7 +275,7 @@ async fn values_switch_flags_and_optional_resources() {
         NS,
         &[
             "--set",
-            "concurrency=9,logLevel=debug,logFormat=json,replicaCount=3,installCRDs=false",
+            "concurrency=9,runRecordsBudget=50000,logLevel=debug,logFormat=json,replicaCount=3,installCRDs=false",
             "--set",
             "serviceMonitor.enabled=true,serviceMonitor.labels.release=kube-prometheus",
             "--set",
@@ -296,6 +296,7 @@ async fn values_switch_flags_and_optional_resources() {
     let args = container_args(deploy);
     for want in [
         "--concurrency=9",
+        "--run-records-budget=50000",
         "--log-json",
         "--lease-name=prod-audience-operator",
     ] {
@@ -562,6 +563,7 @@ async fn schema_refuses_bad_values_with_a_clear_message() {
         ("logLevel=verbose", &["/logLevel", "'info'"]),
         ("logFormat=xml", &["/logFormat", "'json'"]),
         ("concurrency=0", &["/concurrency", "minimum"]),
+        ("runRecordsBudget=10", &["/runRecordsBudget", "minimum"]),
         (
             "image.pullPolicy=Sometimes",
             &["/image/pullPolicy", "IfNotPresent"],

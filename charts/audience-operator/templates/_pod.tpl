@@ -34,6 +34,9 @@ spec:
         - run
         - --metrics-addr=0.0.0.0:{{ .Values.metrics.port }}
         - --concurrency={{ .Values.concurrency }}
+        {{- with .Values.runRecordsBudget }}
+        - --run-records-budget={{ . }}
+        {{- end }}
         {{- if .Values.sharding.enabled }}
         # One Lease per shard; each pod's home shard is the ordinal of its name (POD_NAME).
         - --shards={{ .Values.replicaCount }}
