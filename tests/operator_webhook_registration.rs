@@ -113,6 +113,27 @@ async fn registered_subscriptions_carry_an_edit_and_go_when_the_sync_is_deleted(
     assert_eq!(shopify.webhook_subscriptions().len(), 4);
     assert_eq!(h.mailchimp().registered(AUDIENCE).len(), 1);
 
+    // The merchant deletes one subscription by hand: the next full reconcile puts it back.
+    assert!(shopify.delete_webhook_subscription("customers/update"));
+    assert_eq!(shopify.webhook_subscriptions().len(), 3);
+    h.sync_now::<AudienceSync>("registered", "full-1").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while shopify.webhook_subscriptions().len() != 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted subscription was not re-created: {:?}",
+            shopify.webhook_subscriptions()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        shopify
+            .webhook_subscriptions()
+            .iter()
+            .all(|(_, u)| *u == shopify_url)
+    );
+    assert_eq!(h.mailchimp().registered(AUDIENCE).len(), 1, "nothing twice");
+
     // Deleting the sync removes the subscriptions at both vendors, then the object goes.
     api.delete("registered", &Default::default()).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -108,8 +108,8 @@ pub struct Context {
     pub shards: Option<ShardFilter>,
     /// Bounds runs across all controllers.
     runs: admission::Admission,
-    /// Per object: the (generation, public URL) its webhooks were last registered for.
-    registered: Mutex<HashMap<String, (Option<i64>, String)>>,
+    /// Per object: what its webhooks were last registered for (see `registration`).
+    registered: Mutex<HashMap<String, registration::Stamp>>,
     /// Per SegmentSync: when its segment metadata was last read, and a change seen but not yet
     /// run (kept across a reconcile that defers to a fresher object).
     segment_checks: Mutex<HashMap<String, Instant>>,
@@ -246,7 +246,7 @@ impl Context {
         self.publish_tracked();
     }
 
-    fn registered(&self, key: &str) -> Option<(Option<i64>, String)> {
+    fn registered(&self, key: &str) -> Option<registration::Stamp> {
         self.registered
             .lock()
             .expect("registered lock")
@@ -254,7 +254,7 @@ impl Context {
             .cloned()
     }
 
-    fn set_registered(&self, key: String, stamp: Option<(Option<i64>, String)>) {
+    fn set_registered(&self, key: String, stamp: Option<registration::Stamp>) {
         let mut map = self.registered.lock().expect("registered lock");
         match stamp {
             Some(stamp) => map.insert(key, stamp),

@@ -45,6 +45,12 @@ pub(super) enum Next {
     Deleted { retry: bool },
 }
 
+/// What a sync's webhooks were registered for: its generation, the public URL, and the start of
+/// its last full run. A new full reconcile registers again (listing first, so it only re-creates
+/// what is missing): a subscription deleted by hand at the vendor is drift, and the full
+/// reconcile is where drift is put right.
+pub(super) type Stamp = (Option<i64>, String, Option<String>);
+
 /// The receiver URL of one vendor for this sync, and the account it concerns.
 struct Side<'a> {
     vendor: Vendor,
@@ -69,7 +75,12 @@ impl<K: SyncObject> Reconciler<'_, K> {
         let key = object_key(self.obj);
         if wanted {
             let public = public.expect("wanted implies a public URL");
-            let stamp = (self.generation(), public.to_string());
+            let last_full = self
+                .obj
+                .sync_status()
+                .and_then(|s| s.last_full_sync_time.as_ref())
+                .map(|t| t.0.to_string());
+            let stamp = (self.generation(), public.to_string(), last_full);
             if self.ctx.registered(&key).as_ref() == Some(&stamp) {
                 return Ok(Next::Continue);
             }

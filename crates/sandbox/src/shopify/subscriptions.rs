@@ -109,6 +109,21 @@ impl Shopify {
             .map(|s| (s.rest_topic(), s.callback_url.clone()))
             .collect()
     }
+
+    /// The merchant deletes the subscription of this REST topic (e.g. `customers/update`) by
+    /// hand; false when there is none.
+    pub fn delete_webhook_subscription(&self, rest_topic: &str) -> bool {
+        let mut state = self.lock();
+        let subscriptions = &mut state.webhooks.registry.subscriptions;
+        let Some(id) = subscriptions
+            .iter()
+            .find(|(_, s)| s.rest_topic() == rest_topic)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        subscriptions.remove(&id).is_some()
+    }
 }
 
 /// The query `webhookSubscriptions`: filters `callbackUrl` and `topics`, forward paging by id.
