@@ -10,8 +10,6 @@
 
 mod operator_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use audience_operator::crd::AudienceSync;
@@ -37,34 +35,10 @@ fn calls(h: &Harness, vendor: Vendor) -> u64 {
         .sum()
 }
 
-/// Resident set size of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Runs the sync once (sync-now `value`) and reports its cost.
 async fn measured(h: &Harness, what: &str, value: &str) -> AudienceSync {
     h.sandbox.sandbox.stats.clear();
-    let start_rss = rss_kib();
-    let peak = Arc::new(AtomicU64::new(start_rss));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let rss = RssSampler::start(Duration::from_millis(5));
     let started = Instant::now();
     // A full reconcile of 100,000 members takes longer than the harness's one-minute wait.
     h.annotate::<AudienceSync>("shop", "sync.audience-operator.io/sync-now", value)
@@ -87,8 +61,7 @@ async fn measured(h: &Harness, what: &str, value: &str) -> AudienceSync {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let took = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.await.unwrap();
+    let rss_growth = rss.stop().await;
     let mode = synced
         .status
         .as_ref()
@@ -101,7 +74,7 @@ async fn measured(h: &Harness, what: &str, value: &str) -> AudienceSync {
         calls(h, Vendor::Mailchimp),
         vendor_writes(h, Vendor::Mailchimp),
         took.as_secs_f64(),
-        peak.load(Ordering::Relaxed).saturating_sub(start_rss) / 1024
+        rss_growth / 1024
     );
     synced
 }

@@ -17,7 +17,6 @@ mod operator_support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use audience_operator::controller::Settings;
@@ -36,19 +35,6 @@ use serde_json::json;
 /// Status writes one sync's first run may make: Progressing, the result, and a few progress
 /// patches (at most one per `progress_interval`). [U] The bound, not a vendor fact.
 const WRITES_PER_RUN: usize = 8;
-
-/// Resident set size of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// CPU time this process has used (user + system), in seconds.
 fn cpu_secs() -> f64 {
@@ -204,19 +190,9 @@ async fn scale(
     };
     listed_rx.await.expect("the watch lists the syncs");
 
-    let rss_start = rss_kib();
     let cpu_start = cpu_secs();
-    let peak = Arc::new(AtomicU64::new(rss_start));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let rss = RssSampler::start(Duration::from_millis(20));
+    let rss_start = rss.start_kib;
 
     let mut options = h.options();
     // No `--sandbox`: each sync's own endpoints name its merchant, as a real spec names its shop.
@@ -257,8 +233,7 @@ async fn scale(
     }
     let took = started.elapsed();
     let cpu = cpu_secs() - cpu_start;
-    done.store(true, Ordering::Relaxed);
-    sampler.await.unwrap();
+    let rss_growth = rss.stop().await;
     h.stop_operator().await;
     watch.abort();
 
@@ -301,7 +276,7 @@ async fn scale(
     let figures = Figures {
         took,
         rss_start_mib: rss_start / 1024,
-        rss_growth_mib: peak.load(Ordering::Relaxed).saturating_sub(rss_start) / 1024,
+        rss_growth_mib: rss_growth / 1024,
         max_writes,
         mean_writes,
     };

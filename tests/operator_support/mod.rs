@@ -484,3 +484,59 @@ pub fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 pub fn vendor_writes(h: &Harness, vendor: Vendor) -> u64 {
     h.sandbox.sandbox.stats.writes(vendor)
 }
+
+/// Resident set size of this process, in KiB (0 where `/proc` has no answer).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples this process's RSS every `every` until [`RssSampler::stop`]: what a bench started at
+/// and its peak, in KiB.
+pub struct RssSampler {
+    pub start_kib: u64,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    pub fn start(every: Duration) -> RssSampler {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let start_kib = rss_kib();
+        let peak = std::sync::Arc::new(AtomicU64::new(start_kib));
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let task = {
+            let (peak, done) = (peak.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                    tokio::time::sleep(every).await;
+                }
+            })
+        };
+        RssSampler {
+            start_kib,
+            peak,
+            done,
+            task,
+        }
+    }
+
+    /// Stops sampling; the peak growth over the start, in KiB.
+    pub async fn stop(self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::Relaxed);
+        self.task.await.expect("the RSS sampler");
+        self.peak
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.start_kib)
+    }
+}
