@@ -8,11 +8,13 @@
 
 use audience_core::ConnectorError;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::MailchimpTarget;
 use super::client::{Call, VENDOR};
+use super::read::{PAGE_SIZE, paged};
 use super::wire::subscriber_hash;
 use crate::http;
 
@@ -108,8 +110,6 @@ impl MailchimpTarget {
 /// campaign's activity comes in its first days; an open of a campaign older than this is not
 /// written back until the contact's next activity in a newer one, which rereads the whole feed).
 pub const CAMPAIGN_WINDOW_DAYS: i64 = 90;
-/// Recipients and activity entries per report page (the spec's maximum).
-const REPORT_PAGE: usize = 1000;
 
 #[derive(Deserialize)]
 struct Campaigns {
@@ -169,6 +169,41 @@ fn parse_time(
 pub use audience_core::customer_events::ActiveContacts;
 
 impl MailchimpTarget {
+    /// Every item of an offset-paged report collection, through the shared reader
+    /// ([`paged`]: 1,000 a page, pages read ahead, a bogus `total_items` cut off by an empty
+    /// page). `split` takes a page apart into its items and `total_items`.
+    async fn all_pages<W, T>(
+        &self,
+        endpoint: &'static str,
+        path: String,
+        query: Vec<(&'static str, String)>,
+        split: fn(W) -> (Vec<T>, u64),
+    ) -> Result<Vec<T>, ConnectorError>
+    where
+        W: serde::de::DeserializeOwned + Send,
+        T: Send,
+    {
+        let inner = &self.inner;
+        let mut pages = paged(inner.read_ahead, move |offset| {
+            let (path, query) = (path.clone(), query.clone());
+            Box::pin(async move {
+                let mut call = Call::new(Method::GET, endpoint, path)
+                    .query("count", PAGE_SIZE.to_string())
+                    .query("offset", offset.to_string());
+                for (name, value) in query {
+                    call = call.query(name, value);
+                }
+                let page: W = inner.client.json(&call).await?;
+                Ok(split(page))
+            })
+        });
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(page?);
+        }
+        Ok(out)
+    }
+
     /// The audience's contacts with email activity after `since` (every contact with any when
     /// `None`), read from the campaign reports rather than contact by contact: the audience's
     /// sent campaigns (those sent in the [`CAMPAIGN_WINDOW_DAYS`] before `since`, or all), the
@@ -182,85 +217,67 @@ impl MailchimpTarget {
         const CAMPAIGNS: &str = "GET /campaigns";
         const SENT_TO: &str = "GET /reports/{campaign_id}/sent-to";
         const ACTIVITY: &str = "GET /reports/{campaign_id}/email-activity";
-        let inner = &self.inner;
-        let mut found = ActiveContacts::default();
-        let mut campaigns = Vec::new();
-        loop {
-            let mut call = Call::new(Method::GET, CAMPAIGNS, "/campaigns".to_string())
-                .query("list_id", inner.list_id.clone())
-                .query("status", "sent")
-                .query("fields", "campaigns.id,campaigns.send_time,total_items")
-                .query("sort_field", "send_time")
-                .query("sort_dir", "ASC")
-                .query("count", REPORT_PAGE.to_string())
-                .query("offset", campaigns.len().to_string());
-            if let Some(since) = since {
-                let from = since - chrono::Duration::days(CAMPAIGN_WINDOW_DAYS);
-                call = call.query(
-                    "since_send_time",
-                    from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                );
-            }
-            let page: Campaigns = inner.client.json(&call).await?;
-            let len = page.campaigns.len();
-            for c in page.campaigns {
-                let sent = parse_time(CAMPAIGNS, &c.send_time, "a campaign's send_time")?;
-                campaigns.push((c.id, sent));
-            }
-            if len == 0 || campaigns.len() >= page.total_items {
-                break;
-            }
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut query = vec![
+            ("list_id", self.inner.list_id.clone()),
+            ("status", "sent".to_string()),
+            (
+                "fields",
+                "campaigns.id,campaigns.send_time,total_items".to_string(),
+            ),
+            ("sort_field", "send_time".to_string()),
+            ("sort_dir", "ASC".to_string()),
+        ];
+        if let Some(since) = since {
+            let from = since - chrono::Duration::days(CAMPAIGN_WINDOW_DAYS);
+            query.push(("since_send_time", at(from)));
         }
-        for (id, sent_at) in &campaigns {
-            if since.is_none_or(|s| *sent_at > s) {
-                let path = format!("/reports/{id}/sent-to");
-                let mut seen = 0;
-                loop {
-                    let call = Call::new(Method::GET, SENT_TO, path.clone())
-                        .query("fields", "sent_to.email_address,total_items")
-                        .query("count", REPORT_PAGE.to_string())
-                        .query("offset", seen.to_string());
-                    let page: SentTo = inner.client.json(&call).await?;
-                    let len = page.sent_to.len();
-                    seen += len;
-                    found.note(page.sent_to.into_iter().map(|r| r.email_address), *sent_at);
-                    if len == 0 || seen >= page.total_items {
-                        break;
-                    }
-                }
-            }
-            let path = format!("/reports/{id}/email-activity");
-            let mut seen = 0;
-            loop {
-                let mut call = Call::new(Method::GET, ACTIVITY, path.clone())
-                    .query(
-                        "fields",
-                        "emails.email_address,emails.activity.action,emails.activity.timestamp,total_items",
+        let campaigns = self
+            .all_pages(CAMPAIGNS, "/campaigns".into(), query, |p: Campaigns| {
+                (p.campaigns, p.total_items as u64)
+            })
+            .await?;
+        let mut found = ActiveContacts::default();
+        for campaign in campaigns {
+            let sent_at = parse_time(CAMPAIGNS, &campaign.send_time, "a campaign's send_time")?;
+            let id = campaign.id;
+            if since.is_none_or(|s| sent_at > s) {
+                let query = vec![("fields", "sent_to.email_address,total_items".to_string())];
+                let recipients = self
+                    .all_pages(
+                        SENT_TO,
+                        format!("/reports/{id}/sent-to"),
+                        query,
+                        |p: SentTo| (p.sent_to, p.total_items as u64),
                     )
-                    .query("count", REPORT_PAGE.to_string())
-                    .query("offset", seen.to_string());
-                if let Some(since) = since {
-                    call = call.query(
-                        "since",
-                        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    );
-                }
-                let page: ReportActivity = inner.client.json(&call).await?;
-                let len = page.emails.len();
-                seen += len;
-                for member in page.emails {
-                    for action in member.activity {
-                        if action.action != "open" && action.action != "click" {
-                            continue;
-                        }
-                        let at = parse_time(ACTIVITY, &action.timestamp, "an action's timestamp")?;
-                        if since.is_none_or(|s| at > s) {
-                            found.note([member.email_address.clone()], at);
-                        }
+                    .await?;
+                found.note(recipients.into_iter().map(|r| r.email_address), sent_at);
+            }
+            let mut query = vec![(
+                "fields",
+                "emails.email_address,emails.activity.action,emails.activity.timestamp,total_items"
+                    .to_string(),
+            )];
+            if let Some(since) = since {
+                query.push(("since", at(since)));
+            }
+            let members = self
+                .all_pages(
+                    ACTIVITY,
+                    format!("/reports/{id}/email-activity"),
+                    query,
+                    |p: ReportActivity| (p.emails, p.total_items as u64),
+                )
+                .await?;
+            for member in members {
+                for action in member.activity {
+                    if action.action != "open" && action.action != "click" {
+                        continue;
                     }
-                }
-                if len == 0 || seen >= page.total_items {
-                    break;
+                    let when = parse_time(ACTIVITY, &action.timestamp, "an action's timestamp")?;
+                    if since.is_none_or(|s| when > s) {
+                        found.note([member.email_address.clone()], when);
+                    }
                 }
             }
         }
