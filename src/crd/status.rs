@@ -232,6 +232,22 @@ impl RunCounts {
         if !sms.is_empty() {
             notes.push(format!("SMS: {}", sms.join(", ")));
         }
+        let mut events = Vec::new();
+        if self.shopper_events + self.shopper_events_unknown + self.shopper_events_dropped > 0 {
+            events.push(format!(
+                "{} shopper events sent ({} for unknown contacts, {} dropped)",
+                self.shopper_events, self.shopper_events_unknown, self.shopper_events_dropped
+            ));
+        }
+        if self.email_activity_contacts > 0 {
+            events.push(format!(
+                "email activity of {} customers written to the shop ({} metafields)",
+                self.email_activity_contacts, self.email_activity_written
+            ));
+        }
+        if !events.is_empty() {
+            notes.push(format!("customer events: {}", events.join(", ")));
+        }
         if self.customers_created + self.customers_create_rejected > 0 {
             notes.push(format!(
                 "new customers from Mailchimp: {} created, {} refused by the shop",
@@ -482,4 +498,26 @@ pub struct SyncStatus {
     /// on (a webhook handed over by another replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_webhook_hint: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_says_what_customer_events_did_and_nothing_when_they_did_nothing() {
+        assert_eq!(RunCounts::default().two_way_note(), "");
+        let counts = RunCounts {
+            shopper_events: 3,
+            shopper_events_unknown: 1,
+            email_activity_contacts: 2,
+            email_activity_written: 12,
+            ..RunCounts::default()
+        };
+        assert_eq!(
+            counts.two_way_note(),
+            "customer events: 3 shopper events sent (1 for unknown contacts, 0 dropped), \
+             email activity of 2 customers written to the shop (12 metafields)"
+        );
+    }
 }
