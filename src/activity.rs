@@ -43,6 +43,12 @@ pub fn configmap_name(kind: &str, name: &str) -> String {
             other.trim_end_matches("Sync").to_ascii_lowercase()
         ),
     };
+    object_name(name, &suffix)
+}
+
+/// `{name}{suffix}` as a Kubernetes object name: a name that would pass 253 characters is cut
+/// and a hash of the whole name appended, so two long names never share one.
+pub fn object_name(name: &str, suffix: &str) -> String {
     let full = format!("{name}{suffix}");
     if full.len() <= NAME_MAX {
         return full;

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod operator;
 pub mod schedule;
+pub mod sent_events;
 pub mod server;
 pub mod shard;
 pub mod status;

@@ -616,6 +616,35 @@ async fn lightspeed_x_sales_reach_klaviyo_once() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(running.sandbox.stats.writes(Vendor::Klaviyo), writes);
     assert_eq!(kl.events("Placed Order").len(), 8);
+
+    // A line of a sent sale comes back: the return joins its sale, read again whole, and only
+    // the new Refunded Order goes (the state file keeps the ids Klaviyo accepted).
+    let lx = &running.sandbox.lightspeed_x;
+    let sent: Vec<String> = kl
+        .events("Placed Order")
+        .iter()
+        .filter_map(|e| e.unique_id.clone())
+        .collect();
+    let sale = lx
+        .sales()
+        .into_iter()
+        .find(|s| {
+            s.return_for.is_none()
+                && !s.invoice_number.ends_with("-R")
+                && sent.iter().any(|id| id.contains(&s.id))
+                && lx.sales().iter().all(|r| r.return_for.as_deref() != Some(&s.id))
+        })
+        .expect("a sent sale with no return yet");
+    lx.return_line(&sale.id, &sale.line_items[0].id, 1)
+        .expect("a return");
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let third = &json(&out)["syncs"][0];
+    assert_eq!(kl.events("Refunded Order").len(), 2, "{third}");
+    assert_eq!(kl.events("Placed Order").len(), 8, "{third}");
+    assert_eq!(third["counts"]["events"]["refundedOrder"], 1, "{third}");
+    assert_eq!(third["counts"]["events"]["placedOrder"], 0, "{third}");
+    assert_eq!(third["counts"]["events"]["orderedProduct"], 0, "{third}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

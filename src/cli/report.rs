@@ -60,6 +60,9 @@ pub struct SyncReport {
     /// OrderSync: the order cursor the run reached (kept in the `--state` file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// OrderSync into events: the accepted ids to keep in the state file (not printed).
+    #[serde(skip)]
+    pub sent_events: Option<audience_core::SentLedger>,
     /// OrderSync: what the status conditions besides `Ready` would say (e.g. the time zones
     /// differ).
     #[serde(skip_serializing_if = "Vec::is_empty")]

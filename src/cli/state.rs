@@ -1,5 +1,6 @@
 //! `sync -f --state FILE`: where an OrderSync run outside a cluster keeps what the controller
-//! keeps in `status`: its order cursor and the time it started (events before it are history).
+//! keeps in `status` and a ConfigMap: its order cursor, the time it started (events before it are
+//! history) and the ids of the events its target accepted (`crate::sent_events`).
 //!
 //! One JSON file for every OrderSync of a manifest, keyed `namespace/name` (`default` when the
 //! manifest gives none). By default `.audience-operator-state.json` next to the manifest (the
@@ -35,6 +36,19 @@ pub struct OrderState {
     /// The cursor after the last page the target accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// The ids of the events the target accepted (`crate::sent_events`), so a changed order
+    /// sends only its new event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_events: Option<SentEvents>,
+}
+
+/// An event target's accepted ids, as `crate::sent_events::encode` writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentEvents {
+    /// The target they were accepted by (`SyncObject::sent_events_target`).
+    pub target: String,
+    pub ids: String,
 }
 
 /// Every OrderSync's state, by `namespace/name`.
@@ -88,6 +102,10 @@ mod tests {
             OrderState {
                 started: Some(chrono::Utc::now()),
                 checkpoint: Some("cp-1".into()),
+                sent_events: Some(SentEvents {
+                    target: "klaviyo-0123".into(),
+                    ids: "AAAAAAAAAAA=".into(),
+                }),
             },
         );
         state.save(&path).unwrap();

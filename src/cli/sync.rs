@@ -21,7 +21,7 @@ use url::Url;
 
 use super::manifest::{self, CredentialOrigin, Manifests, SyncManifest};
 use super::report::{RunReport, SyncReport};
-use super::state::{self, CliState, OrderState};
+use super::state::{self, CliState, OrderState, SentEvents};
 use super::{OutputFormat, SyncArgs};
 use crate::crd::SecretKeyRef;
 use crate::engine::{Phase, ProgressFn};
@@ -209,13 +209,13 @@ pub async fn run_manifests(
             SyncManifest::Audience(object) => {
                 let mut object = (**object).clone();
                 object.spec.dry_run |= options.dry_run;
-                run_one(&object, None, manifests, options, env).await
+                run_one(&object, None, None, manifests, options, env).await
             }
             SyncManifest::Segment(object) => {
                 let mut object = (**object).clone();
                 object.spec.dry_run |= options.dry_run;
                 let segment = object.spec.target.segment_name().map(str::to_string);
-                run_one(&object, segment, manifests, options, env).await
+                run_one(&object, segment, None, manifests, options, env).await
             }
             SyncManifest::Order(object) => run_order(object, manifests, options, env).await,
         };
@@ -254,7 +254,21 @@ async fn run_order(
             .get_or_insert_with(Default::default)
             .checkpoint = saved.checkpoint.clone();
     }
-    let report = run_one(&object, None, manifests, options, env).await;
+    // The ids the same target accepted in earlier runs: a changed order sends its new event only.
+    let target = object.sent_events_target();
+    let sent = saved
+        .sent_events
+        .as_ref()
+        .filter(|kept| target.as_deref() == Some(kept.target.as_str()))
+        .and_then(|kept| crate::sent_events::decode(&kept.ids));
+    let mut report = run_one(&object, None, sent, manifests, options, env).await;
+    let sent_events = match (report.sent_events.take(), target) {
+        (Some(ledger), Some(target)) => Some(SentEvents {
+            target,
+            ids: crate::sent_events::encode(&ledger),
+        }),
+        _ => saved.sent_events.clone(),
+    };
     if report.ok
         && !object.spec.dry_run
         && let Some(state) = &options.state
@@ -265,6 +279,7 @@ async fn run_order(
             OrderState {
                 started: Some(started),
                 checkpoint: report.checkpoint.clone().or(saved.checkpoint),
+                sent_events,
             },
         );
     }
@@ -274,6 +289,7 @@ async fn run_order(
 async fn run_one<K: SyncObject>(
     object: &K,
     segment: Option<String>,
+    sent_events: Option<audience_core::SentLedger>,
     manifests: &Manifests,
     options: &SyncOptions,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
@@ -308,7 +324,7 @@ async fn run_one<K: SyncObject>(
     let progress = options
         .progress
         .then(|| progress_line(format!("{} {}", K::KIND, report.name)));
-    let result = execute(object, &credentials, options, progress.clone()).await;
+    let result = execute(object, &credentials, options, progress.clone(), sent_events).await;
     if progress.is_some() {
         eprint!("\r\x1b[2K");
     }
@@ -325,6 +341,7 @@ async fn run_one<K: SyncObject>(
             report.stopped_early = executed.stopped_early;
             report.source_reads = executed.source_reads;
             report.checkpoint = executed.checkpoint;
+            report.sent_events = executed.sent_events;
             report.notes = executed
                 .notices
                 .iter()
@@ -352,6 +369,7 @@ async fn execute<K: SyncObject>(
     credentials: &ManifestCredentials<'_>,
     options: &SyncOptions,
     progress: Option<ProgressFn>,
+    sent_events: Option<audience_core::SentLedger>,
 ) -> Result<Executed, SyncError> {
     // The person running `sync -f` holds the credentials: any endpoint they name is theirs.
     let connectors = DefaultConnectors::new(ConnectOptions {
@@ -368,6 +386,7 @@ async fn execute<K: SyncObject>(
         progress,
         // The state file is written once, after the run.
         on_checkpoint: None,
+        sent_events,
     };
     prepared.run(object, control).await
 }

@@ -28,7 +28,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use url::Url;
@@ -114,6 +114,10 @@ pub struct Context {
     /// run (kept across a reconcile that defers to a fresher object).
     segment_checks: Mutex<HashMap<String, Instant>>,
     segment_changes: Mutex<HashMap<String, String>>,
+    /// The opted-in Secrets each kind's controller watches, as its watch last saw them: a run
+    /// reads its credentials here instead of asking the API server (see `dereference`).
+    /// Keyed by kind and the namespace the watch covers (`None`: all).
+    secret_stores: Mutex<HashMap<(&'static str, Option<String>), Store<Secret>>>,
 }
 
 impl Context {
@@ -144,7 +148,31 @@ impl Context {
             registered: Mutex::new(HashMap::new()),
             segment_checks: Mutex::new(HashMap::new()),
             segment_changes: Mutex::new(HashMap::new()),
+            secret_stores: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn add_secret_store(&self, kind: &'static str, scope: Option<String>, store: Store<Secret>) {
+        self.secret_stores
+            .lock()
+            .expect("secret stores lock")
+            .insert((kind, scope), store);
+    }
+
+    fn remove_secret_store(&self, kind: &'static str, scope: &Option<String>) {
+        self.secret_stores
+            .lock()
+            .expect("secret stores lock")
+            .remove(&(kind, scope.clone()));
+    }
+
+    /// The store of opted-in Secrets kind `kind`'s controller watches in `namespace`.
+    pub(crate) fn secret_store(&self, kind: &'static str, namespace: &str) -> Option<Store<Secret>> {
+        let stores = self.secret_stores.lock().expect("secret stores lock");
+        stores
+            .get(&(kind, Some(namespace.to_string())))
+            .or_else(|| stores.get(&(kind, None)))
+            .cloned()
     }
 
     /// The same context, reconciling only the objects of the shards `filter` holds.
@@ -465,6 +493,18 @@ async fn run_kind<K: SyncObject>(
     let secrets: Api<Secret> = scoped(&ctx.client, namespace.as_deref());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
     let store = controller.store();
+    // Only Secrets that opt in are cached (and read): not every Secret of the cluster. The
+    // watch fills a store the runs read their credentials from.
+    let (secret_store, secret_writer) = kube::runtime::reflector::store::<Secret>();
+    let secret_events = kube::runtime::reflector(
+        secret_writer,
+        watcher(
+            secrets,
+            watcher::Config::default().labels(&format!("{CREDENTIALS_LABEL}=true")),
+        ),
+    )
+    .touched_objects();
+    ctx.add_secret_store(K::KIND, namespace.clone(), secret_store);
     let webhook_reconciles = ctx
         .webhooks
         .as_ref()
@@ -493,10 +533,8 @@ async fn run_kind<K: SyncObject>(
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
-        .watches(
-            secrets,
-            // Only Secrets that opt in are cached (and read): not every Secret of the cluster.
-            watcher::Config::default().labels(&format!("{CREDENTIALS_LABEL}=true")),
+        .watches_stream(
+            secret_events,
             move |secret: Secret| {
                 referencing::<K>(&store, &secret)
                     .into_iter()
@@ -527,6 +565,7 @@ async fn run_kind<K: SyncObject>(
         })
         .await;
     pruner.abort();
+    ctx.remove_secret_store(K::KIND, &namespace);
     ctx.metrics.unwatch_syncs(gauges);
     tracing::info!(
         kind = K::KIND,

@@ -174,6 +174,16 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
     }
 
+    /// Where this sync's runs read their Secrets: the kind's watched store, else the API server.
+    pub(super) fn secrets(&self) -> super::dereference::KubeSecrets {
+        let namespace = self.obj.namespace().unwrap_or_default();
+        super::dereference::KubeSecrets {
+            client: self.ctx.client.clone(),
+            store: self.ctx.secret_store(K::KIND, &namespace),
+            namespace,
+        }
+    }
+
     pub(super) async fn apply(&self, status: &SyncStatus) -> Result<(), kube::Error> {
         apply_status(&self.api, &self.obj.name_any(), status).await
     }
@@ -254,10 +264,12 @@ impl<K: SyncObject> Reconciler<'_, K> {
             annotation(self.obj, WEBHOOK_HINT_ANNOTATION).map(str::to_string);
         let took = times.took;
         let mut activity = Vec::new();
+        let mut sent_events = None;
         let settled = match result {
             Ok(mut executed) => {
                 self.ctx.reset_failures(key);
                 activity = std::mem::take(&mut executed.activity);
+                sent_events = executed.sent_events.take();
                 record_success(
                     &mut status,
                     executed,
@@ -282,6 +294,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
         };
         // The log before the status: once the status says a run finished, its log is there.
         self.record_activity(activity, started_at).await;
+        super::run::save_sent_events(self, sent_events).await;
         self.apply(&status).await?;
         self.report(&settled, took).await;
         Ok(match settled.next {

@@ -26,7 +26,6 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use url::Url;
 
-use super::dereference::KubeSecrets;
 use super::object_key;
 use super::reconcile::Reconciler;
 use crate::crd::TargetRef;
@@ -214,10 +213,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
         public: &Url,
         f: impl AsyncFnOnce(Vec<Side<'_>>) -> Result<T, SyncError>,
     ) -> Result<T, SyncError> {
-        let secrets = KubeSecrets {
-            client: self.ctx.client.clone(),
-            namespace: self.obj.namespace().unwrap_or_default(),
-        };
+        let secrets = self.secrets();
         let prepared = prepare(
             self.obj,
             &secrets,

@@ -10,7 +10,6 @@ use kube::{Api, ResourceExt};
 use tokio::sync::{Notify, watch};
 
 use super::FIELD_MANAGER;
-use super::dereference::KubeSecrets;
 use super::reconcile::{Reconciler, annotation};
 use crate::crd::{APPROVE_PLAN_ANNOTATION, SyncStatus};
 use crate::engine::{CheckpointFn, Phase, ProgressFn};
@@ -59,10 +58,7 @@ async fn execute<K: SyncObject>(
     progress: ProgressFn,
     on_checkpoint: CheckpointFn,
 ) -> Result<Executed, SyncError> {
-    let secrets = KubeSecrets {
-        client: r.ctx.client.clone(),
-        namespace: r.obj.namespace().unwrap_or_default(),
-    };
+    let secrets = r.secrets();
     let prepared = prepare(
         r.obj,
         &secrets,
@@ -70,6 +66,7 @@ async fn execute<K: SyncObject>(
         r.ctx.settings.sandbox.as_ref(),
     )
     .await?;
+    let sent_events = load_sent_events(r).await;
     let control = RunControl {
         approved_plan: annotation(r.obj, APPROVE_PLAN_ANNOTATION).map(str::to_string),
         control: audience_core::ApplyControl {
@@ -78,8 +75,36 @@ async fn execute<K: SyncObject>(
         },
         progress: Some(progress),
         on_checkpoint: Some(on_checkpoint),
+        sent_events,
     };
     prepared.run(r.obj, control).await
+}
+
+/// The ids the sync's target accepted in earlier runs (`crate::sent_events`). Unreadable: the
+/// run goes on without (it sends known ids again, which the target records once).
+async fn load_sent_events<K: SyncObject>(r: &Reconciler<'_, K>) -> Option<audience_core::SentLedger> {
+    let target = r.obj.sent_events_target()?;
+    match crate::sent_events::load(&r.ctx.client, r.obj, &target).await {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            tracing::warn!(kind = K::KIND, name = %r.obj.name_any(), error = %e, "reading the sent-events ledger");
+            None
+        }
+    }
+}
+
+/// Keeps the ledger a run added to. A failure is logged and does not fail the run (the events
+/// were sent; the next run sends known ids again).
+pub(super) async fn save_sent_events<K: SyncObject>(
+    r: &Reconciler<'_, K>,
+    ledger: Option<audience_core::SentLedger>,
+) {
+    let (Some(ledger), Some(target)) = (ledger, r.obj.sent_events_target()) else {
+        return;
+    };
+    if let Err(e) = crate::sent_events::save(&r.ctx.client, r.obj, &target, &ledger).await {
+        tracing::warn!(kind = K::KIND, name = %r.obj.name_any(), error = %e, "writing the sent-events ledger");
+    }
 }
 
 /// Server-side apply of the whole status with the operator's field manager.

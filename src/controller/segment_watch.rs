@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
-use super::dereference::KubeSecrets;
 use super::object_key;
 use super::reconcile::Reconciler;
 use crate::schedule::Trigger;
@@ -45,10 +44,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
             return Err(wait.min(interval.saturating_sub(now - last)));
         }
         let tick = wait.min(interval);
-        let secrets = KubeSecrets {
-            client: self.ctx.client.clone(),
-            namespace: self.obj.namespace().unwrap_or_default(),
-        };
+        let secrets = self.secrets();
         let prepared = match prepare(
             self.obj,
             &secrets,

@@ -41,6 +41,9 @@ pub struct OrderJob<'a> {
     /// Told each cursor the target has accepted everything up to, during the run, so a process
     /// killed mid-run resumes from there (the controller saves it in `status.checkpoint`).
     pub on_checkpoint: Option<CheckpointFn>,
+    /// The ids the target accepted in earlier runs (event targets only; `None`: none kept), so a
+    /// changed order re-read whole sends only its new events.
+    pub sent: Option<SentLedger>,
 }
 
 /// Receives a cursor the target accepted everything up to.
@@ -75,6 +78,10 @@ pub struct OrdersOutcome {
     /// What the target took and refused, order by order, for the activity log: the last
     /// [`ACTIVITY_KEPT`] only, so a long backfill holds no more than the log can show.
     pub activity: VecDeque<ActivityEntry>,
+    /// Events of re-read orders left out because the target had already accepted them.
+    pub already_sent: u64,
+    /// The ledger to keep for the next run, when this run added to it (never on a dry run).
+    pub sent: Option<SentLedger>,
 }
 
 /// Activity entries an order run keeps (the log keeps about as many).
@@ -248,9 +255,15 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
         kinds: job.kinds,
         live_from: Some(job.live_from),
     };
-    // Within one run, an order re-read whole (changed again after its first page) sends only
-    // its new events; across runs the target's dedupe by unique id is the guarantee.
-    let mut ledger = SentLedger::new();
+    // An order re-read whole (changed since an earlier run, or again after its first page)
+    // sends only its new events: `ledger` holds what earlier runs had accepted and what this run
+    // has queued; `accepted` only what the target took, the one to keep. Neither is the
+    // guarantee: a lost or cut-short ledger resends ids the target records once.
+    let mut ledger = job.sent.clone().unwrap_or_default();
+    let mut accepted = Accepted {
+        ledger: job.sent.clone().unwrap_or_default(),
+        grew: false,
+    };
     // Events of whole pages not sent yet, and the cursor after the last of those pages.
     let mut batch = Batch::default();
     let mut pages = job.source.orders(job.scope.clone());
@@ -261,6 +274,7 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
             progress(Phase::ReadingSource, out.orders_read, 0);
         }
         let page_events = events_of_orders(&page.orders, &options, Some(&ledger));
+        out.already_sent += page_events.already_sent;
         for (reason, n) in &page_events.skipped {
             *out.skipped.entry(*reason).or_default() += n;
         }
@@ -276,7 +290,7 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
         // pages, so the cursor after it is exact.
         if !batch.events.is_empty()
             && batch.events.len() + page_events.events.len() > EVENTS_PER_SEND
-            && !batch.send(job, sink, &mut out).await?
+            && !batch.send(job, sink, &mut out, &mut accepted).await?
         {
             break;
         }
@@ -287,7 +301,7 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
         }
         let stop = job.control.stop_requested();
         if (batch.events.len() >= EVENTS_PER_SEND || stop)
-            && !batch.send(job, sink, &mut out).await?
+            && !batch.send(job, sink, &mut out, &mut accepted).await?
         {
             break;
         }
@@ -297,9 +311,18 @@ async fn run_events(job: &OrderJob<'_>, sink: &dyn EventSink) -> Result<OrdersOu
         }
     }
     if !out.stopped_early {
-        batch.send(job, sink, &mut out).await?;
+        batch.send(job, sink, &mut out, &mut accepted).await?;
+    }
+    if accepted.grew {
+        out.sent = Some(accepted.ledger);
     }
     Ok(out)
+}
+
+/// The ids the target has accepted, and whether this run added any.
+struct Accepted {
+    ledger: SentLedger,
+    grew: bool,
 }
 
 /// Events gathered from whole pages, and the cursor after the last of them.
@@ -317,6 +340,7 @@ impl Batch {
         job: &OrderJob<'_>,
         sink: &dyn EventSink,
         out: &mut OrdersOutcome,
+        accepted: &mut Accepted,
     ) -> Result<bool, RunError> {
         let events = std::mem::take(&mut self.events);
         if !events.is_empty() {
@@ -340,6 +364,7 @@ impl Batch {
             for e in &events {
                 if !refused.contains(e.unique_id.as_str()) {
                     *out.events.entry(e.kind).or_default() += 1;
+                    accepted.grew |= accepted.ledger.insert(&e.unique_id);
                 }
             }
             let reasons: BTreeMap<&str, &str> = report

@@ -52,6 +52,8 @@ pub struct RunControl {
     pub progress: Option<ProgressFn>,
     /// Told each order cursor the target accepted during the run (OrderSync only).
     pub on_checkpoint: Option<crate::engine::CheckpointFn>,
+    /// OrderSync into events: the ids the target accepted in earlier runs.
+    pub sent_events: Option<audience_core::SentLedger>,
 }
 
 /// Validates `obj`, reads its credentials and builds its connectors.
@@ -146,6 +148,7 @@ impl Prepared {
                 control: control.control,
                 progress: control.progress,
                 on_checkpoint: control.on_checkpoint,
+                sent_events: control.sent_events,
             };
             return Ok(obj.execute_orders(parts).await?);
         }

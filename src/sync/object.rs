@@ -40,6 +40,8 @@ pub struct OrderParts<'a> {
     pub control: ApplyControl,
     pub progress: Option<ProgressFn>,
     pub on_checkpoint: Option<crate::engine::CheckpointFn>,
+    /// The event ids the target accepted in earlier runs (kept by the caller).
+    pub sent_events: Option<audience_core::SentLedger>,
 }
 
 /// A condition a run asks the status to carry besides `Ready` (e.g. OrderSync's
@@ -88,6 +90,9 @@ pub struct Executed {
     pub notices: Vec<Notice>,
     /// The records the run changed, for the activity log (`crate::activity`).
     pub activity: Vec<audience_core::activity::ActivityEntry>,
+    /// OrderSync into events: the ledger of accepted event ids to keep, when the run added to
+    /// it (`None`: keep what is kept).
+    pub sent_events: Option<audience_core::SentLedger>,
 }
 
 /// A sync kind (AudienceSync, SegmentSync).
@@ -108,6 +113,11 @@ pub trait SyncObject:
     fn schedule(&self) -> &Schedule;
     fn suspend(&self) -> bool;
     fn dry_run(&self) -> bool;
+    /// The target a kind keeps a ledger of accepted event ids for (`crate::sent_events`), as
+    /// a fingerprint of its connection; `None` for kinds that keep none.
+    fn sent_events_target(&self) -> Option<String> {
+        None
+    }
     /// `spec.activityLog`; `None` for kinds that keep no activity log.
     fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
         None

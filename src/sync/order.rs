@@ -162,6 +162,15 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
             e.fulfilled_order,
         ),
     };
+    // Orders read again after a change: their earlier events are not news.
+    let message = if o.already_sent > 0 {
+        format!(
+            "{message}; {} events of changed orders already sent, not sent again",
+            o.already_sent
+        )
+    } else {
+        message
+    };
     Executed {
         counts,
         rejected,
@@ -187,6 +196,18 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
 #[async_trait]
 impl SyncObject for OrderSync {
     const KIND: &'static str = "OrderSync";
+
+    /// Event targets only (Klaviyo): an order store (Mailchimp) upserts whole orders and says
+    /// itself what it already holds. The fingerprint is of the target's whole spec (endpoint,
+    /// credentials), so another account starts with an empty ledger.
+    fn sent_events_target(&self) -> Option<String> {
+        let klaviyo = self.spec.target.klaviyo.as_ref()?;
+        let spec = serde_json::to_string(klaviyo).ok()?;
+        Some(format!(
+            "klaviyo-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(spec.as_bytes())
+        ))
+    }
 
     fn activity_log(&self) -> Option<&crate::crd::audience::ActivityLogSpec> {
         Some(&self.spec.activity_log)
@@ -271,9 +292,14 @@ impl SyncObject for OrderSync {
             control: parts.control,
             progress: parts.progress,
             on_checkpoint: parts.on_checkpoint,
+            sent: parts.sent_events,
         })
         .await?;
-        Ok(orders_executed(&outcome, self.spec.dry_run))
+        let mut executed = orders_executed(&outcome, self.spec.dry_run);
+        if !self.spec.dry_run {
+            executed.sent_events = outcome.sent;
+        }
+        Ok(executed)
     }
 }
 

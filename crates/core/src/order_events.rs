@@ -53,7 +53,8 @@
 //! old ids: harmless at a target that dedupes, and skipped before sending when the caller passes
 //! a [`SentLedger`] of ids already accepted (then only the new Refunded / Fulfilled Order goes
 //! out, and a re-run of a fully sent page sends nothing). The ledger is an optimisation, never
-//! the guarantee: it may be lost (it lives in memory or wherever the caller keeps it) without
+//! the guarantee: it may be lost or cut short (it is bounded, and kept wherever the caller keeps
+//! it: the controller in a ConfigMap per sync, `sync -f` in its state file) without
 //! duplicating anything at a deduping target. The property tests in this module check both.
 //!
 //! # Backfill
@@ -62,7 +63,7 @@
 //! refund made today of last year's order is news and may start a flow; the order's Placed
 //! Order is history.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -208,14 +209,40 @@ pub struct OrderEvents {
 /// Unique ids a target has already accepted, kept as 64-bit fingerprints (8 bytes an event), so
 /// a changed order re-read whole sends only its new events. Optional: losing it duplicates
 /// nothing at a target that dedupes by unique id (see the module docs).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Bounded: at most [`capacity`](Self::capacity) ids, the oldest recorded forgotten first, so a
+/// sync's ledger fits in a Kubernetes object whatever its history ([`Self::to_bytes`]: 8 bytes an
+/// id, oldest first). What falls out is only an old order's events, and a change to that order
+/// sends them again (with their ids: recorded once at a deduping target).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentLedger {
     seen: HashSet<u64>,
+    /// The same fingerprints, oldest first: who goes when the ledger is full.
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl Default for SentLedger {
+    fn default() -> Self {
+        SentLedger::with_capacity(SentLedger::DEFAULT_CAPACITY)
+    }
 }
 
 impl SentLedger {
+    /// Ids a ledger keeps by default: 60,000 (480 KB as bytes, 640 KB in a ConfigMap's base64),
+    /// about 15,000 orders of three or four events each.
+    pub const DEFAULT_CAPACITY: usize = 60_000;
+
     pub fn new() -> Self {
         SentLedger::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Self {
+        SentLedger {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     fn key(unique_id: &str) -> u64 {
@@ -226,9 +253,23 @@ impl SentLedger {
         self.seen.contains(&Self::key(unique_id))
     }
 
-    /// Records an accepted event; true when it was not there yet.
+    /// Records an accepted event; true when it was not there yet. A full ledger forgets its
+    /// oldest id to make room.
     pub fn insert(&mut self, unique_id: &str) -> bool {
-        self.seen.insert(Self::key(unique_id))
+        self.insert_key(Self::key(unique_id))
+    }
+
+    fn insert_key(&mut self, key: u64) -> bool {
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        true
     }
 
     /// Records every event of a batch the target accepted.
@@ -244,6 +285,31 @@ impl SentLedger {
 
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The ledger as stored: each fingerprint as 8 little-endian bytes, oldest first.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.order.iter().flat_map(|k| k.to_le_bytes()).collect()
+    }
+
+    /// A ledger stored by [`Self::to_bytes`], keeping the newest `capacity` ids. `None` when the
+    /// bytes are not whole fingerprints (a damaged store: the caller starts afresh, which
+    /// duplicates nothing at a deduping target).
+    pub fn from_bytes(bytes: &[u8], capacity: usize) -> Option<Self> {
+        if bytes.len() % 8 != 0 {
+            return None;
+        }
+        let mut ledger = SentLedger::with_capacity(capacity);
+        for chunk in bytes.chunks_exact(8) {
+            let mut key = [0u8; 8];
+            key.copy_from_slice(chunk);
+            ledger.insert_key(u64::from_le_bytes(key));
+        }
+        Some(ledger)
     }
 }
 
@@ -653,4 +719,39 @@ pub fn events_of_orders(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::SentLedger;
+
+    #[test]
+    fn a_full_ledger_forgets_the_oldest_id_first() {
+        let mut ledger = SentLedger::with_capacity(3);
+        for id in ["a", "b", "c"] {
+            assert!(ledger.insert(id));
+        }
+        assert!(!ledger.insert("a"), "already there: no change of order");
+        assert!(ledger.insert("d"));
+        assert_eq!(ledger.len(), 3);
+        assert!(!ledger.contains("a"), "the oldest went");
+        assert!(["b", "c", "d"].iter().all(|id| ledger.contains(id)));
+    }
+
+    #[test]
+    fn a_stored_ledger_comes_back_whole_or_not_at_all() {
+        let mut ledger = SentLedger::with_capacity(10);
+        for id in ["shopify:1:placed", "shopify:1:refunded:9", "lightspeed-r:5:placed"] {
+            ledger.insert(id);
+        }
+        let bytes = ledger.to_bytes();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(SentLedger::from_bytes(&bytes, 10), Some(ledger.clone()));
+        // Stored with more ids than the new capacity: the newest are kept.
+        let small = SentLedger::from_bytes(&bytes, 2).unwrap();
+        assert!(!small.contains("shopify:1:placed"));
+        assert!(small.contains("lightspeed-r:5:placed"));
+        assert_eq!(SentLedger::from_bytes(&bytes[..23], 10), None, "torn bytes");
+        assert_eq!(SentLedger::from_bytes(&[], 10), Some(SentLedger::with_capacity(10)));
+    }
 }
