@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 
 use audience_core::activity::{ActivityEntry, ActivityLimits, merge_lines, parse_lines, stamp};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::controller::FIELD_MANAGER;
 use crate::crd::audience::ActivityLogSpec;
+use crate::owned_configmap;
 
 /// The data key of the JSON lines.
 pub const DATA_KEY: &str = "entries.jsonl";
@@ -105,13 +104,9 @@ where
     if entries.is_empty() {
         return Ok(());
     }
-    let uid = sync.meta().uid.clone().unwrap_or_default();
     let existing = api.get_opt(&name).await?;
     if let Some(cm) = &existing
-        && !cm
-            .owner_references()
-            .iter()
-            .any(|o| o.uid == uid && o.controller == Some(true))
+        && !owned_configmap::is_owned_by(cm, sync)
     {
         return Err(ActivityError::NotOurs(name));
     }
@@ -128,14 +123,7 @@ where
         .unwrap_or_default();
     stamp(&mut entries, run, spec.hash_emails);
     let data = merge_lines(&old, &entries, ActivityLimits::default());
-    let owner = OwnerReference {
-        api_version: K::api_version(&()).to_string(),
-        kind: kind.clone(),
-        name: sync.name_any(),
-        uid,
-        controller: Some(true),
-        block_owner_deletion: Some(false),
-    };
+    let owner = owned_configmap::owner(sync);
     let cm = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -152,12 +140,7 @@ where
         },
         "data": { DATA_KEY: data },
     });
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&cm),
-    )
-    .await?;
+    owned_configmap::apply(&api, &name, &cm).await?;
     Ok(())
 }
 

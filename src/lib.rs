@@ -18,6 +18,7 @@ pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod operator;
+pub mod owned_configmap;
 pub mod schedule;
 pub mod sent_events;
 pub mod server;

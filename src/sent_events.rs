@@ -16,12 +16,10 @@ use audience_core::SentLedger;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::activity::{label_value, object_name};
-use crate::controller::FIELD_MANAGER;
+use crate::owned_configmap;
 
 /// The key of the fingerprints in the ConfigMap's `binaryData`.
 pub const DATA_KEY: &str = "ids";
@@ -48,19 +46,20 @@ pub fn decode(text: &str) -> Option<SentLedger> {
 
 /// The ledger of `sync` for `target`, `None` when it has none (yet), it was kept for another
 /// target, or the ConfigMap is not the sync's own.
-pub async fn load<K>(client: &Client, sync: &K, target: &str) -> Result<Option<SentLedger>, kube::Error>
+pub async fn load<K>(
+    client: &Client,
+    sync: &K,
+    target: &str,
+) -> Result<Option<SentLedger>, kube::Error>
 where
     K: Resource<DynamicType = ()>,
 {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &sync.namespace().unwrap_or_default());
+    let api: Api<ConfigMap> =
+        Api::namespaced(client.clone(), &sync.namespace().unwrap_or_default());
     let Some(cm) = api.get_opt(&configmap_name(&sync.name_any())).await? else {
         return Ok(None);
     };
-    let uid = sync.meta().uid.clone().unwrap_or_default();
-    let ours = cm
-        .owner_references()
-        .iter()
-        .any(|o| o.uid == uid && o.controller == Some(true));
+    let ours = owned_configmap::is_owned_by(&cm, sync);
     let same_target = cm.annotations().get(TARGET_ANNOTATION).map(String::as_str) == Some(target);
     if !ours || !same_target {
         return Ok(None);
@@ -96,24 +95,13 @@ where
     let namespace = sync.namespace().unwrap_or_default();
     let name = configmap_name(&sync.name_any());
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let uid = sync.meta().uid.clone().unwrap_or_default();
     if let Some(cm) = api.get_metadata_opt(&name).await?
-        && !cm
-            .owner_references()
-            .iter()
-            .any(|o| o.uid == uid && o.controller == Some(true))
+        && !owned_configmap::is_owned_by(&cm, sync)
     {
         return Err(SaveError::NotOurs(name));
     }
     let kind = K::kind(&()).to_string();
-    let owner = OwnerReference {
-        api_version: K::api_version(&()).to_string(),
-        kind: kind.clone(),
-        name: sync.name_any(),
-        uid,
-        controller: Some(true),
-        block_owner_deletion: Some(false),
-    };
+    let owner = owned_configmap::owner(sync);
     let cm = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -130,12 +118,7 @@ where
         },
         "binaryData": { DATA_KEY: encode(ledger) },
     });
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&cm),
-    )
-    .await?;
+    owned_configmap::apply(&api, &name, &cm).await?;
     Ok(())
 }
 

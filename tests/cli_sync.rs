@@ -632,7 +632,10 @@ async fn lightspeed_x_sales_reach_klaviyo_once() {
             s.return_for.is_none()
                 && !s.invoice_number.ends_with("-R")
                 && sent.iter().any(|id| id.contains(&s.id))
-                && lx.sales().iter().all(|r| r.return_for.as_deref() != Some(&s.id))
+                && lx
+                    .sales()
+                    .iter()
+                    .all(|r| r.return_for.as_deref() != Some(&s.id))
         })
         .expect("a sent sale with no return yet");
     lx.return_line(&sale.id, &sale.line_items[0].id, 1)

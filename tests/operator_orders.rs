@@ -156,11 +156,7 @@ async fn lightspeed_r_sales_become_klaviyo_events_once_history_as_backfill_and_a
     // Only the new event goes: the sale's Placed Order and Ordered Products are in the
     // ledger of ids Klaviyo accepted (`NAME-sent-events`), not sent again.
     assert_eq!(
-        (
-            c3.events.refunded_order,
-            c3.events.total(),
-            c3.source
-        ),
+        (c3.events.refunded_order, c3.events.total(), c3.source),
         (1, 1, 1),
         "{c3:?}"
     );
@@ -200,7 +196,11 @@ async fn lightspeed_r_sales_become_klaviyo_events_once_history_as_backfill_and_a
     assert!(!hashed);
     let mine = audience_core::activity::lookup(&entries, Some(&email), false, 50);
     assert_eq!(mine[0].action, audience_core::activity::Action::OrderSent);
-    assert_eq!(mine[0].fields, vec!["Refunded Order".to_string()], "{mine:?}");
+    assert_eq!(
+        mine[0].fields,
+        vec!["Refunded Order".to_string()],
+        "{mine:?}"
+    );
     assert_eq!(mine[0].side, "klaviyo");
     assert!(
         mine.iter()

@@ -167,7 +167,11 @@ impl Context {
     }
 
     /// The store of opted-in Secrets kind `kind`'s controller watches in `namespace`.
-    pub(crate) fn secret_store(&self, kind: &'static str, namespace: &str) -> Option<Store<Secret>> {
+    pub(crate) fn secret_store(
+        &self,
+        kind: &'static str,
+        namespace: &str,
+    ) -> Option<Store<Secret>> {
         let stores = self.secret_stores.lock().expect("secret stores lock");
         stores
             .get(&(kind, Some(namespace.to_string())))
@@ -533,18 +537,15 @@ async fn run_kind<K: SyncObject>(
     let mapper_ctx = ctx.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency.max(1)))
-        .watches_stream(
-            secret_events,
-            move |secret: Secret| {
-                referencing::<K>(&store, &secret)
-                    .into_iter()
-                    .map(|(r, key)| {
-                        mapper_ctx.mark_secret_changed(key);
-                        r
-                    })
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(secret_events, move |secret: Secret| {
+            referencing::<K>(&store, &secret)
+                .into_iter()
+                .map(|(r, key)| {
+                    mapper_ctx.mark_secret_changed(key);
+                    r
+                })
+                .collect::<Vec<_>>()
+        })
         .reconcile_on(match webhook_reconciles {
             Some(rx) => tokio_stream_of(rx),
             None => futures::stream::empty().boxed(),

@@ -82,7 +82,9 @@ async fn execute<K: SyncObject>(
 
 /// The ids the sync's target accepted in earlier runs (`crate::sent_events`). Unreadable: the
 /// run goes on without (it sends known ids again, which the target records once).
-async fn load_sent_events<K: SyncObject>(r: &Reconciler<'_, K>) -> Option<audience_core::SentLedger> {
+async fn load_sent_events<K: SyncObject>(
+    r: &Reconciler<'_, K>,
+) -> Option<audience_core::SentLedger> {
     let target = r.obj.sent_events_target()?;
     match crate::sent_events::load(&r.ctx.client, r.obj, &target).await {
         Ok(ledger) => ledger,

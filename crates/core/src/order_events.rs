@@ -300,7 +300,7 @@ impl SentLedger {
     /// bytes are not whole fingerprints (a damaged store: the caller starts afresh, which
     /// duplicates nothing at a deduping target).
     pub fn from_bytes(bytes: &[u8], capacity: usize) -> Option<Self> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut ledger = SentLedger::with_capacity(capacity);
@@ -741,7 +741,11 @@ mod ledger_tests {
     #[test]
     fn a_stored_ledger_comes_back_whole_or_not_at_all() {
         let mut ledger = SentLedger::with_capacity(10);
-        for id in ["shopify:1:placed", "shopify:1:refunded:9", "lightspeed-r:5:placed"] {
+        for id in [
+            "shopify:1:placed",
+            "shopify:1:refunded:9",
+            "lightspeed-r:5:placed",
+        ] {
             ledger.insert(id);
         }
         let bytes = ledger.to_bytes();
@@ -752,6 +756,9 @@ mod ledger_tests {
         assert!(!small.contains("shopify:1:placed"));
         assert!(small.contains("lightspeed-r:5:placed"));
         assert_eq!(SentLedger::from_bytes(&bytes[..23], 10), None, "torn bytes");
-        assert_eq!(SentLedger::from_bytes(&[], 10), Some(SentLedger::with_capacity(10)));
+        assert_eq!(
+            SentLedger::from_bytes(&[], 10),
+            Some(SentLedger::with_capacity(10))
+        );
     }
 }
