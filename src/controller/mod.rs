@@ -114,6 +114,10 @@ pub struct Context {
     /// run (kept across a reconcile that defers to a fresher object).
     segment_checks: Mutex<HashMap<String, Instant>>,
     segment_changes: Mutex<HashMap<String, String>>,
+    /// The namespaces the controllers watch (empty: the whole cluster), set by
+    /// [`run_controllers`]: where `registration` looks for other syncs still needing a
+    /// subscription.
+    watched: Mutex<Vec<String>>,
 }
 
 impl Context {
@@ -144,6 +148,7 @@ impl Context {
             registered: Mutex::new(HashMap::new()),
             segment_checks: Mutex::new(HashMap::new()),
             segment_changes: Mutex::new(HashMap::new()),
+            watched: Mutex::new(Vec::new()),
         })
     }
 
@@ -151,6 +156,11 @@ impl Context {
     pub fn with_shards(mut ctx: Arc<Context>, filter: Option<ShardFilter>) -> Arc<Context> {
         Arc::get_mut(&mut ctx).expect("a new context").shards = filter;
         ctx
+    }
+
+    /// The namespaces the controllers watch (empty: the whole cluster).
+    pub(crate) fn watched_namespaces(&self) -> Vec<String> {
+        self.watched.lock().expect("watched lock").clone()
     }
 
     /// Whether this process reconciles the object (always, without sharding).
@@ -619,6 +629,7 @@ pub async fn run_controllers(
             }
         });
     }
+    *ctx.watched.lock().expect("watched lock") = namespaces.to_vec();
     if !wait_for_crds(&ctx.client, namespaces, shutdown.clone()).await {
         return;
     }
