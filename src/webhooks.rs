@@ -5,7 +5,10 @@
 //!
 //! - **Which syncs**: `(Shopify, shop domain)` and `(Lightspeed X, domain prefix)` name a
 //!   *source*: every sync reading that account; `(Mailchimp, list id)` names a *target*: every
-//!   sync writing that audience (an unsubscribe there changes what the next plan may do).
+//!   sync writing that audience (an unsubscribe there changes what the next plan may do). Of
+//!   those, customer and campaign hints (`customers/*`, Mailchimp's events) run the customer
+//!   syncs (AudienceSync, SegmentSync), order hints (`orders/*`, `refunds/create`, Lightspeed X
+//!   `sale.*`) the OrderSyncs ([`hears`]).
 //! - **Which secret verifies**: key [`WEBHOOK_SECRET_KEY`] of the Secret the sync already uses
 //!   for that side (`credentialsSecretRef`): the Shopify app's client secret (not the Admin API
 //!   token), the Lightspeed X app's client secret, or the secret put in the Mailchimp webhook URL
@@ -22,14 +25,15 @@
 //!   whose change the owner's watch sees; the owner then runs it as if the webhook had reached
 //!   it (`crate::schedule::decide`). The receiving replica never runs it itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use audience_core::webhook_subscriptions::Interest;
 use audience_webhooks::{
-    Config, PixelConfig, PixelReceiver, PixelSync, Secret as WebhookSecret, ShopperEvent, Trigger,
-    Vendor, Webhooks,
+    Config, PixelConfig, PixelReceiver, PixelSync, Scope, Secret as WebhookSecret, ShopperEvent,
+    Trigger, Vendor, Webhooks,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -63,8 +67,16 @@ pub const DEBOUNCE: Duration = Duration::from_secs(2);
 trait KindRoutes: Send + Sync {
     /// The Secrets (`namespace`, `name`) of the syncs concerned by `(vendor, account)`.
     fn secret_refs(&self, vendor: Vendor, account: &str) -> Vec<(String, String)>;
-    /// Asks for a reconcile of every sync concerned; returns their keys.
-    fn trigger(&self, vendor: Vendor, account: &str, hub: &WebhookHub, why: &str) -> Vec<String>;
+    /// Asks for a reconcile of every sync concerned whose kind hears one of `scopes`; returns
+    /// their keys.
+    fn trigger(
+        &self,
+        vendor: Vendor,
+        account: &str,
+        scopes: &BTreeSet<Scope>,
+        hub: &WebhookHub,
+        why: &str,
+    ) -> Vec<String>;
     /// An AudienceSync's customer events: its source Secret (`namespace`, `name`), shop domain
     /// and settings; `None` for other kinds and syncs without `customerEvents`.
     fn pixel(&self, namespace: &str, name: &str) -> Option<PixelRoute> {
@@ -117,6 +129,16 @@ impl<K: SyncObject> Routes<K> {
                 }
             }
         });
+    }
+}
+
+/// Whether a kind of `interest` runs on a hint of `scope`: customer syncs on customer and
+/// campaign hints, order syncs on order hints (an order does not change a customer's record,
+/// and a customer edit does not change an order).
+pub(crate) fn hears(interest: Interest, scope: Scope) -> bool {
+    match interest {
+        Interest::Customers => matches!(scope, Scope::Customers | Scope::Campaigns),
+        Interest::Orders => scope == Scope::Orders,
     }
 }
 
@@ -197,8 +219,18 @@ impl<K: SyncObject> KindRoutes for Routes<K> {
             .collect()
     }
 
-    fn trigger(&self, vendor: Vendor, account: &str, hub: &WebhookHub, why: &str) -> Vec<String> {
+    fn trigger(
+        &self,
+        vendor: Vendor,
+        account: &str,
+        scopes: &BTreeSet<Scope>,
+        hub: &WebhookHub,
+        why: &str,
+    ) -> Vec<String> {
         let mut keys = Vec::new();
+        if !scopes.iter().any(|s| hears(K::WEBHOOK_INTEREST, *s)) {
+            return keys;
+        }
         for obj in self.store.state().iter().filter_map(|g| g.0.as_ref().ok()) {
             let (Some(_), Some(ns)) = (concerned(obj, vendor, account), obj.namespace()) else {
                 continue;
@@ -345,7 +377,15 @@ impl WebhookHub {
         let routes = self.routes.read().expect("routes lock").clone();
         routes
             .iter()
-            .flat_map(|r| r.trigger(trigger.vendor, &trigger.account, self, &why))
+            .flat_map(|r| {
+                r.trigger(
+                    trigger.vendor,
+                    &trigger.account,
+                    &trigger.scopes,
+                    self,
+                    &why,
+                )
+            })
             .collect()
     }
 }

@@ -118,6 +118,10 @@ pub struct Context {
     /// reads its credentials here instead of asking the API server (see `dereference`).
     /// Keyed by kind and the namespace the watch covers (`None`: all).
     secret_stores: Mutex<HashMap<(&'static str, Option<String>), Store<Secret>>>,
+    /// The namespaces the controllers watch (empty: the whole cluster), set by
+    /// [`run_controllers`]: where `registration` looks for other syncs still needing a
+    /// subscription.
+    watched: Mutex<Vec<String>>,
 }
 
 impl Context {
@@ -149,6 +153,7 @@ impl Context {
             segment_checks: Mutex::new(HashMap::new()),
             segment_changes: Mutex::new(HashMap::new()),
             secret_stores: Mutex::new(HashMap::new()),
+            watched: Mutex::new(Vec::new()),
         })
     }
 
@@ -183,6 +188,11 @@ impl Context {
     pub fn with_shards(mut ctx: Arc<Context>, filter: Option<ShardFilter>) -> Arc<Context> {
         Arc::get_mut(&mut ctx).expect("a new context").shards = filter;
         ctx
+    }
+
+    /// The namespaces the controllers watch (empty: the whole cluster).
+    pub(crate) fn watched_namespaces(&self) -> Vec<String> {
+        self.watched.lock().expect("watched lock").clone()
     }
 
     /// Whether this process reconciles the object (always, without sharding).
@@ -659,6 +669,7 @@ pub async fn run_controllers(
             }
         });
     }
+    *ctx.watched.lock().expect("watched lock") = namespaces.to_vec();
     if !wait_for_crds(&ctx.client, namespaces, shutdown.clone()).await {
         return;
     }

@@ -240,6 +240,15 @@ pub struct OrderSyncSpec {
     /// --kind order NAME --email ADDRESS`).
     #[serde(default)]
     pub activity_log: crate::crd::audience::ActivityLogSpec,
+    /// Shopify webhooks for this sync: with `register: true` and the operator's public URL set
+    /// (`--webhook-public-url`), the operator subscribes to the shop's order topics
+    /// (`orders/create`, `orders/updated`, `orders/paid`, `orders/fulfilled`, `refunds/create`)
+    /// at `<publicUrl>/webhooks/shopify`, so an order starts a run within seconds, and removes
+    /// them when the sync is deleted or `register` turns false. The source's credentials Secret
+    /// needs the key `webhookSecret` (the Shopify app's client secret). Other sources: nothing is
+    /// registered. Absent: none (webhooks set up by hand still reach the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<crate::crd::audience::WebhooksSpec>,
 }
 
 impl OrderSyncSpec {

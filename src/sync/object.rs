@@ -6,6 +6,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use audience_core::webhook_subscriptions::Interest;
 use audience_core::{ApplyControl, OrderDestination, OrderSource, Target};
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
@@ -108,6 +109,10 @@ pub trait SyncObject:
     + 'static
 {
     const KIND: &'static str;
+    /// What this kind's webhooks are about: the topics it registers (`webhooks.register`) and
+    /// the hints that trigger it (customer and campaign hints for customer syncs, order hints
+    /// for order syncs).
+    const WEBHOOK_INTEREST: Interest = Interest::Customers;
 
     fn sync_status(&self) -> Option<&SyncStatus>;
     fn schedule(&self) -> &Schedule;
@@ -123,7 +128,7 @@ pub trait SyncObject:
         None
     }
     /// `spec.webhooks.register`: the operator keeps webhook subscriptions at the vendors for
-    /// this sync (see [`crate::controller::registration`]). Only AudienceSyncs have it.
+    /// this sync (see [`crate::controller::registration`]). AudienceSyncs and OrderSyncs have it.
     fn registers_webhooks(&self) -> bool {
         false
     }

@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use audience_core::webhook_subscriptions::Interest;
 use audience_core::{OrderEventKind, OrderScope, OrderSkipReason as SkipReason};
 
 use super::object::{Executed, JobParts, Notice, OrderParts, SyncObject};
@@ -196,6 +197,11 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
 #[async_trait]
 impl SyncObject for OrderSync {
     const KIND: &'static str = "OrderSync";
+    const WEBHOOK_INTEREST: Interest = Interest::Orders;
+
+    fn registers_webhooks(&self) -> bool {
+        self.spec.webhooks.as_ref().is_some_and(|w| w.register)
+    }
 
     /// Event targets only (Klaviyo): an order store (Mailchimp) upserts whole orders and says
     /// itself what it already holds. The fingerprint is of the target's whole spec (endpoint,

@@ -91,9 +91,10 @@ What the operator does with its own resources, Secrets and Events, wherever it w
   verbs: ["patch"]
 {{- else if and .Values.webhooks.enabled .Values.webhooks.publicUrl }}
 # Webhook registration only: the finalizer that removes a sync's vendor subscriptions when it
-# is deleted (a patch of metadata.finalizers; the operator never changes a spec).
+# is deleted, and the annotation recording the URL they point at (a patch of metadata; the
+# operator never changes a spec). AudienceSyncs and OrderSyncs register.
 - apiGroups: ["sync.audience-operator.io"]
-  resources: ["audiencesyncs"]
+  resources: ["audiencesyncs", "ordersyncs"]
   verbs: ["patch"]
 {{- end }}
 {{- end }}

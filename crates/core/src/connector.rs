@@ -439,6 +439,12 @@ pub trait OrderSource: Send + Sync {
     async fn time_zone(&self) -> Result<Option<String>, ConnectorError> {
         Ok(None)
     }
+
+    /// The way to register webhook subscriptions at this source (an OrderSync's
+    /// `webhooks.register`), if any.
+    fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
+        None
+    }
 }
 
 /// An event the target refused inside an otherwise successful call: final, not retried.

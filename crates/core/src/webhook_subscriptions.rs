@@ -2,6 +2,10 @@
 //! per topic the vendor offers pointing at its public receiver URL, and removes them when the
 //! sync goes or registration is turned off. Connectors do the calls; the decision of what to
 //! create and what to delete is here, pure, so it is the same for every vendor.
+//!
+//! Topics come in [`Interest`]s: customer syncs subscribe to the customer topics, order syncs to
+//! the order topics, at the same URL. Removing one interest's subscriptions never touches the
+//! other's.
 
 use async_trait::async_trait;
 
@@ -18,11 +22,21 @@ pub struct WebhookSubscription {
     pub url: String,
 }
 
+/// What a sync wants to hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Customers / audience members (AudienceSync).
+    Customers,
+    /// Orders, refunds and fulfilments (OrderSync).
+    Orders,
+}
+
 /// A vendor account that can list, create and delete webhook subscriptions.
 #[async_trait]
 pub trait WebhookRegistry: Send + Sync {
-    /// The topics the operator subscribes to at this vendor.
-    fn topics(&self) -> Vec<String>;
+    /// The topics the operator subscribes to at this vendor for `interest` (none: the vendor
+    /// sends nothing of that interest).
+    fn topics(&self, interest: Interest) -> Vec<String>;
 
     /// Every subscription of the account (not only the operator's).
     async fn webhook_subscriptions(&self) -> Result<Vec<WebhookSubscription>, ConnectorError>;
@@ -58,13 +72,17 @@ pub fn missing_topics(
         .collect()
 }
 
-/// Creates the subscriptions for `url` that are not there yet: one list call, then one create
-/// per missing topic. Never duplicates a subscription that exists.
+/// Creates the subscriptions of `interest` for `url` that are not there yet: one list call, then
+/// one create per missing topic. Never duplicates a subscription that exists.
 pub async fn ensure(
     registry: &dyn WebhookRegistry,
+    interest: Interest,
     url: &str,
 ) -> Result<RegistrationReport, ConnectorError> {
-    let wanted = registry.topics();
+    let wanted = registry.topics(interest);
+    if wanted.is_empty() {
+        return Ok(RegistrationReport::default());
+    }
     let existing = registry.webhook_subscriptions().await?;
     let missing = missing_topics(&wanted, &existing, url);
     let mut report = RegistrationReport {
@@ -78,15 +96,34 @@ pub async fn ensure(
     Ok(report)
 }
 
-/// Deletes every subscription whose URL is the operator's (`ours`), whatever its topic, and only
-/// those: a subscription someone else made for another URL stays.
+/// The subscriptions of `existing` to delete: those whose URL is the operator's (`ours`) and
+/// whose topic is one of `topics` (the interest being removed), and only those. A subscription
+/// someone else made for another URL stays, and so does one of the other interest.
+pub fn to_delete<'a>(
+    topics: &[String],
+    existing: &'a [WebhookSubscription],
+    ours: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<&'a WebhookSubscription> {
+    existing
+        .iter()
+        .filter(|s| ours(&s.url) && topics.contains(&s.topic))
+        .collect()
+}
+
+/// Deletes the subscriptions of `interest` whose URL is the operator's (`ours`); see
+/// [`to_delete`]. No list call when the vendor has no topic of that interest.
 pub async fn remove(
     registry: &dyn WebhookRegistry,
+    interest: Interest,
     ours: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<RegistrationReport, ConnectorError> {
-    let existing = registry.webhook_subscriptions().await?;
+    let topics = registry.topics(interest);
     let mut report = RegistrationReport::default();
-    for s in existing.iter().filter(|s| ours(&s.url)) {
+    if topics.is_empty() {
+        return Ok(report);
+    }
+    let existing = registry.webhook_subscriptions().await?;
+    for s in to_delete(&topics, &existing, ours) {
         registry.delete_webhook_subscription(&s.id).await?;
         report.deleted += 1;
     }
@@ -116,5 +153,25 @@ mod tests {
             missing_topics(&wanted, &existing, "https://op/hooks"),
             ["B", "C"]
         );
+    }
+
+    #[test]
+    fn only_our_urls_of_the_interest_removed_are_deleted() {
+        let customers = vec!["CUSTOMERS_UPDATE".to_string()];
+        let existing = [
+            sub("1", "CUSTOMERS_UPDATE", "https://op/webhooks/shopify"),
+            sub("2", "ORDERS_CREATE", "https://op/webhooks/shopify"),
+            sub(
+                "3",
+                "CUSTOMERS_UPDATE",
+                "https://elsewhere/webhooks/shopify",
+            ),
+        ];
+        let ours = |u: &str| u.starts_with("https://op/");
+        let ids: Vec<&str> = to_delete(&customers, &existing, &ours)
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["1"]);
     }
 }

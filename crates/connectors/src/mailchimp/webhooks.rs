@@ -9,7 +9,7 @@
 //! receiver answers; an unreachable URL is refused with 400.
 
 use audience_core::ConnectorError;
-use audience_core::webhook_subscriptions::{WebhookRegistry, WebhookSubscription};
+use audience_core::webhook_subscriptions::{Interest, WebhookRegistry, WebhookSubscription};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -37,8 +37,12 @@ struct Hook {
 
 #[async_trait::async_trait]
 impl WebhookRegistry for MailchimpTarget {
-    fn topics(&self) -> Vec<String> {
-        vec![TOPIC.to_string()]
+    /// The list webhook for customer syncs; an e-commerce store sends no webhooks.
+    fn topics(&self, interest: Interest) -> Vec<String> {
+        match interest {
+            Interest::Customers => vec![TOPIC.to_string()],
+            Interest::Orders => Vec::new(),
+        }
     }
 
     async fn webhook_subscriptions(&self) -> Result<Vec<WebhookSubscription>, ConnectorError> {

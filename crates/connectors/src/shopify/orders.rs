@@ -674,6 +674,12 @@ impl OrderSource for ShopifySource {
         VENDOR
     }
 
+    fn webhook_registry(
+        &self,
+    ) -> Option<&dyn audience_core::webhook_subscriptions::WebhookRegistry> {
+        Some(self)
+    }
+
     /// Orders updated at or after the scope's time, oldest change first (see the module docs).
     fn orders(&self, scope: OrderScope) -> BoxStream<'_, Result<OrderPage, ConnectorError>> {
         let position = match scope {

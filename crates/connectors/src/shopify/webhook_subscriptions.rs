@@ -1,10 +1,11 @@
 //! Webhook registration at Shopify (`webhooks.register`): `webhookSubscriptions` to list,
 //! `webhookSubscriptionCreate(topic, webhookSubscription: {callbackUrl, format: JSON})` and
 //! `webhookSubscriptionDelete(id)` (Admin GraphQL 2025-01). One subscription per topic; the
-//! operator subscribes to the customer topics its receiver handles.
+//! operator subscribes to the topics its receiver handles: the customer topics ([`TOPICS`]) for
+//! an AudienceSync, the order topics ([`ORDER_TOPICS`]) for an OrderSync.
 
 use audience_core::ConnectorError;
-use audience_core::webhook_subscriptions::{WebhookRegistry, WebhookSubscription};
+use audience_core::webhook_subscriptions::{Interest, WebhookRegistry, WebhookSubscription};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,6 +18,17 @@ pub const TOPICS: &[&str] = &[
     "CUSTOMERS_UPDATE",
     "CUSTOMERS_DELETE",
     "CUSTOMERS_EMAIL_MARKETING_CONSENT_UPDATE",
+];
+
+/// The order topics (`orders/create` …): an order placed, changed (cancelled, edited), paid or
+/// fulfilled, and a refund. `ORDERS_UPDATED` alone would cover most, but Shopify sends it for
+/// changes an OrderSync does not care about as well; the specific topics name what happened.
+pub const ORDER_TOPICS: &[&str] = &[
+    "ORDERS_CREATE",
+    "ORDERS_UPDATED",
+    "ORDERS_PAID",
+    "ORDERS_FULFILLED",
+    "REFUNDS_CREATE",
 ];
 
 /// Subscriptions per listing page (an app rarely has more than a few dozen).
@@ -113,8 +125,12 @@ fn refused(op: &str, errors: &[UserError]) -> ConnectorError {
 
 #[async_trait::async_trait]
 impl WebhookRegistry for ShopifySource {
-    fn topics(&self) -> Vec<String> {
-        TOPICS.iter().map(|t| t.to_string()).collect()
+    fn topics(&self, interest: Interest) -> Vec<String> {
+        let topics = match interest {
+            Interest::Customers => TOPICS,
+            Interest::Orders => ORDER_TOPICS,
+        };
+        topics.iter().map(|t| t.to_string()).collect()
     }
 
     async fn webhook_subscriptions(&self) -> Result<Vec<WebhookSubscription>, ConnectorError> {

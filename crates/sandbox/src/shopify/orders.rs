@@ -195,7 +195,8 @@ impl Shopify {
             order.updated_at = order.created_at;
         }
         let id = order.id;
-        orders.orders.insert(id, order);
+        orders.orders.insert(id, order.clone());
+        state.notify_order(&["orders/create", "orders/paid"], &order);
         id
     }
 
@@ -223,7 +224,9 @@ impl Shopify {
             lines: vec![(line_id, quantity)],
         });
         order.updated_at = now;
+        let order = order.clone();
         orders.next_child_id += 1;
+        state.notify_order(&["refunds/create", "orders/updated"], &order);
         Some(id)
     }
 
@@ -241,7 +244,9 @@ impl Shopify {
             lines,
         });
         order.updated_at = now;
+        let order = order.clone();
         orders.next_child_id += 1;
+        state.notify_order(&["orders/fulfilled", "orders/updated"], &order);
         Some(id)
     }
 

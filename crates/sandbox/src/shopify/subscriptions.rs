@@ -15,7 +15,8 @@
 //! - `webhookSubscriptionDelete` of an unknown id answers `userErrors` "Webhook subscription
 //!   does not exist" [U] and a null `deletedWebhookSubscriptionId`;
 //! - [U] only `format: JSON` is simulated (XML is a user error), `filter`, `includeFields` and
-//!   `metafieldNamespaces` are kept but not applied; only the customer topics are ever sent.
+//!   `metafieldNamespaces` are kept but not applied; only the customer topics and the order
+//!   topics of [`super::webhooks`] are ever sent.
 
 use std::collections::BTreeMap;
 
@@ -108,6 +109,38 @@ impl Shopify {
             .values()
             .map(|s| (s.rest_topic(), s.callback_url.clone()))
             .collect()
+    }
+
+    /// Someone other than the operator (another app of the shop, the merchant's own endpoint)
+    /// subscribes `topic` (GraphQL name, `PRODUCTS_CREATE`) to `url`; the sandbox lists it with
+    /// the rest [U: Shopify lists an app only its own subscriptions]. False for an unknown topic
+    /// or one already subscribed to that URL. Call from async code (see [`Outbox::send_to`]).
+    pub fn add_foreign_webhook_subscription(&self, topic: &str, url: &str) -> bool {
+        let mut state = self.lock();
+        let registry = &mut state.webhooks.registry;
+        if !known_topic(topic)
+            || registry
+                .subscriptions
+                .values()
+                .any(|s| s.topic == topic && s.callback_url == url)
+        {
+            return false;
+        }
+        registry.next_id += 1;
+        let id = 1_000_000 + registry.next_id;
+        let outbox = Outbox::default();
+        outbox.send_to(url);
+        registry.subscriptions.insert(
+            id,
+            Subscription {
+                id,
+                topic: topic.to_string(),
+                callback_url: url.to_string(),
+                created_at: now_secs(),
+                outbox,
+            },
+        );
+        true
     }
 
     /// The merchant deletes the subscription of this REST topic (e.g. `customers/update`) by

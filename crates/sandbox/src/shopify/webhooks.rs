@@ -17,12 +17,22 @@
 //! and no email, as Shopify sends). [U] every topic goes to the one URL configured here; a
 //! subscription registered through `webhookSubscriptionCreate` (see [`super::subscriptions`])
 //! gets its own topic only, signed with the app's client secret ([`Shopify::set_app`]).
+//!
+//! Order topics, to registered subscriptions only (the one configured URL carries customer
+//! topics, as before): `orders/create` and `orders/paid` ([`Shopify::add_order`]: the simulated
+//! orders are paid when placed [U]), `refunds/create` and `orders/updated`
+//! ([`Shopify::refund_order_line`]), `orders/fulfilled` and `orders/updated`
+//! ([`Shopify::fulfill_order`]). The body is a subset of the REST Admin API's `Order` resource
+//! [U: ids, `name`, `email`, `contact_email`, times in the shop's offset, money as strings,
+//! `financial_status`, `fulfillment_status`, `customer`, `line_items`, `refunds`]; a
+//! `refunds/create` body is the `Refund` (`id`, `order_id`, `created_at`, `refund_line_items`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::orders::{Order, Refund};
 use super::{API_VERSION, Customer, MailingAddress, Shopify, State};
 use crate::webhooks::{Delivery, DeliveryRecord, Outbox, hmac_sha256, uuid_v4};
 
@@ -227,7 +237,97 @@ impl State {
     }
 }
 
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+/// The REST `Order` resource (a subset, see the module docs), as `orders/*` carry it.
+fn order_json(state: &State, order: &Order) -> Value {
+    let offset = state.shop_offset;
+    let refunded: i64 = order.refunds.iter().map(|r| r.amount_cents).sum();
+    let financial = if order.cancelled_at.is_some() {
+        "voided"
+    } else if order.refunds.is_empty() {
+        "paid"
+    } else if refunded >= order.total_cents() {
+        "refunded"
+    } else {
+        "partially_refunded"
+    };
+    let customer = order
+        .customer_id
+        .and_then(|id| state.customers.get(&id))
+        .map(|c| customer_json(c, offset));
+    json!({
+        "id": order.id,
+        "admin_graphql_api_id": order.gid(),
+        "name": format!("#{}", order.number),
+        "order_number": order.number,
+        "email": order.email,
+        "contact_email": order.email,
+        "created_at": ts(&order.created_at, offset),
+        "processed_at": ts(&order.processed_at, offset),
+        "updated_at": ts(&order.updated_at, offset),
+        "cancelled_at": order.cancelled_at.as_ref().map(|t| ts(t, offset)),
+        "currency": "USD",
+        "financial_status": financial,
+        "fulfillment_status": (!order.fulfillments.is_empty()).then_some("fulfilled"),
+        "total_price": money(order.total_cents()),
+        "total_tax": money(order.tax_cents),
+        "discount_codes": order.discount_codes.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
+        "customer": customer,
+        "line_items": order.lines.iter().map(|l| json!({
+            "id": l.id,
+            "admin_graphql_api_id": format!("gid://shopify/LineItem/{}", l.id),
+            "product_id": l.product_id,
+            "quantity": l.quantity,
+            "price": money(l.original_unit_cents),
+        })).collect::<Vec<_>>(),
+        "refunds": order.refunds.iter().map(|r| refund_json(order, r, offset)).collect::<Vec<_>>(),
+    })
+}
+
+fn refund_json(order: &Order, refund: &Refund, offset: FixedOffset) -> Value {
+    json!({
+        "id": refund.id,
+        "admin_graphql_api_id": format!("gid://shopify/Refund/{}", refund.id),
+        "order_id": order.id,
+        "created_at": ts(&refund.created_at, offset),
+        "refund_line_items": refund.lines.iter().map(|(line, quantity)| json!({
+            "line_item_id": line,
+            "quantity": quantity,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl State {
+    /// Sends `topics` for `order` as it now is, to the registered subscriptions of each topic
+    /// (`refunds/create` carries the order's last refund).
+    pub(super) fn notify_order(&self, topics: &[&str], order: &Order) {
+        let event = uuid_v4();
+        for topic in topics {
+            let body = match (*topic, order.refunds.last()) {
+                ("refunds/create", Some(refund)) => refund_json(order, refund, self.shop_offset),
+                _ => order_json(self, order),
+            };
+            self.webhooks.send_registered(topic, &event, &body);
+        }
+    }
+}
+
 impl Webhooks {
+    /// Posts to the registered subscriptions of `topic` only.
+    fn send_registered(&self, topic: &str, event_id: &str, body: &Value) {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialise");
+        for subscription in self.registry.subscriptions.values() {
+            if subscription.rest_topic() == topic {
+                subscription
+                    .outbox
+                    .post(delivery(&self.app, topic, event_id, bytes.clone()));
+            }
+        }
+    }
+
     fn send(&self, topic: &str, event_id: &str, body: &Value) {
         let bytes = serde_json::to_vec(body).expect("JSON values serialise");
         if let Some(signing) = &self.signing {
