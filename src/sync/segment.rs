@@ -116,7 +116,11 @@ impl SyncObject for SegmentSync {
     /// RetailCRM segments only: Shopify has no segment metadata that tells a membership change
     /// (`lastEditDate` is the query's edit), so a Shopify segment follows its schedule.
     fn watched_segment(&self) -> Option<String> {
-        self.spec.source_segment.retailcrm_segment.clone()
+        let segment = &self.spec.source_segment;
+        segment
+            .retailcrm_segment
+            .clone()
+            .or_else(|| segment.shopify_segment.clone())
     }
 
     async fn execute(&self, parts: JobParts<'_>) -> Result<Executed, RunError> {

@@ -773,6 +773,26 @@ impl Source for ShopifySource {
             })?);
         }
     }
+
+    /// The segment's member count (`customerSegmentMembers(first: 1) { totalCount }`, one call
+    /// of cost 3): Shopify evaluates a segment when asked, so a customer edit that moves someone
+    /// in or out shows as a new count at once. `lastEditDate` is not used: it is when the
+    /// segment's query was edited, not when its members changed. An exchange of members at an
+    /// equal count is not seen here: the schedule's read finds it.
+    async fn segment_stamp(&self, id: &str) -> Result<Option<String>, ConnectorError> {
+        let data: StampData = self
+            .query(
+                "customerSegmentMembers",
+                SEGMENT_STAMP_QUERY,
+                json!({"segmentId": segment_gid(id)}),
+                1,
+            )
+            .await?;
+        Ok(Some(format!(
+            "size={}",
+            data.customer_segment_members.total_count
+        )))
+    }
 }
 
 /// Accepts `gid://shopify/Segment/N` or the bare number.
@@ -818,6 +838,10 @@ const MEMBERS_QUERY: &str = r#"query SegmentMembers($segmentId: ID!, $first: Int
     }
     pageInfo { hasNextPage endCursor }
   }
+}"#;
+
+const SEGMENT_STAMP_QUERY: &str = r#"query SegmentStamp($segmentId: ID!) {
+  customerSegmentMembers(segmentId: $segmentId, first: 1) { totalCount }
 }"#;
 
 const SEGMENTS_QUERY: &str = r#"query Segments($first: Int!, $after: String) {
@@ -927,6 +951,18 @@ struct CustomersData {
 #[serde(rename_all = "camelCase")]
 struct MembersData {
     customer_segment_members: Connection<MemberNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StampData {
+    customer_segment_members: MemberCount,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberCount {
+    total_count: u64,
 }
 
 #[derive(Deserialize)]

@@ -499,6 +499,25 @@ impl Shopify {
     pub fn segments(&self) -> Vec<Segment> {
         self.lock().segments.values().cloned().collect()
     }
+
+    /// Makes `members` (known ids only) the segment's members, as Shopify's evaluation of its
+    /// query would after customers changed [U: the sandbox keeps members, not a query engine].
+    /// False when there is no such segment.
+    pub fn set_segment_members(&self, id: u64, members: &[u64]) -> bool {
+        let mut state = self.lock();
+        let members = members
+            .iter()
+            .copied()
+            .filter(|m| state.customers.contains_key(m))
+            .collect();
+        match state.segments.get_mut(&id) {
+            Some(segment) => {
+                segment.members = members;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn country_name(code: &str) -> &'static str {
