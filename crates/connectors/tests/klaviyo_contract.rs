@@ -9,7 +9,7 @@ use audience_connectors::klaviyo::{KlaviyoTarget, ListRef};
 use audience_core::{
     Address, ApplyControl, ErrorKind, FieldValue, MemberStatus, SegmentPlan, Target, plan_segment,
 };
-use audience_sandbox::klaviyo::{Consent, SeedConsent, Suppression};
+use audience_sandbox::klaviyo::{Consent, OptIn, SeedConsent, Suppression};
 use audience_sandbox::{Fault, FaultKind, Vendor};
 use chrono::{TimeZone, Utc};
 use klaviyo_support::*;
@@ -687,4 +687,39 @@ async fn members_by_email_reads_the_list_filtered_by_email_100_to_a_call() {
     // 152 emails: two filtered calls of the list's profiles, nothing else.
     assert_eq!(env.calls("GET", LIST_PROFILES), 2);
     assert_eq!(env.total(), 2);
+}
+
+#[tokio::test]
+async fn a_named_list_is_looked_up_once_per_account_and_again_once_deleted() {
+    let env = Env::start().await;
+    let named = || {
+        let mut config = env.config();
+        config.list = ListRef::Name(LIST_NAME.into());
+        KlaviyoTarget::new(config).unwrap()
+    };
+    let lookups = || env.calls("GET", "/api/lists");
+    let first = named();
+    first.info().await.unwrap();
+    assert_eq!(lookups(), 1, "the first run looks the list up by name");
+    assert_eq!(first.list_id(), Some(env.list_id.clone()));
+
+    // A later run (its own connector, same account and list): no lookup, the id is known.
+    let second = named();
+    let info = second.info().await.unwrap();
+    assert_eq!(info.name, LIST_NAME);
+    assert_eq!(lookups(), 1);
+    assert_eq!(second.list_id(), Some(env.list_id.clone()));
+
+    // Someone deletes the list in Klaviyo and makes one of that name again: the next run's
+    // known id answers 404, so it looks the name up again and reads the new list.
+    assert!(env.sim().delete_list(&env.list_id));
+    let new_id = env.sim().create_list(LIST_NAME, OptIn::Single);
+    let third = named();
+    third.info().await.unwrap();
+    assert_eq!(third.list_id(), Some(new_id.clone()));
+    assert_eq!(lookups(), 2);
+    // And the one after it knows the new id.
+    let fourth = named();
+    fourth.info().await.unwrap();
+    assert_eq!((fourth.list_id(), lookups()), (Some(new_id), 2));
 }

@@ -96,6 +96,12 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// Who this client is at Klaviyo (base URL and key, hashed): the key of what is learnt
+    /// about the account beyond one run.
+    pub fn account(&self) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(format!("{}\u{0}{}", self.base, self.api_key).as_bytes())
+    }
+
     pub fn new(
         base: String,
         api_key: &str,

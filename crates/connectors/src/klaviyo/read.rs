@@ -4,8 +4,9 @@
 //! Cursor pages are read one after the other: each cursor comes with the page before it.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-use audience_core::{ConnectorError, Email, TargetInfo, TargetMember};
+use audience_core::{ConnectorError, Email, ErrorKind, TargetInfo, TargetMember};
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::Method;
 
@@ -29,9 +30,57 @@ pub(crate) const LIST_WITH_COUNT: &str =
 pub(crate) const LIST_PROFILES: &str = "GET /api/lists/{id}/profiles";
 pub(crate) const PROFILES: &str = "GET /api/profiles";
 
+/// Named lists' ids found (or created) by earlier runs, per account and name, so a sync's run
+/// does not look its list up again (`GET /api/lists?filter=…` has one of Klaviyo's smallest
+/// budgets, shared by every sync on the key). Forgotten when the list turns out deleted.
+fn lists_found_before() -> &'static Mutex<HashMap<u64, String>> {
+    static FOUND: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+    FOUND.get_or_init(Default::default)
+}
+
 impl Inner {
     pub(crate) fn known_list_id(&self) -> Option<String> {
         self.list_id.lock().expect("list id lock").clone()
+    }
+
+    fn found_before_key(&self, name: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(format!("{}\u{0}{name}", self.client.account()).as_bytes())
+    }
+
+    /// A named list's id from an earlier run (remembered as this connector's own).
+    fn list_found_before(&self) -> Option<String> {
+        let ListRef::Name(name) = &self.list else {
+            return None;
+        };
+        let id = lists_found_before()
+            .lock()
+            .expect("found lists lock")
+            .get(&self.found_before_key(name))
+            .cloned()?;
+        *self.list_id.lock().expect("list id lock") = Some(id.clone());
+        Some(id)
+    }
+
+    fn remember_list(&self, id: &str) {
+        *self.list_id.lock().expect("list id lock") = Some(id.to_string());
+        if let ListRef::Name(name) = &self.list {
+            lists_found_before()
+                .lock()
+                .expect("found lists lock")
+                .insert(self.found_before_key(name), id.to_string());
+        }
+    }
+
+    /// The list `id` is gone: a named list is looked up again (by this run and the next ones).
+    fn forget_list(&self, id: &str) {
+        if let ListRef::Name(name) = &self.list {
+            let key = self.found_before_key(name);
+            let mut found = lists_found_before().lock().expect("found lists lock");
+            if found.get(&key).map(String::as_str) == Some(id) {
+                found.remove(&key);
+            }
+            *self.list_id.lock().expect("list id lock") = None;
+        }
     }
 
     pub(crate) fn list_not_found(id: &str) -> String {
@@ -44,7 +93,7 @@ impl Inner {
         &self,
         create: bool,
     ) -> Result<Option<String>, ConnectorError> {
-        if let Some(id) = self.known_list_id() {
+        if let Some(id) = self.known_list_id().or_else(|| self.list_found_before()) {
             return Ok(Some(id));
         }
         let ListRef::Name(name) = &self.list else {
@@ -52,14 +101,14 @@ impl Inner {
         };
         let found = self.find_or_create_list(name, create).await?;
         if let Some((id, _)) = &found {
-            *self.list_id.lock().expect("list id lock") = Some(id.clone());
+            self.remember_list(id);
         }
         Ok(found.map(|(id, _)| id))
     }
 
     /// The audience list's id for a write, created when missing; true when this call created it.
     pub(crate) async fn list_for_write(&self) -> Result<(String, bool), ConnectorError> {
-        if let Some(id) = self.known_list_id() {
+        if let Some(id) = self.known_list_id().or_else(|| self.list_found_before()) {
             return Ok((id, false));
         }
         let ListRef::Name(name) = &self.list else {
@@ -69,7 +118,7 @@ impl Inner {
             .find_or_create_list(name, true)
             .await?
             .expect("created when missing");
-        *self.list_id.lock().expect("list id lock") = Some(id.clone());
+        self.remember_list(&id);
         Ok((id, created))
     }
 
@@ -128,28 +177,44 @@ impl Inner {
     }
 
     /// Name and size of the list (a named list not created yet is empty).
+    /// A named list whose remembered id is gone (deleted at Klaviyo since an earlier run) is
+    /// looked up by name again, once.
     pub(crate) async fn info(&self) -> Result<TargetInfo, ConnectorError> {
-        let Some(id) = self.resolve_list(false).await? else {
-            let ListRef::Name(name) = &self.list else {
-                unreachable!()
+        let mut looked_up_again = false;
+        loop {
+            let Some(id) = self.resolve_list(false).await? else {
+                let ListRef::Name(name) = &self.list else {
+                    unreachable!()
+                };
+                return Ok(TargetInfo {
+                    name: name.clone(),
+                    member_count: 0,
+                });
+            };
+            let not_found = Self::list_not_found(&id);
+            let call = Call::new(Method::GET, LIST, format!("/api/lists/{id}"))
+                .window(LIST_WITH_COUNT)
+                .query("additional-fields[list]", "profile_count")
+                .not_found(&not_found);
+            let list: ListDocument = match self.client.json(&call).await {
+                Err(e)
+                    if e.kind == ErrorKind::NotFound
+                        && matches!(self.list, ListRef::Name(_))
+                        && !looked_up_again =>
+                {
+                    self.forget_list(&id);
+                    looked_up_again = true;
+                    continue;
+                }
+                answer => answer?,
             };
             return Ok(TargetInfo {
-                name: name.clone(),
-                member_count: 0,
+                name: list.data.attributes.name.unwrap_or_default(),
+                member_count: list.data.attributes.profile_count.ok_or_else(|| {
+                    invalid_response(VENDOR, LIST, "a list without the profile_count asked for")
+                })?,
             });
-        };
-        let not_found = Self::list_not_found(&id);
-        let call = Call::new(Method::GET, LIST, format!("/api/lists/{id}"))
-            .window(LIST_WITH_COUNT)
-            .query("additional-fields[list]", "profile_count")
-            .not_found(&not_found);
-        let list: ListDocument = self.client.json(&call).await?;
-        Ok(TargetInfo {
-            name: list.data.attributes.name.unwrap_or_default(),
-            member_count: list.data.attributes.profile_count.ok_or_else(|| {
-                invalid_response(VENDOR, LIST, "a list without the profile_count asked for")
-            })?,
-        })
+        }
     }
 
     /// Every member of the list, a page of up to 100 at a time.

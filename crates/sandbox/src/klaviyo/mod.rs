@@ -313,6 +313,11 @@ impl Klaviyo {
             .map(|l| l.id.clone())
     }
 
+    /// Deletes a list, as someone in Klaviyo's web app would; false when there is none.
+    pub fn delete_list(&self, id: &str) -> bool {
+        self.lock().lists.remove(id).is_some()
+    }
+
     pub fn list_ids(&self) -> Vec<String> {
         self.lock().lists.keys().cloned().collect()
     }
