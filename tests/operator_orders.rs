@@ -338,13 +338,69 @@ async fn the_shopify_orders_to_mailchimp_example_fills_the_store_once() {
             .collect::<Vec<_>>(),
         products
     );
+    // Promo codes: the shop's code discounts (audience_sandbox::shopify::DEMO_DISCOUNTS, one with
+    // two codes), not only WELCOME10 seen on #1001, each with its real rule.
     assert_eq!(
         mc.ecommerce_promo_codes(store)
             .into_iter()
             .map(|(id, _)| id)
             .collect::<Vec<_>>(),
-        ["WELCOME10"]
+        [
+            "FREEGIFT",
+            "SAVE15",
+            "SAVE15-VIP",
+            "SHIPFREE",
+            "SPRING20",
+            "TAKE5",
+            "WELCOME10"
+        ]
     );
+    let rule = |id: &str| {
+        let r = mc.ecommerce_promo_rule(store, id).unwrap();
+        (
+            r["type"].as_str().unwrap().to_string(),
+            r["amount"].as_f64().unwrap(),
+            r["target"].as_str().unwrap().to_string(),
+            r["enabled"].as_bool().unwrap(),
+        )
+    };
+    let rule_of = |t: &str, a: f64, target: &str, enabled: bool| {
+        (t.to_string(), a, target.to_string(), enabled)
+    };
+    assert_eq!(rule("WELCOME10"), rule_of("percentage", 0.1, "total", true));
+    assert_eq!(rule("FREEGIFT"), rule_of("percentage", 1.0, "total", true));
+    assert_eq!(rule("TAKE5"), rule_of("fixed", 5.0, "per_item", true));
+    assert_eq!(rule("SAVE15-VIP"), rule_of("fixed", 15.0, "total", true));
+    assert_eq!(rule("SHIPFREE"), rule_of("fixed", 0.0, "shipping", true));
+    assert_eq!(
+        rule("SPRING20"),
+        rule_of("percentage", 0.2, "total", false),
+        "expired"
+    );
+    let synced_at = status
+        .promo_codes_synced_at
+        .clone()
+        .expect("promoCodesSyncedAt");
+    let promo_condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PromoCodesSynced")
+        .expect("the PromoCodesSynced condition");
+    assert_eq!(
+        promo_condition.status, "True",
+        "{}",
+        promo_condition.message
+    );
+    let shop_calls = |h: &Harness| {
+        h.shopify()
+            .counters()
+            .root_fields
+            .get("codeDiscountNodes")
+            .copied()
+            .unwrap_or(0)
+    };
+    let listed = shop_calls(&h);
+    assert_eq!(listed, 1);
 
     // Nothing new: the second run writes nothing anywhere.
     let writes = mc.ecommerce_writes();
@@ -354,6 +410,18 @@ async fn the_shopify_orders_to_mailchimp_example_fills_the_store_once() {
     assert_eq!(c2.events.total(), 0, "{c2:?}");
     assert_eq!(mc.ecommerce_writes(), writes, "no e-commerce write");
     assert_eq!(vendor_writes(&h, Vendor::Mailchimp), target_writes);
+    // Within promoCodes.every (6h) the shop's codes are not asked for again.
+    assert_eq!(shop_calls(&h), listed, "no promo call within the interval");
+    assert_eq!(
+        h.api::<OrderSync>()
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .promo_codes_synced_at,
+        Some(synced_at)
+    );
 
     // A refund made now of #1006's first line: that order alone is patched, live (no
     // is_syncing around it).

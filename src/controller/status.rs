@@ -182,6 +182,9 @@ pub fn record_success(
     if let Some(cursor) = ex.email_activity_cursor.and_then(to_time) {
         status.email_activity_cursor = Some(cursor);
     }
+    if let Some(at) = ex.promo_codes_synced_at.and_then(to_time) {
+        status.promo_codes_synced_at = Some(at);
+    }
     push_history(
         status,
         HistoryEntry {
@@ -245,6 +248,9 @@ fn record_interrupted(
     }
     if let Some(cursor) = ex.email_activity_cursor.and_then(to_time) {
         status.email_activity_cursor = Some(cursor);
+    }
+    if let Some(at) = ex.promo_codes_synced_at.and_then(to_time) {
+        status.promo_codes_synced_at = Some(at);
     }
     push_history(
         status,

@@ -49,6 +49,56 @@ pub struct MailchimpOrderTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
+    /// The shop's discount codes as the store's promo rules and codes, synced every few hours
+    /// (not only the codes seen on orders). Needs `domain`; Shopify sources only.
+    #[serde(default)]
+    pub promo_codes: PromoCodesSpec,
+}
+
+/// `target.mailchimp.promoCodes`: how often the shop's discount codes are synced.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromoCodesSpec {
+    /// Sync the shop's discount codes (default true). Off: only codes seen on orders become
+    /// promo codes.
+    #[serde(default = "promo_codes_enabled")]
+    pub enabled: bool,
+    /// The least time between two syncs of the shop's codes, e.g. `6h` (the default), `90m`
+    /// (units s, m, h; at least 1m). A run within it makes no promo call; the time of the
+    /// last sync is kept in `status.promoCodesSyncedAt`.
+    #[serde(default = "promo_codes_every")]
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]+(s|m|h))+$') || duration(self) >= duration('60s')").message("promoCodes.every must be at least 1m"))]
+    pub every: String,
+}
+
+fn promo_codes_enabled() -> bool {
+    true
+}
+
+fn promo_codes_every() -> String {
+    "6h".into()
+}
+
+impl Default for PromoCodesSpec {
+    fn default() -> Self {
+        PromoCodesSpec {
+            enabled: promo_codes_enabled(),
+            every: promo_codes_every(),
+        }
+    }
+}
+
+impl PromoCodesSpec {
+    /// `every` as a duration.
+    pub fn interval(&self) -> Result<std::time::Duration, String> {
+        let every = crate::schedule::parse_interval(self.every.trim())
+            .map_err(|e| format!("promoCodes.every: {e}"))?;
+        if every < crate::schedule::MIN_INTERVAL {
+            return Err("promoCodes.every must be at least 1m".into());
+        }
+        Ok(every)
+    }
 }
 
 /// Where the orders go: Klaviyo metric events or a Mailchimp e-commerce store (exactly one).

@@ -484,6 +484,10 @@ pub struct SyncStatus {
     /// came after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_activity_cursor: Option<Time>,
+    /// OrderSync into Mailchimp: when the shop's discount codes were last synced into the
+    /// store's promo codes (`target.mailchimp.promoCodes`); the next sync is due `every` after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo_codes_synced_at: Option<Time>,
     /// When the last full run (every record and member read) that was applied started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full_sync_time: Option<Time>,

@@ -7,7 +7,7 @@ pub mod run;
 pub mod two_way;
 pub mod write_back;
 
-pub use orders::{CheckpointFn, OrderJob, OrdersOutcome, StoreCounts, run_order_sync};
+pub use orders::{CheckpointFn, OrderJob, OrdersOutcome, PromoSync, StoreCounts, run_order_sync};
 pub use run::{
     AudienceJob, NamedSource, Phase, ProgressFn, RunError, RunMode, RunOutcome, SegmentJob,
     SegmentOutcome, run_audience_sync, run_segment_sync,

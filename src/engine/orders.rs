@@ -15,11 +15,12 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use audience_core::activity::{Action, ActivityEntry, entries_of_order_events, entry_of_order};
-use audience_core::order::Order;
+use audience_core::order::{Order, Promotion};
 use audience_core::{
-    ApplyControl, Email, EventKinds, EventOptions, EventSink, OrderDestination, OrderEventKind,
-    OrderRejection, OrderScope, OrderSendOptions, OrderSink, OrderSkipReason as SkipReason,
-    OrderSource, SentLedger, Unsendable, events_of_orders, sendable,
+    ApplyControl, Email, ErrorKind, EventKinds, EventOptions, EventSink, OrderDestination,
+    OrderEventKind, OrderRejection, OrderScope, OrderSendOptions, OrderSink,
+    OrderSkipReason as SkipReason, OrderSource, PromotionReport, SentLedger, Unsendable,
+    events_of_orders, sendable,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -44,6 +45,9 @@ pub struct OrderJob<'a> {
     /// The ids the target accepted in earlier runs (event targets only; `None`: none kept), so a
     /// changed order re-read whole sends only its new events.
     pub sent: Option<SentLedger>,
+    /// Sync the shop's promotions into an order store this run (Mailchimp promo codes, every
+    /// few hours: the caller decides when).
+    pub promotions: bool,
 }
 
 /// Receives a cursor the target accepted everything up to.
@@ -82,6 +86,22 @@ pub struct OrdersOutcome {
     pub already_sent: u64,
     /// The ledger to keep for the next run, when this run added to it (never on a dry run).
     pub sent: Option<SentLedger>,
+    /// The shop's promotions, when this run was to sync them.
+    pub promotions: Option<PromoSync>,
+}
+
+/// What became of syncing the shop's promotions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromoSync {
+    /// Synced at this time.
+    Synced {
+        at: DateTime<Utc>,
+        report: PromotionReport,
+    },
+    /// The source lists no promotions (only Shopify does).
+    NotListed,
+    /// Not done; the next run tries again. The reason.
+    Failed(String),
 }
 
 /// Activity entries an order run keeps (the log keeps about as many).
@@ -113,14 +133,71 @@ pub async fn run_order_sync(job: OrderJob<'_>) -> Result<OrdersOutcome, RunError
     match job.sink {
         OrderDestination::Events(sink) => run_events(&job, sink.as_ref()).await,
         OrderDestination::Orders(sink) => {
+            // The shop's promotions go first, so the orders' codes find their rules done; a
+            // store that does not exist yet is made by the orders, then they go after them.
+            let mut promotions = None;
+            let mut waiting = None;
+            if job.promotions && !job.dry_run {
+                match job.source.promotions().await {
+                    Err(e) => {
+                        promotions = Some(PromoSync::Failed(format!(
+                            "reading the shop's discount codes: {e}"
+                        )))
+                    }
+                    Ok(None) => promotions = Some(PromoSync::NotListed),
+                    Ok(Some(list)) => match sync_promotions(sink.as_ref(), &list).await {
+                        Some(done) => promotions = Some(done),
+                        None => waiting = Some(list),
+                    },
+                }
+            }
             let run = run_orders(&job, sink.as_ref()).await;
+            if let (Some(list), Ok(_)) = (&waiting, &run) {
+                promotions = Some(sync_promotions(sink.as_ref(), list).await.unwrap_or_else(
+                    || {
+                        PromoSync::Failed(
+                            "the Mailchimp store does not exist yet: the first orders create it"
+                                .into(),
+                        )
+                    },
+                ));
+            }
             // History loading ends with the run, also a failed one (Mailchimp: `is_syncing`
             // back to false, so automations are not left paused).
             let finished = sink.finish().await;
             let mut out = run?;
             out.write_calls += finished.map_err(RunError::Target)?;
+            if let Some(PromoSync::Synced { report, .. }) = &promotions {
+                out.write_calls += report.write_calls;
+                if let Some(store) = out.store.as_mut() {
+                    store.promo_codes += report.created + report.updated;
+                }
+            }
+            out.promotions = promotions;
             Ok(out)
         }
+    }
+}
+
+/// The shop's promotions into the store; `None` when the store does not exist yet.
+async fn sync_promotions(sink: &dyn OrderSink, list: &[Promotion]) -> Option<PromoSync> {
+    match sink.sync_promotions(list).await {
+        Ok(report) => {
+            for (code, reason) in &report.refused {
+                tracing::warn!(
+                    vendor = sink.vendor(),
+                    "promo code {code:?} refused: {reason}"
+                );
+            }
+            Some(PromoSync::Synced {
+                at: Utc::now(),
+                report,
+            })
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => None,
+        Err(e) => Some(PromoSync::Failed(format!(
+            "writing the store's promo codes: {e}"
+        ))),
     }
 }
 

@@ -777,6 +777,7 @@ mod tests {
             domain: None,
             credentials_secret_ref: secret_ref(),
             endpoint: endpoint.map(str::to_string),
+            promo_codes: Default::default(),
         };
         let key = creds("0123456789abcdef0123456789abcdef-us6");
         let listed = ConnectOptions::default();

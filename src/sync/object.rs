@@ -74,6 +74,8 @@ pub struct Executed {
     pub checkpoint: Option<String>,
     /// The email-activity cursor the run reached (`None`: keep the status's).
     pub email_activity_cursor: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the shop's promo codes were synced in this run (`None`: keep the status's).
+    pub promo_codes_synced_at: Option<chrono::DateTime<chrono::Utc>>,
     /// A stop was requested (shutdown, lost leadership) and the run ended at a safe point before
     /// it finished: what it applied is counted, the rest is left for the next run.
     pub stopped_early: bool,

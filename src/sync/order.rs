@@ -14,12 +14,16 @@ use crate::crd::{
     EventTargetRef, FieldMappingSpec, OrderSync, RejectedRecord, RunCounts, Schedule, SourceSpec,
     SyncStatus, TargetRef,
 };
-use crate::engine::{OrderJob, OrdersOutcome, RunError, run_order_sync};
+use crate::engine::{OrderJob, OrdersOutcome, PromoSync, RunError, run_order_sync};
 use crate::schedule::Cadence;
 
 /// The condition saying the source's and the target's time zones differ (seed 003's
 /// troubleshooting: daily order counts then differ between the two).
 pub const TIME_ZONES_DIFFER: &str = "TimeZonesDiffer";
+
+/// The condition saying how the last sync of the shop's discount codes into the store's promo
+/// codes went (`target.mailchimp.promoCodes`).
+pub const PROMO_CODES_SYNCED: &str = "PromoCodesSynced";
 
 /// An OrderSync writes no profile fields: its (empty) field mapping.
 static NO_MAPPING: LazyLock<FieldMappingSpec> = LazyLock::new(FieldMappingSpec::default);
@@ -33,6 +37,33 @@ impl OrderSync {
             .as_ref()
             .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
             .unwrap_or_else(chrono::Utc::now)
+    }
+
+    /// Whether a run at `now` syncs the shop's discount codes: a Mailchimp store with a domain
+    /// and `promoCodes` enabled, and `promoCodes.every` passed since `status.promoCodesSyncedAt`
+    /// (never synced: due).
+    pub fn promo_codes_due(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let Some(target) = &self.spec.target.mailchimp else {
+            return false;
+        };
+        let promo = &target.promo_codes;
+        if !promo.enabled || target.domain.as_deref().is_none_or(|d| d.trim().is_empty()) {
+            return false;
+        }
+        let Ok(every) = promo.interval() else {
+            return false;
+        };
+        let last = self
+            .status
+            .as_ref()
+            .and_then(|s| s.promo_codes_synced_at.as_ref())
+            .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0));
+        match last {
+            None => true,
+            Some(last) => chrono::Duration::from_std(every)
+                .map(|every| now >= last + every)
+                .unwrap_or(false),
+        }
     }
 
     /// Where this run reads from: the saved cursor, else the backfill's first day, else the
@@ -64,6 +95,51 @@ fn skip_count(c: &mut OrdersSkipped, reason: SkipReason) -> &mut u64 {
         SkipReason::ZeroValue => &mut c.zero_value,
         SkipReason::NotCompleted => &mut c.not_completed,
         SkipReason::Cancelled => &mut c.cancelled,
+    }
+}
+
+/// The promo-code condition and the `Ready` message's note, when the run was to sync them.
+fn promo_notice(promotions: Option<&PromoSync>) -> (Option<Notice>, String) {
+    match promotions {
+        None => (None, String::new()),
+        Some(PromoSync::Synced { report, .. }) => {
+            let message = format!(
+                "{} of the shop's promo codes synced: created {}, updated {}, unchanged {}, refused {}",
+                report.codes,
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.refused.len()
+            );
+            let note = format!("; {message}");
+            (
+                Some(Notice {
+                    type_: PROMO_CODES_SYNCED,
+                    status: true,
+                    reason: PROMO_CODES_SYNCED,
+                    message,
+                }),
+                note,
+            )
+        }
+        Some(PromoSync::NotListed) => (
+            Some(Notice {
+                type_: PROMO_CODES_SYNCED,
+                status: false,
+                reason: "PromoCodesNotListed",
+                message: "the source lists no discount codes: only codes seen on orders become promo codes".into(),
+            }),
+            String::new(),
+        ),
+        Some(PromoSync::Failed(reason)) => (
+            Some(Notice {
+                type_: PROMO_CODES_SYNCED,
+                status: false,
+                reason: "PromoCodesFailed",
+                message: format!("the shop's promo codes were not synced (tried again next run): {reason}"),
+            }),
+            "; the shop's promo codes were not synced (see the PromoCodesSynced condition)".into(),
+        ),
     }
 }
 
@@ -172,19 +248,25 @@ pub(super) fn orders_executed(o: &OrdersOutcome, dry_run: bool) -> Executed {
     } else {
         message
     };
+    let (promo, promo_note) = promo_notice(o.promotions.as_ref());
     Executed {
         counts,
         rejected,
         checkpoint: if dry_run { None } else { o.checkpoint.clone() },
         stopped_early: o.stopped_early,
-        message: Some(message),
+        message: Some(message + &promo_note),
         notices: time_zone_notice(
             o.source_time_zone.as_deref(),
             o.target_time_zone.as_deref(),
             o.target_title,
         )
         .into_iter()
+        .chain(promo)
         .collect(),
+        promo_codes_synced_at: match &o.promotions {
+            Some(PromoSync::Synced { at, .. }) => Some(*at),
+            _ => None,
+        },
         activity: if dry_run {
             Vec::new()
         } else {
@@ -278,6 +360,9 @@ impl SyncObject for OrderSync {
         if let Some(b) = &self.spec.backfill {
             b.since_time()?;
         }
+        if let Some(m) = &self.spec.target.mailchimp {
+            m.promo_codes.interval()?;
+        }
         Ok(())
     }
 
@@ -299,6 +384,7 @@ impl SyncObject for OrderSync {
             progress: parts.progress,
             on_checkpoint: parts.on_checkpoint,
             sent: parts.sent_events,
+            promotions: self.promo_codes_due(chrono::Utc::now()),
         })
         .await?;
         let mut executed = orders_executed(&outcome, self.spec.dry_run);
@@ -327,6 +413,47 @@ mod tests {
         let same = time_zone_notice(Some("UTC"), Some("UTC"), "Klaviyo").unwrap();
         assert!(!same.status);
         assert!(time_zone_notice(None, Some("UTC"), "Klaviyo").is_none());
+    }
+
+    fn shopify_to_mailchimp(promo: serde_json::Value, domain: bool) -> OrderSync {
+        let mut mailchimp = serde_json::json!({
+            "storeId": "shop-1", "audienceId": "a1b2c3", "promoCodes": promo,
+            "credentialsSecretRef": {"name": "mc"},
+        });
+        if domain {
+            mailchimp["domain"] = serde_json::json!("shop.example.com");
+        }
+        let spec = serde_json::json!({
+            "source": {"shopify": {"shopDomain": "demo.myshopify.com", "credentialsSecretRef": {"name": "shop"}}},
+            "target": {"mailchimp": mailchimp},
+        });
+        OrderSync::new("orders", serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn promo_codes_are_due_every_interval_with_a_domain_only() {
+        let now = chrono::Utc::now();
+        let mut sync = shopify_to_mailchimp(serde_json::json!({}), true);
+        let promo = &sync.spec.target.mailchimp.as_ref().unwrap().promo_codes;
+        assert_eq!((promo.enabled, promo.every.as_str()), (true, "6h"));
+        assert!(sync.promo_codes_due(now), "never synced");
+        let at = |t: chrono::DateTime<chrono::Utc>| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(t.timestamp()).unwrap(),
+            )
+        };
+        sync.status = Some(SyncStatus {
+            promo_codes_synced_at: Some(at(now - chrono::Duration::hours(5))),
+            ..SyncStatus::default()
+        });
+        assert!(!sync.promo_codes_due(now), "within 6h");
+        assert!(sync.promo_codes_due(now + chrono::Duration::hours(1)));
+        assert!(
+            !shopify_to_mailchimp(serde_json::json!({"enabled": false}), true).promo_codes_due(now)
+        );
+        assert!(!shopify_to_mailchimp(serde_json::json!({}), false).promo_codes_due(now));
+        let quick = shopify_to_mailchimp(serde_json::json!({"every": "30s"}), true);
+        assert!(quick.validate().unwrap_err().contains("at least 1m"));
     }
 
     #[test]

@@ -445,6 +445,30 @@ pub trait OrderSource: Send + Sync {
     fn webhook_registry(&self) -> Option<&dyn crate::webhook_subscriptions::WebhookRegistry> {
         None
     }
+
+    /// The shop's discount codes with their rules (Shopify's code discounts: active, scheduled
+    /// and expired), or `None` when the source has no such list.
+    async fn promotions(&self) -> Result<Option<Vec<crate::order::Promotion>>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+/// What syncing a shop's promotions into a target did, code by code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionReport {
+    /// Codes read from the shop and offered to the target.
+    pub codes: u64,
+    /// Codes (with their rules) created at the target.
+    pub created: u64,
+    /// Codes whose rule or code changed at the target (amount, dates, enabled).
+    pub updated: u64,
+    /// Codes already at the target exactly as the shop has them: no write.
+    pub unchanged: u64,
+    /// Codes the target refused: (code, the vendor's words). Tried again next time.
+    pub refused: Vec<(String, String)>,
+    /// Write calls made to the vendor.
+    pub write_calls: u64,
 }
 
 /// An event the target refused inside an otherwise successful call: final, not retried.
@@ -554,6 +578,16 @@ pub trait OrderSink: Send + Sync {
     /// The target account's IANA time zone, where it has one.
     async fn time_zone(&self) -> Result<Option<String>, ConnectorError> {
         Ok(None)
+    }
+
+    /// Upserts a shop's promotions (Mailchimp: a promo rule and code per code) by id, writing
+    /// only what differs from the target.
+    async fn sync_promotions(
+        &self,
+        promotions: &[crate::order::Promotion],
+    ) -> Result<PromotionReport, ConnectorError> {
+        let _ = promotions;
+        Err(ConnectorError::unsupported(self.vendor(), "promotions"))
     }
 }
 

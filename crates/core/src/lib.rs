@@ -50,8 +50,8 @@ pub mod webhook_subscriptions;
 pub use connector::{
     ApplyControl, ApplyReport, Checkpoint, ConnectorError, ConsentWriteReport, ConsentWriter,
     CustomerCreator, ErrorKind, EventRejection, EventReport, EventSink, OrderDestination,
-    OrderPage, OrderReport, OrderScope, OrderSendOptions, OrderSink, OrderSource, ReadScope,
-    RecordRejection, SegmentInfo, Source, SourcePage, Target, TargetInfo,
+    OrderPage, OrderReport, OrderScope, OrderSendOptions, OrderSink, OrderSource, PromotionReport,
+    ReadScope, RecordRejection, SegmentInfo, Source, SourcePage, Target, TargetInfo,
 };
 pub use contact::{Address, Consent, SourceContact};
 pub use cursor::{SourceCheckpoints, cap_checkpoint};

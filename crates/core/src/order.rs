@@ -92,6 +92,58 @@ pub struct OrderCustomer {
     pub accepts_marketing: bool,
 }
 
+/// What a discount takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DiscountValue {
+    /// A sum, in the order's (for a shop's promotion: the shop's) currency.
+    Amount(Decimal),
+    /// A share, in percent: 10 is 10 % off, 100 makes it free.
+    Percentage(Decimal),
+}
+
+/// What a discount applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum DiscountTarget {
+    /// The order as a whole (an amount is split across its lines).
+    #[default]
+    Order,
+    /// Each entitled item (an amount comes off every one).
+    Items,
+    /// The shipping.
+    Shipping,
+}
+
+/// A discount code used on an order, with its rule as the source applied it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountCode {
+    pub code: String,
+    pub value: DiscountValue,
+    pub target: DiscountTarget,
+}
+
+/// A discount the shop offers with one or more codes (Shopify's code discounts), as the source
+/// lists it: not tied to an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    /// The source's id of the discount (Shopify `gid://shopify/DiscountCodeNode/1`).
+    pub id: String,
+    pub title: String,
+    /// The codes a customer can enter for it (at least one).
+    pub codes: Vec<String>,
+    pub value: DiscountValue,
+    pub target: DiscountTarget,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Usable now (Shopify `ACTIVE`); scheduled and expired discounts are listed disabled.
+    pub enabled: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 /// One order (sale) as a source read it, with what happened to it since.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -113,7 +165,12 @@ pub struct Order {
     /// none (malformed: rejected, never guessed).
     pub total: Option<Decimal>,
     pub total_discounts: Decimal,
+    /// The codes used, by name (Klaviyo's `DiscountCodes`).
     pub discount_codes: Vec<String>,
+    /// The codes used with their rule, where the source says it (Shopify's discount
+    /// applications); empty otherwise. Each code here is also in `discount_codes`.
+    #[serde(default)]
+    pub discounts: Vec<DiscountCode>,
     pub lines: Vec<OrderLine>,
     pub refunds: Vec<OrderRefund>,
     pub fulfillments: Vec<OrderFulfillment>,

@@ -63,6 +63,7 @@ fn lightspeed_sale() -> Order {
         total: Some(d("60.10")),
         total_discounts: d("10.00"),
         discount_codes: vec!["SPRING2015".into()],
+        discounts: vec![],
         lines: vec![shirt, trousers],
         refunds: vec![],
         fulfillments: vec![],

@@ -289,6 +289,31 @@ async fn promo_rules_and_codes() {
         mc.sim().ecommerce_promo_codes("s1"),
         [("r1".to_string(), vec!["SAVE".to_string()])]
     );
+    // A PATCH is checked on the rule as it would be: amount 5 cannot become a percentage.
+    let r = mc
+        .patch(
+            "/ecommerce/stores/s1/promo-rules/r1",
+            json!({"type": "percentage"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let r = mc
+        .patch(
+            "/ecommerce/stores/s1/promo-rules/r1",
+            json!({"type": "percentage", "amount": 0.25}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["amount"], json!(0.25));
+    // ends_at must be after starts_at.
+    let r = mc
+        .post(
+            "/ecommerce/stores/s1/promo-rules",
+            json!({"id": "r2", "description": "Late", "amount": 1, "type": "fixed", "target": "total",
+                   "starts_at": "2025-06-01T00:00:00Z", "ends_at": "2025-05-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
 }
 
 #[tokio::test]

@@ -579,6 +579,7 @@ impl LightspeedRSource {
             total: decimal(&sale.calc_total),
             total_discounts: decimal(&sale.calc_discount).unwrap_or_default(),
             discount_codes,
+            discounts: Vec::new(),
             lines,
             refunds,
             fulfillments,

@@ -420,6 +420,7 @@ impl LightspeedXSource {
             total,
             total_discounts,
             discount_codes: Vec::new(),
+            discounts: Vec::new(),
             lines,
             refunds,
             fulfillments,

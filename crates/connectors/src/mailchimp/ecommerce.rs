@@ -20,7 +20,12 @@
 //!   writes nothing;
 //! - products: once per product per sink, a `GET`, then `POST` with the variants the orders
 //!   need or a `PUT` per missing variant; promo codes (with a store `domain` for the
-//!   redemption URL): once per code per sink, a `GET` of its rule, then `POST` rule and code;
+//!   redemption URL): once per code per sink, a `GET` of its rule, then `POST` rule and code
+//!   with the rule the order applied (`amount`, `type` `fixed` or `percentage` as a fraction,
+//!   `target` `total`, `per_item` or `shipping`), or a `PATCH` when those differ;
+//! - the shop's promotions ([`OrderSink::sync_promotions`], every few hours): per code a `GET`
+//!   of its rule and of its code, then only the writes for what differs (title, amount, type,
+//!   target, dates, enabled; the code's URL and enabled), so a re-run writes nothing;
 //! - customers go inline in a new order's `customer` (no separate call), `opt_in_status` from
 //!   the source's consent at the time of the order read (true only for a customer who opted in;
 //!   false when the source does not say). Mailchimp never lets `opt_in_status` overwrite an
@@ -45,11 +50,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use audience_core::order::{Decimal, Order};
+use audience_core::order::{
+    Decimal, DiscountCode, DiscountTarget, DiscountValue, Order, Promotion,
+};
 use audience_core::order_events::{OrderRejection, decimal_json};
 use audience_core::{
-    ApplyControl, ConnectorError, ErrorKind, OrderReport, OrderSendOptions, OrderSink, Unsendable,
-    sendable,
+    ApplyControl, ConnectorError, ErrorKind, OrderReport, OrderSendOptions, OrderSink,
+    PromotionReport, Unsendable, sendable,
 };
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -70,6 +77,8 @@ const VARIANT: &str = "/ecommerce/stores/{store_id}/products/{product_id}/varian
 const RULE: &str = "/ecommerce/stores/{store_id}/promo-rules/{promo_rule_id}";
 const RULES: &str = "/ecommerce/stores/{store_id}/promo-rules";
 const CODES: &str = "/ecommerce/stores/{store_id}/promo-rules/{promo_rule_id}/promo-codes";
+const CODE: &str =
+    "/ecommerce/stores/{store_id}/promo-rules/{promo_rule_id}/promo-codes/{promo_code_id}";
 
 /// How to reach one Mailchimp store.
 #[derive(Clone)]
@@ -498,81 +507,149 @@ impl MailchimpOrderSink {
         Ok((writes, written, refused))
     }
 
-    /// Makes sure a promo rule and code exist for each code (with a domain only).
-    async fn ensure_promos(&self, codes: BTreeSet<String>) -> Result<u64, ConnectorError> {
+    /// Makes sure a promo rule and code exist for each code of the new orders (with a domain
+    /// only), with the rule the order applied where the source says it: a missing rule is
+    /// created with it, one whose amount, type or target differs is updated. Codes already made
+    /// sure of by this sink (by [`OrderSink::sync_promotions`] too) are not looked at again.
+    /// Returns write calls and the codes created or updated.
+    async fn ensure_promos(
+        &self,
+        codes: BTreeMap<String, Option<DiscountCode>>,
+    ) -> Result<(u64, u64), ConnectorError> {
         let Some(domain) = &self.domain else {
-            return Ok(0);
+            return Ok((0, 0));
         };
-        let missing: Vec<String> = {
+        let wants: Vec<PromoWant> = {
             let known = self.known.lock().await;
             codes
                 .into_iter()
                 // Mailchimp takes codes of at most 50 characters; a longer one stays on the
                 // order's `promos` only.
-                .filter(|c| c.chars().count() <= 50)
-                .filter(|c| !known.promo_rules.contains(&mailchimp_id(c)))
+                .filter(|(c, _)| c.chars().count() <= 50)
+                .filter(|(c, _)| !known.promo_rules.contains(&mailchimp_id(c)))
+                .map(|(code, rule)| PromoWant::of_order(domain, &code, rule.as_ref()))
                 .collect()
         };
-        let results: Vec<Result<(String, u64), ConnectorError>> = futures::stream::iter(missing)
-            .map(|code| async move {
-                let id = mailchimp_id(&code);
-                let rule_path = format!("{}/promo-rules/{id}", self.store_path());
-                if self.get_optional(RULE, rule_path.clone()).await?.is_some() {
-                    return Ok((id, 0));
-                }
-                // [U] The source says only which code was used, not its rule: a fixed discount
-                // on the total, amount 0 ("see the order's promos for what it took off").
-                let rule = json!({
-                    "id": id,
-                    "title": code,
-                    "description": format!("Discount code {code}"),
-                    "amount": 0,
-                    "type": "fixed",
-                    "target": "total",
-                    "enabled": true,
-                });
-                let rules = format!("{}/promo-rules", self.store_path());
-                let mut writes = 1;
-                // A refused promo rule or code is not worth failing the orders for: the
-                // order's `promos` still name the code. Said in the log, tried again next run.
-                if let Err(reason) = self.write(Method::POST, RULES, rules, &rule).await? {
-                    warn_promo(&code, &reason);
-                    return Ok((String::new(), writes));
-                }
-                let body = json!({
-                    "id": id,
-                    "code": code,
-                    "redemption_url": format!("https://{domain}/discount/{}", urlencoding(&code)),
-                    "enabled": true,
-                });
-                writes += 1;
-                if let Err(reason) = self
-                    .write(
-                        Method::POST,
-                        CODES,
-                        format!("{rule_path}/promo-codes"),
-                        &body,
-                    )
-                    .await?
-                {
-                    warn_promo(&code, &reason);
-                    return Ok((String::new(), writes));
-                }
-                Ok((id, writes))
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        let (writes, changed, _) = self.upsert_promos(wants).await?;
+        Ok((writes, changed))
+    }
+
+    /// Upserts each wanted rule and code; returns write calls, codes created or updated, and the
+    /// outcome per code.
+    async fn upsert_promos(
+        &self,
+        wants: Vec<PromoWant>,
+    ) -> Result<(u64, u64, Vec<(String, PromoOutcome)>), ConnectorError> {
+        let results: Vec<Result<(String, PromoOutcome, u64), ConnectorError>> =
+            futures::stream::iter(wants)
+                .map(|want| async move {
+                    let (outcome, writes) = self.upsert_promo(&want).await?;
+                    Ok((want.code, outcome, writes))
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
         let mut writes = 0;
+        let mut changed = 0;
+        let mut outcomes = Vec::new();
         let mut known = self.known.lock().await;
         for result in results {
-            let (id, w) = result?;
+            let (code, outcome, w) = result?;
             writes += w;
-            if !id.is_empty() {
-                known.promo_rules.insert(id);
+            match &outcome {
+                PromoOutcome::Refused(reason) => warn_promo(&code, reason),
+                PromoOutcome::Created | PromoOutcome::Updated => {
+                    changed += 1;
+                    known.promo_rules.insert(mailchimp_id(&code));
+                }
+                PromoOutcome::Unchanged => {
+                    known.promo_rules.insert(mailchimp_id(&code));
+                }
+            }
+            outcomes.push((code, outcome));
+        }
+        Ok((writes, changed, outcomes))
+    }
+
+    /// One rule and its code: `GET` the rule; missing, `POST` rule and code; present, `PATCH`
+    /// the fields that differ (and, when asked, the same for the code). A refused write (400)
+    /// is not worth failing the orders for: the order's `promos` still name the code.
+    async fn upsert_promo(&self, want: &PromoWant) -> Result<(PromoOutcome, u64), ConnectorError> {
+        let id = mailchimp_id(&want.code);
+        let rule_path = format!("{}/promo-rules/{id}", self.store_path());
+        let codes_path = format!("{rule_path}/promo-codes");
+        let mut writes = 0;
+        let Some(doc) = self.get_optional(RULE, rule_path.clone()).await? else {
+            let rules = format!("{}/promo-rules", self.store_path());
+            writes += 1;
+            if let Err(reason) = self.write(Method::POST, RULES, rules, &want.rule).await? {
+                return Ok((PromoOutcome::Refused(reason), writes));
+            }
+            writes += 1;
+            if let Err(reason) = self
+                .write(Method::POST, CODES, codes_path, &want.code_body)
+                .await?
+            {
+                return Ok((PromoOutcome::Refused(reason), writes));
+            }
+            return Ok((PromoOutcome::Created, writes));
+        };
+        let mut changed = false;
+        let mut patch = differing(&want.rule, &doc, want.compare);
+        if !patch.is_empty() {
+            if let Some(updated) = want.rule.get("updated_at_foreign") {
+                patch.insert("updated_at_foreign".into(), updated.clone());
+            }
+            writes += 1;
+            let body = Value::Object(patch);
+            if let Err(reason) = self
+                .write(Method::PATCH, RULE, rule_path.clone(), &body)
+                .await?
+            {
+                return Ok((PromoOutcome::Refused(reason), writes));
+            }
+            changed = true;
+        }
+        if want.check_code {
+            let code_path = format!("{codes_path}/{id}");
+            match self.get_optional(CODE, code_path.clone()).await? {
+                None => {
+                    writes += 1;
+                    if let Err(reason) = self
+                        .write(Method::POST, CODES, codes_path, &want.code_body)
+                        .await?
+                    {
+                        return Ok((PromoOutcome::Refused(reason), writes));
+                    }
+                    changed = true;
+                }
+                Some(code_doc) => {
+                    let patch = differing(
+                        &want.code_body,
+                        &code_doc,
+                        &["code", "redemption_url", "enabled"],
+                    );
+                    if !patch.is_empty() {
+                        writes += 1;
+                        let body = Value::Object(patch);
+                        if let Err(reason) =
+                            self.write(Method::PATCH, CODE, code_path, &body).await?
+                        {
+                            return Ok((PromoOutcome::Refused(reason), writes));
+                        }
+                        changed = true;
+                    }
+                }
             }
         }
-        Ok(writes)
+        Ok((
+            if changed {
+                PromoOutcome::Updated
+            } else {
+                PromoOutcome::Unchanged
+            },
+            writes,
+        ))
     }
 
     /// Sends one group of orders (all history or all live).
@@ -629,7 +706,7 @@ impl MailchimpOrderSink {
         report.write_calls += self.sync_flag(history).await?;
         // 2. What the new orders reference.
         let mut products: BTreeMap<String, (Value, BTreeMap<String, Value>)> = BTreeMap::new();
-        let mut codes = BTreeSet::new();
+        let mut codes: BTreeMap<String, Option<DiscountCode>> = BTreeMap::new();
         for order in &new {
             for (pid, product, vid, variant) in &order.products {
                 products
@@ -638,14 +715,22 @@ impl MailchimpOrderSink {
                     .1
                     .insert(vid.clone(), variant.clone());
             }
-            codes.extend(order.codes.iter().cloned());
+            for code in &order.codes {
+                codes.entry(code.clone()).or_insert(None);
+            }
+            // The rule as the newest order of the page applied it.
+            for discount in &order.discounts {
+                if let Some(rule) = codes.get_mut(discount.code.trim()) {
+                    *rule = Some(discount.clone());
+                }
+            }
         }
         let (writes, written, refused_products) = self.ensure_products(products).await?;
         report.write_calls += writes;
         report.products_written += written;
-        let promo_writes = self.ensure_promos(codes).await?;
+        let (promo_writes, promos_changed) = self.ensure_promos(codes).await?;
         report.write_calls += promo_writes;
-        report.promo_codes_written += promo_writes.div_ceil(2);
+        report.promo_codes_written += promos_changed;
         // 3. The orders.
         enum Outcome {
             Created(Wire),
@@ -734,9 +819,183 @@ fn warn_promo(code: &str, reason: &str) {
     tracing::warn!(
         vendor = VENDOR,
         endpoint = RULES,
-        "the promo code {:?} could not be created: {reason}",
+        "the promo code {:?} could not be written: {reason}",
         http::truncate(code, 50)
     );
+}
+
+/// What became of one promo code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PromoOutcome {
+    Created,
+    Updated,
+    Unchanged,
+    /// Mailchimp's words.
+    Refused(String),
+}
+
+/// A promo rule and its code as they should be at Mailchimp (one rule per code, the rule's id
+/// the code's: Mailchimp's advice for a platform whose codes are the promotion).
+struct PromoWant {
+    code: String,
+    /// The rule's `POST` body.
+    rule: Value,
+    /// The rule's fields kept as they are here when the rule exists (others are left alone).
+    compare: &'static [&'static str],
+    /// The code's `POST` body.
+    code_body: Value,
+    /// Also keep the code's `code`, `redemption_url` and `enabled` (a shop's promotion) rather
+    /// than trusting that a rule found has its code (an order's code).
+    check_code: bool,
+}
+
+/// Mailchimp's `amount`, `type` and `target` for a rule. A percentage is a fraction (0..1);
+/// free shipping is `fixed` on the `shipping` (the spec: "for free shipping set type to fixed")
+/// with [U] amount 0, the shipping's price being unknown.
+fn rule_terms(
+    value: DiscountValue,
+    target: DiscountTarget,
+) -> (Decimal, &'static str, &'static str) {
+    let target_name = match target {
+        DiscountTarget::Order => "total",
+        DiscountTarget::Items => "per_item",
+        DiscountTarget::Shipping => "shipping",
+    };
+    match value {
+        DiscountValue::Percentage(p)
+            if target == DiscountTarget::Shipping && p >= Decimal::ONE_HUNDRED =>
+        {
+            (Decimal::ZERO, "fixed", target_name)
+        }
+        DiscountValue::Percentage(p) => (
+            (p / Decimal::ONE_HUNDRED)
+                .clamp(Decimal::ZERO, Decimal::ONE)
+                .normalize(),
+            "percentage",
+            target_name,
+        ),
+        DiscountValue::Amount(a) => (a.max(Decimal::ZERO).normalize(), "fixed", target_name),
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn fit(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+impl PromoWant {
+    fn code_body(domain: &str, code: &str, enabled: bool) -> Value {
+        json!({
+            "id": mailchimp_id(code),
+            "code": code,
+            "redemption_url": format!("https://{domain}/discount/{}", urlencoding(code)),
+            "enabled": enabled,
+        })
+    }
+
+    /// A code seen on an order, with the rule the order applied when the source says it; [U]
+    /// without one, a fixed discount of 0 on the total ("see the order's promos for what it
+    /// took off").
+    fn of_order(domain: &str, code: &str, rule: Option<&DiscountCode>) -> Self {
+        let (amount, kind, target) = rule.map(|r| rule_terms(r.value, r.target)).unwrap_or((
+            Decimal::ZERO,
+            "fixed",
+            "total",
+        ));
+        PromoWant {
+            code: code.to_string(),
+            rule: json!({
+                "id": mailchimp_id(code),
+                "title": fit(code, 100),
+                "description": fit(&format!("Discount code {code}"), 255),
+                "amount": decimal_json(amount),
+                "type": kind,
+                "target": target,
+                "enabled": true,
+            }),
+            compare: if rule.is_some() {
+                &["amount", "type", "target"]
+            } else {
+                &[]
+            },
+            code_body: Self::code_body(domain, code, true),
+            check_code: false,
+        }
+    }
+
+    /// One code of a shop's promotion: the rule is the promotion's (title, amount, dates,
+    /// enabled).
+    fn of_promotion(domain: &str, promotion: &Promotion, code: &str) -> Self {
+        let (amount, kind, target) = rule_terms(promotion.value, promotion.target);
+        let mut rule = json!({
+            "id": mailchimp_id(code),
+            "title": fit(promotion.title.trim(), 100),
+            "description": fit(&format!("{} (code {code})", promotion.title.trim()), 255),
+            "amount": decimal_json(amount),
+            "type": kind,
+            "target": target,
+            "enabled": promotion.enabled,
+        });
+        for (key, time) in [
+            ("starts_at", promotion.starts_at),
+            ("ends_at", promotion.ends_at),
+            ("created_at_foreign", promotion.created_at),
+            ("updated_at_foreign", promotion.updated_at),
+        ] {
+            if let Some(t) = time {
+                rule[key] = json!(rfc3339(&t));
+            }
+        }
+        PromoWant {
+            code: code.to_string(),
+            rule,
+            compare: &[
+                "title",
+                "description",
+                "amount",
+                "type",
+                "target",
+                "enabled",
+                "starts_at",
+                "ends_at",
+            ],
+            code_body: Self::code_body(domain, code, promotion.enabled),
+            check_code: true,
+        }
+    }
+}
+
+/// The `keys` of `want` that `have` holds otherwise: numbers compared as decimals, times as
+/// instants.
+fn differing(want: &Value, have: &Value, keys: &[&str]) -> Map<String, Value> {
+    let time = |v: &Value| {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let mut out = Map::new();
+    for key in keys {
+        let Some(w) = want.get(*key) else {
+            continue;
+        };
+        let h = have.get(*key).unwrap_or(&Value::Null);
+        let same = match (w, h) {
+            (Value::Number(_), Value::Number(_)) => number(w) == number(h),
+            (Value::String(_), Value::String(_)) if time(w).is_some() => time(w) == time(h),
+            _ => w == h,
+        };
+        if !same {
+            out.insert((*key).to_string(), w.clone());
+        }
+    }
+    out
 }
 
 /// Percent-encodes a code for the redemption URL's path.
@@ -758,6 +1017,8 @@ struct Wire {
     /// `(product id, product body without variants, variant id, variant body)` per line.
     products: Vec<(String, Value, String, Value)>,
     codes: Vec<String>,
+    /// The codes' rules, where the source says them.
+    discounts: Vec<DiscountCode>,
 }
 
 impl Wire {
@@ -996,6 +1257,7 @@ fn wire(order: &Order, email: &str, options: &OrderSendOptions) -> Result<Wire, 
         line_count: order.lines.len() as u64,
         products,
         codes,
+        discounts: order.discounts.clone(),
     })
 }
 
@@ -1069,6 +1331,63 @@ impl OrderSink for MailchimpOrderSink {
         Ok(report)
     }
 
+    /// Each code of each promotion as a promo rule and code (see [`PromoWant::of_promotion`]):
+    /// per code a `GET` of the rule and of the code, and writes only for what differs. The store
+    /// must exist: until the first orders create it, a `NotFound` error says so.
+    async fn sync_promotions(
+        &self,
+        promotions: &[Promotion],
+    ) -> Result<PromotionReport, ConnectorError> {
+        let Some(domain) = &self.domain else {
+            return Err(config_error(
+                "domain",
+                "promo codes need the store's domain (their redemption URL)".into(),
+            ));
+        };
+        let mut report = PromotionReport::default();
+        let mut wants = Vec::new();
+        let mut seen = HashSet::new();
+        for promotion in promotions {
+            for code in &promotion.codes {
+                let code = code.trim();
+                if code.is_empty() || code.chars().count() > 50 {
+                    continue;
+                }
+                // A code is the shop's once; a repeat (another discount) is the same rule.
+                if seen.insert(mailchimp_id(code)) {
+                    wants.push(PromoWant::of_promotion(domain, promotion, code));
+                }
+            }
+        }
+        report.codes = wants.len() as u64;
+        if wants.is_empty() {
+            return Ok(report);
+        }
+        if self.get_optional(STORE, self.store_path()).await?.is_none() {
+            // No store yet: the first orders create it (with the shop's currency).
+            return Err(ConnectorError::new(
+                VENDOR,
+                format!("GET {STORE}"),
+                ErrorKind::NotFound,
+                format!(
+                    "the Mailchimp store {} does not exist yet (the first orders create it)",
+                    self.store_id
+                ),
+            ));
+        }
+        let (writes, _, outcomes) = self.upsert_promos(wants).await?;
+        report.write_calls = writes;
+        for (code, outcome) in outcomes {
+            match outcome {
+                PromoOutcome::Created => report.created += 1,
+                PromoOutcome::Updated => report.updated += 1,
+                PromoOutcome::Unchanged => report.unchanged += 1,
+                PromoOutcome::Refused(reason) => report.refused.push((code, reason)),
+            }
+        }
+        Ok(report)
+    }
+
     async fn finish(&self) -> Result<u64, ConnectorError> {
         let mut known = self.known.lock().await;
         match known.store.as_mut() {
@@ -1093,6 +1412,50 @@ mod tests {
         let odd = mailchimp_id("a b/c d");
         assert!(odd.starts_with('h') && plain_id(&odd), "{odd}");
         assert_ne!(mailchimp_id("x y"), mailchimp_id("x z"));
+    }
+
+    #[test]
+    fn rules_take_mailchimps_terms() {
+        let d = |n: i64, s: u32| Decimal::new(n, s);
+        let terms = |v, t| {
+            let (amount, kind, target) = rule_terms(v, t);
+            (amount.to_string(), kind, target)
+        };
+        assert_eq!(
+            terms(DiscountValue::Percentage(d(10, 0)), DiscountTarget::Order),
+            ("0.1".into(), "percentage", "total")
+        );
+        assert_eq!(
+            terms(DiscountValue::Percentage(d(250, 0)), DiscountTarget::Items),
+            ("1".into(), "percentage", "per_item")
+        );
+        assert_eq!(
+            terms(DiscountValue::Amount(d(500, 2)), DiscountTarget::Items),
+            ("5".into(), "fixed", "per_item")
+        );
+        assert_eq!(
+            terms(
+                DiscountValue::Percentage(d(100, 0)),
+                DiscountTarget::Shipping
+            ),
+            ("0".into(), "fixed", "shipping")
+        );
+        assert_eq!(fit("ééé", 5), "éé");
+    }
+
+    #[test]
+    fn promo_fields_compare_as_numbers_and_instants() {
+        let want = json!({"amount": 0.1, "starts_at": "2025-01-01T00:00:00+00:00", "enabled": true, "title": "A"});
+        let have = json!({"amount": 0.10, "starts_at": "2025-01-01T00:00:00Z", "enabled": false});
+        let diff = differing(
+            &want,
+            &have,
+            &["amount", "starts_at", "enabled", "title", "ends_at"],
+        );
+        assert_eq!(
+            diff.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["enabled", "title"]
+        );
     }
 
     #[test]

@@ -388,6 +388,7 @@ impl RetailCrmSource {
             total,
             total_discounts,
             discount_codes: Vec::new(),
+            discounts: Vec::new(),
             lines,
             refunds,
             fulfillments,

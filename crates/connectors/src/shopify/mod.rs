@@ -56,11 +56,13 @@ mod consent;
 mod lookup;
 pub mod metafields;
 mod orders;
+mod promotions;
 pub mod webhook_subscriptions;
 
 pub use consent::BATCH as CONSENT_BATCH;
 
 pub use orders::ORDERS_PER_PAGE;
+pub use promotions::{CODES_PER_DISCOUNT, DISCOUNTS_PER_PAGE, MAX_CODES_PER_DISCOUNT};
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

@@ -2,7 +2,8 @@
 //!
 //! `orders(first, after, query: "updated_at:>='…'", sortKey: UPDATED_AT)` with line items
 //! (product with type and collections, variant, SKU, original and discounted unit prices, line
-//! discount), discount codes, totals, refunds (with refund line items and the amount refunded),
+//! discount), discount codes with their rule (`discountApplications`, read with inline fragments
+//! on `DiscountCodeApplication`, `MoneyV2` and `PricingPercentageValue`), totals, refunds (with refund line items and the amount refunded),
 //! fulfilments (with fulfilment line items), the financial status and `cancelledAt`, and the
 //! customer's email, names and default address. The shop's id and name (`shop`) are asked once per
 //! run, when the first page has orders, so an idle poll costs one call.
@@ -31,7 +32,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use audience_core::order::{
-    Decimal, Order, OrderCustomer, OrderFulfillment, OrderLine, OrderRefund, OrderStatus,
+    Decimal, DiscountCode, DiscountTarget, DiscountValue, Order, OrderCustomer, OrderFulfillment,
+    OrderLine, OrderRefund, OrderStatus,
 };
 use audience_core::{ConnectorError, ErrorKind, OrderPage, OrderScope, OrderSource};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -49,6 +51,9 @@ pub const LINES_PER_ORDER: u32 = 20;
 pub const COLLECTIONS_PER_PRODUCT: u32 = 3;
 pub const REFUNDS_PER_ORDER: u32 = 5;
 pub const FULFILLMENTS_PER_ORDER: u32 = 5;
+/// Discount applications asked for with each order (more are not read: their codes are still in
+/// `discountCodes`, without their rule).
+pub const DISCOUNTS_PER_ORDER: u32 = 5;
 /// Refund / fulfilment line items asked for with each refund / fulfilment.
 pub const LINES_PER_CHILD: u32 = 10;
 /// Orders per page: what fits in one query of at most 1000 points (see the module docs).
@@ -57,7 +62,8 @@ pub const ORDERS_PER_PAGE: u32 = {
     let lines = 2 + LINES_PER_ORDER * line;
     let child = 2 + REFUNDS_PER_ORDER * (1 + 2 + LINES_PER_CHILD);
     let fulfilments = 2 + FULFILLMENTS_PER_ORDER * (1 + 2 + LINES_PER_CHILD);
-    let order = 1 + lines + child + fulfilments;
+    let discounts = 2 + DISCOUNTS_PER_ORDER;
+    let order = 1 + lines + child + fulfilments + discounts;
     (1000 - 2) / order
 };
 /// Line items per follow-up page of one order.
@@ -73,7 +79,8 @@ const _: () = {
     let order = 1
         + (2 + LINES_PER_ORDER * line)
         + (2 + REFUNDS_PER_ORDER * (1 + 2 + LINES_PER_CHILD))
-        + (2 + FULFILLMENTS_PER_ORDER * (1 + 2 + LINES_PER_CHILD));
+        + (2 + FULFILLMENTS_PER_ORDER * (1 + 2 + LINES_PER_CHILD))
+        + (2 + DISCOUNTS_PER_ORDER);
     assert!(ORDERS_PER_PAGE >= 1);
     assert!(2 + ORDERS_PER_PAGE * order <= 1000);
     assert!(2 + (ORDERS_PER_PAGE + 1) * order > 1000);
@@ -90,11 +97,14 @@ const LINE_FIELDS: &str = "id sku title quantity \
 
 fn orders_query() -> String {
     format!(
-        "query Orders($first: Int!, $after: String, $query: String, $lines: Int!, $collections: Int!, $refunds: Int!, $fulfillments: Int!, $childLines: Int!) {{
+        "query Orders($first: Int!, $after: String, $query: String, $lines: Int!, $collections: Int!, $refunds: Int!, $fulfillments: Int!, $childLines: Int!, $discounts: Int!) {{
   orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
     nodes {{
       id name email createdAt processedAt updatedAt cancelledAt currencyCode displayFinancialStatus
       discountCodes
+      discountApplications(first: $discounts) {{ nodes {{ allocationMethod targetSelection targetType
+        value {{ __typename ... on MoneyV2 {{ amount currencyCode }} ... on PricingPercentageValue {{ percentage }} }}
+        ... on DiscountCodeApplication {{ code }} }} }}
       totalPriceSet {{ shopMoney {{ amount currencyCode }} }}
       totalDiscountsSet {{ shopMoney {{ amount }} }}
       customer {{ id email firstName lastName phone defaultAddress {{ city province provinceCode zip countryCodeV2 }} emailMarketingConsent {{ marketingState }} }}
@@ -177,6 +187,7 @@ struct OrderNode {
     display_financial_status: Option<String>,
     #[serde(default)]
     discount_codes: Vec<String>,
+    discount_applications: Option<ApplicationNodes>,
     total_price_set: Option<Money>,
     total_discounts_set: Option<Money>,
     customer: Option<CustomerNode>,
@@ -185,6 +196,31 @@ struct OrderNode {
     refunds: Vec<RefundNode>,
     #[serde(default)]
     fulfillments: Vec<FulfillmentNode>,
+}
+
+#[derive(Deserialize)]
+struct ApplicationNodes {
+    nodes: Vec<ApplicationNode>,
+}
+
+/// A `DiscountApplication`; `code` only on a `DiscountCodeApplication`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationNode {
+    allocation_method: Option<String>,
+    target_type: Option<String>,
+    value: Option<PricingValueNode>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// A `PricingValue`: `MoneyV2` (amount) or `PricingPercentageValue` (percentage).
+#[derive(Deserialize)]
+struct PricingValueNode {
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    percentage: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +382,7 @@ impl ShopifySource {
             "refunds": REFUNDS_PER_ORDER,
             "fulfillments": FULFILLMENTS_PER_ORDER,
             "childLines": LINES_PER_CHILD,
+            "discounts": DISCOUNTS_PER_ORDER,
         })
     }
 
@@ -472,6 +509,54 @@ fn too_big(order: &str, what: &str) -> ConnectorError {
             "order {order} has more than {MORE_CHILDREN} {what} or more than {MORE_CHILD_LINES} lines in one; not read"
         ),
     )
+}
+
+/// A float percentage as a decimal, from its shortest text (so 12.5 stays 12.5).
+pub(super) fn percent(raw: f64) -> Option<Decimal> {
+    raw.is_finite()
+        .then(|| Decimal::from_str(&raw.to_string()).ok())
+        .flatten()
+}
+
+/// The code discounts of an order's discount applications, with their rule. [U] A
+/// `PricingPercentageValue` is read by its magnitude: the schema says -100..0, shops have been
+/// seen answering 0..100.
+fn discounts_from(applications: Option<ApplicationNodes>) -> Vec<DiscountCode> {
+    let mut out: Vec<DiscountCode> = Vec::new();
+    for application in applications.map(|a| a.nodes).unwrap_or_default() {
+        let Some(code) = application.code.filter(|c| !c.trim().is_empty()) else {
+            continue; // automatic, manual or script discounts have no code
+        };
+        let value = match application.value {
+            Some(PricingValueNode {
+                percentage: Some(p),
+                ..
+            }) => percent(p.abs()).map(DiscountValue::Percentage),
+            Some(PricingValueNode {
+                amount: Some(a), ..
+            }) => decimal(&a).map(|a| DiscountValue::Amount(a.abs())),
+            _ => None,
+        };
+        let Some(value) = value else {
+            continue;
+        };
+        let target = match (
+            application.target_type.as_deref(),
+            application.allocation_method.as_deref(),
+        ) {
+            (Some("SHIPPING_LINE"), _) => DiscountTarget::Shipping,
+            (_, Some("EACH")) => DiscountTarget::Items,
+            _ => DiscountTarget::Order,
+        };
+        if !out.iter().any(|d| d.code == code) {
+            out.push(DiscountCode {
+                code,
+                value,
+                target,
+            });
+        }
+    }
+    out
 }
 
 fn bad(what: String) -> ConnectorError {
@@ -660,6 +745,7 @@ fn order_from(node: OrderNode, shop: &ShopNode) -> Result<Order, ConnectorError>
         total: money(&node.total_price_set),
         total_discounts: money(&node.total_discounts_set).unwrap_or_default(),
         discount_codes: node.discount_codes,
+        discounts: discounts_from(node.discount_applications),
         lines,
         refunds,
         fulfillments,
@@ -758,6 +844,13 @@ impl OrderSource for ShopifySource {
         let shop = self.shop().await?;
         Ok(Some(shop.iana_timezone).filter(|z| !z.is_empty()))
     }
+
+    /// The shop's code discounts (see [`super::promotions`]).
+    async fn promotions(
+        &self,
+    ) -> Result<Option<Vec<audience_core::order::Promotion>>, ConnectorError> {
+        self.read_promotions().await.map(Some)
+    }
 }
 
 #[cfg(test)]
@@ -772,5 +865,45 @@ mod tests {
             decimal("0.3").unwrap()
         );
         assert!(decimal("1,5").is_none());
+    }
+
+    #[test]
+    fn discount_applications_keep_codes_with_their_rule_and_either_sign_of_percentage() {
+        let nodes: ApplicationNodes = serde_json::from_value(json!({"nodes": [
+            {"allocationMethod": "ACROSS", "targetType": "LINE_ITEM", "value": {"percentage": -10.0}, "code": "A"},
+            {"allocationMethod": "ACROSS", "targetType": "LINE_ITEM", "value": {"percentage": 12.5}, "code": "B"},
+            {"allocationMethod": "EACH", "targetType": "LINE_ITEM", "value": {"amount": "5.0", "currencyCode": "USD"}, "code": "C"},
+            {"allocationMethod": "ACROSS", "targetType": "SHIPPING_LINE", "value": {"percentage": -100.0}, "code": "D"},
+            {"allocationMethod": "ACROSS", "targetType": "LINE_ITEM", "value": {"amount": "3.0", "currencyCode": "USD"}},
+            {"allocationMethod": "ACROSS", "targetType": "LINE_ITEM", "value": {"amount": "9.0"}, "code": "A"}
+        ]}))
+        .unwrap();
+        let got = discounts_from(Some(nodes));
+        let want = [
+            (
+                "A",
+                DiscountValue::Percentage(Decimal::new(10, 0)),
+                DiscountTarget::Order,
+            ),
+            (
+                "B",
+                DiscountValue::Percentage(Decimal::new(125, 1)),
+                DiscountTarget::Order,
+            ),
+            (
+                "C",
+                DiscountValue::Amount(Decimal::new(5, 0)),
+                DiscountTarget::Items,
+            ),
+            (
+                "D",
+                DiscountValue::Percentage(Decimal::new(100, 0)),
+                DiscountTarget::Shipping,
+            ),
+        ];
+        assert_eq!(got.len(), want.len(), "automatic ones and repeats left out");
+        for (d, (code, value, target)) in got.iter().zip(want) {
+            assert_eq!((d.code.as_str(), d.value, d.target), (code, value, target));
+        }
     }
 }

@@ -1,9 +1,19 @@
-//! A small GraphQL reader: enough of the language (operations, variables, arguments, aliases and
-//! nested selections) for the simulator to resolve the root fields it knows and to answer with
-//! exactly the fields a client selected, as Shopify does. Fragments are refused with a clear
-//! message rather than half-supported.
+//! A small GraphQL reader: enough of the language (operations, variables, arguments, aliases,
+//! nested selections, inline fragments `... on Type { … }` and named fragments
+//! `fragment Name on Type { … }` spread with `...Name`) for the simulator to resolve the root
+//! fields it knows and to answer with exactly the fields a client selected, as Shopify does.
+//!
+//! Fragments are flattened when parsed: each field inside one carries the type conditions it sits
+//! under ([`Field::on`]), and [`project`] keeps it only on objects of a matching type (the object's
+//! `__typename`, or an interface or union holding it, from the 2025-01 schema's types in
+//! `schema_types.txt`). As GraphQL validation requires, a condition naming no type of the schema,
+//! a fragment that can never apply where it is spread, an undefined, unused, duplicated or
+//! self-including fragment are errors. [U] The sandbox checks the fields inside a fragment
+//! against the objects it returns (as it does every field), not statically against the schema:
+//! a misspelt field under a condition that matches no returned object goes unnoticed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -15,6 +25,9 @@ pub struct Field {
     /// Argument values with variables already substituted.
     pub args: BTreeMap<String, Value>,
     pub selection: Vec<Field>,
+    /// The type conditions of the fragments the field was selected in, outermost first (empty:
+    /// selected on the field's own type).
+    pub on: Vec<String>,
 }
 
 impl Field {
@@ -166,6 +179,11 @@ struct Parser<'a> {
     pos: usize,
     variables: &'a Map<String, Value>,
     defaults: Map<String, Value>,
+    /// Fragment name → (type condition, position of its selection set).
+    fragments: HashMap<String, (String, usize)>,
+    used: HashSet<String>,
+    /// The named fragments being expanded, innermost last (a cycle is an error).
+    expanding: Vec<String>,
 }
 
 impl Parser<'_> {
@@ -203,24 +221,118 @@ impl Parser<'_> {
         }
     }
 
-    fn document(&mut self) -> Result<Operation, String> {
-        let kind = match self.peek() {
-            Some(Token::Punct('{')) => OperationKind::Query,
-            Some(Token::Name(n)) if n == "query" => {
-                self.pos += 1;
-                OperationKind::Query
+    /// Skips a balanced `{ … }` starting at the current token.
+    fn skip_braces(&mut self) -> Result<(), String> {
+        let mut depth = 0usize;
+        loop {
+            match self.next() {
+                Some(Token::Punct('{')) => depth += 1,
+                Some(Token::Punct('}')) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                None => return Err("Parse error on end of document (expected \"}\")".into()),
+                Some(_) if depth == 0 => {
+                    return Err(format!(
+                        "Parse error on {} (expected \"{{\")",
+                        describe(self.tokens.get(self.pos - 1))
+                    ));
+                }
+                Some(_) => {}
             }
+        }
+    }
+
+    /// The document's definitions: its fragments (kept by name, parsed where spread) and the
+    /// position of its one operation.
+    fn definitions(&mut self) -> Result<usize, String> {
+        let mut operation = None;
+        while let Some(token) = self.peek().cloned() {
+            let start = self.pos;
+            match token {
+                Token::Name(n) if n == "fragment" => {
+                    self.pos += 1;
+                    let name = self.expect_name()?;
+                    if name == "on" {
+                        return Err("Parse error on \"on\" (expected a fragment name)".into());
+                    }
+                    match self.next() {
+                        Some(Token::Name(on)) if on == "on" => {}
+                        other => {
+                            return Err(format!(
+                                "Parse error on {} (expected \"on\")",
+                                describe(other.as_ref())
+                            ));
+                        }
+                    }
+                    let type_name = self.expect_name()?;
+                    if self.is_punct('@') {
+                        return Err("Directives are not supported by the sandbox".into());
+                    }
+                    let body = self.pos;
+                    self.skip_braces()?;
+                    if self
+                        .fragments
+                        .insert(name.clone(), (type_name, body))
+                        .is_some()
+                    {
+                        return Err(format!("Fragment name \"{name}\" must be unique"));
+                    }
+                }
+                Token::Name(n) if n == "subscription" => {
+                    return Err("Subscriptions are not supported".into());
+                }
+                Token::Name(n) if n == "query" || n == "mutation" => {
+                    if operation.replace(start).is_some() {
+                        return Err(
+                            "Only one operation per document is supported by the sandbox".into(),
+                        );
+                    }
+                    self.pos += 1;
+                    // Past the name and variable definitions (whose defaults may hold braces).
+                    let mut parens = 0usize;
+                    while parens > 0 || !self.is_punct('{') {
+                        match self.next() {
+                            None => {
+                                return Err(
+                                    "Parse error on end of document (expected \"{\")".into()
+                                );
+                            }
+                            Some(Token::Punct('(')) => parens += 1,
+                            Some(Token::Punct(')')) => parens = parens.saturating_sub(1),
+                            Some(_) => {}
+                        }
+                    }
+                    self.skip_braces()?;
+                }
+                Token::Punct('{') => {
+                    if operation.replace(start).is_some() {
+                        return Err(
+                            "Only one operation per document is supported by the sandbox".into(),
+                        );
+                    }
+                    self.skip_braces()?;
+                }
+                other => return Err(format!("Parse error on {}", describe(Some(&other)))),
+            }
+        }
+        operation.ok_or_else(|| "Document must contain an operation".to_string())
+    }
+
+    fn document(&mut self) -> Result<Operation, String> {
+        self.pos = self.definitions()?;
+        let kind = match self.peek() {
             Some(Token::Name(n)) if n == "mutation" => {
                 self.pos += 1;
                 OperationKind::Mutation
             }
-            Some(Token::Name(n)) if n == "fragment" => {
-                return Err("Fragments are not supported by the sandbox".into());
+            Some(Token::Name(_)) => {
+                self.pos += 1;
+                OperationKind::Query
             }
-            Some(Token::Name(n)) if n == "subscription" => {
-                return Err("Subscriptions are not supported".into());
-            }
-            other => return Err(format!("Parse error on {}", describe(other))),
+            _ => OperationKind::Query,
         };
         if let Some(Token::Name(_)) = self.peek() {
             self.pos += 1; // operation name
@@ -229,12 +341,71 @@ impl Parser<'_> {
             self.variable_definitions()?;
         }
         let fields = self.selection_set()?;
-        if self.pos < self.tokens.len() {
-            return Err(
-                "Only one operation per document is supported by the sandbox (no fragments)".into(),
-            );
+        let mut unused: Vec<&String> = self
+            .fragments
+            .keys()
+            .filter(|name| !self.used.contains(*name))
+            .collect();
+        unused.sort();
+        if let Some(name) = unused.first() {
+            return Err(format!("Fragment {name} was defined, but not used"));
         }
         Ok(Operation { kind, fields })
+    }
+
+    /// The fields of `...Name` (a named fragment) or `... on Type { … }` / `... { … }` (an
+    /// inline one), each under the fragment's type condition.
+    fn spread(&mut self) -> Result<Vec<Field>, String> {
+        self.pos += 1; // `...`
+        let (condition, fields) = match self.peek().cloned() {
+            Some(Token::Name(n)) if n == "on" => {
+                self.pos += 1;
+                let type_name = self.expect_name()?;
+                if self.is_punct('@') {
+                    return Err("Directives are not supported by the sandbox".into());
+                }
+                (Some(type_name), self.selection_set()?)
+            }
+            Some(Token::Punct('{')) => (None, self.selection_set()?),
+            Some(Token::Punct('@')) => {
+                return Err("Directives are not supported by the sandbox".into());
+            }
+            Some(Token::Name(name)) => {
+                self.pos += 1;
+                if self.is_punct('@') {
+                    return Err("Directives are not supported by the sandbox".into());
+                }
+                let Some((type_name, body)) = self.fragments.get(&name).cloned() else {
+                    return Err(format!("Fragment {name} was used, but not defined"));
+                };
+                if self.expanding.contains(&name) {
+                    return Err(format!("Fragment {name} contains an infinite loop"));
+                }
+                self.used.insert(name.clone());
+                self.expanding.push(name);
+                let resume = self.pos;
+                self.pos = body;
+                let fields = self.selection_set();
+                self.pos = resume;
+                self.expanding.pop();
+                (Some(type_name), fields?)
+            }
+            other => {
+                return Err(format!(
+                    "Parse error on {} (expected a fragment name or \"on\")",
+                    describe(other.as_ref())
+                ));
+            }
+        };
+        Ok(fields
+            .into_iter()
+            .map(|mut field| {
+                if let Some(t) = &condition {
+                    field.on.insert(0, t.clone());
+                }
+                field
+            })
+            .collect())
     }
 
     fn variable_definitions(&mut self) -> Result<(), String> {
@@ -272,7 +443,8 @@ impl Parser<'_> {
         let mut fields = Vec::new();
         while !self.is_punct('}') {
             if self.peek() == Some(&Token::Spread) {
-                return Err("Fragments are not supported by the sandbox".into());
+                fields.extend(self.spread()?);
+                continue;
             }
             if self.peek().is_none() {
                 return Err("Parse error on end of document (expected \"}\")".into());
@@ -318,6 +490,7 @@ impl Parser<'_> {
             name,
             args,
             selection,
+            on: Vec::new(),
         })
     }
 
@@ -389,13 +562,125 @@ pub fn parse(source: &str, variables: &Map<String, Value>) -> Result<Operation, 
         pos: 0,
         variables,
         defaults: Map::new(),
+        fragments: HashMap::new(),
+        used: HashSet::new(),
+        expanding: Vec::new(),
     };
     parser.document()
 }
 
+/// The schema's object, interface and union types (`schema_types.txt`).
+struct SchemaTypes {
+    /// Every type a fragment may name.
+    names: HashSet<&'static str>,
+    /// Interface or union → the object types it holds.
+    possible: HashMap<&'static str, HashSet<&'static str>>,
+    /// Object type → the interfaces and unions holding it.
+    abstracts_of: HashMap<&'static str, Vec<&'static str>>,
+}
+
+static SCHEMA_TYPES: LazyLock<SchemaTypes> = LazyLock::new(|| {
+    let mut types = SchemaTypes {
+        names: HashSet::new(),
+        possible: HashMap::new(),
+        abstracts_of: HashMap::new(),
+    };
+    for line in include_str!("schema_types.txt").lines() {
+        let mut words = line.split_whitespace();
+        let (Some(kind), Some(name)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match kind {
+            "type" => {
+                types.names.insert(name);
+                for interface in words {
+                    types.possible.entry(interface).or_default().insert(name);
+                    types.abstracts_of.entry(name).or_default().push(interface);
+                }
+            }
+            "interface" => {
+                types.names.insert(name);
+                types.possible.entry(name).or_default();
+            }
+            "union" => {
+                types.names.insert(name);
+                for member in words {
+                    types.possible.entry(name).or_default().insert(member);
+                    types.abstracts_of.entry(member).or_default().push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    types
+});
+
+impl SchemaTypes {
+    /// Whether a fragment on `condition` applies to an object of type `object`, or an error
+    /// when it names no type or can never apply there.
+    fn applies(&self, condition: &str, object: &str) -> Result<bool, String> {
+        if !self.names.contains(condition) {
+            return Err(format!(
+                "No such type {condition}, so it can't be a fragment condition"
+            ));
+        }
+        if condition == object
+            || self
+                .possible
+                .get(condition)
+                .is_some_and(|p| p.contains(object))
+        {
+            return Ok(true);
+        }
+        // [U] The field's declared type is not known here, only the object's: a fragment is
+        // allowed where some interface or union holding the object could hold the condition.
+        let within = |abstract_type: &&str| {
+            let members = &self.possible[abstract_type];
+            members.contains(condition)
+                || self
+                    .possible
+                    .get(condition)
+                    .is_some_and(|p| p.iter().any(|t| members.contains(t)))
+        };
+        if self
+            .abstracts_of
+            .get(object)
+            .is_some_and(|a| a.iter().any(within))
+        {
+            return Ok(false);
+        }
+        Err(format!(
+            "Fragment on {condition} can't be spread inside {object}"
+        ))
+    }
+}
+
+/// Puts `value` under `key`, merging it into what a fragment already selected there.
+fn merge(out: &mut Map<String, Value>, key: &str, value: Value) {
+    match (out.get_mut(key), value) {
+        (Some(Value::Object(have)), Value::Object(more)) => {
+            for (k, v) in more {
+                merge(have, &k, v);
+            }
+        }
+        (Some(Value::Array(have)), Value::Array(more)) if have.len() == more.len() => {
+            for (h, m) in have.iter_mut().zip(more) {
+                if let (Value::Object(h), Value::Object(m)) = (h, m) {
+                    for (k, v) in m {
+                        merge(h, &k, v);
+                    }
+                }
+            }
+        }
+        (_, value) => {
+            out.insert(key.to_string(), value);
+        }
+    }
+}
+
 /// Keeps only the selected fields of `full` (recursively, through lists), naming a field that the
 /// type does not have. Objects carry their GraphQL type in `__typename`, which is dropped unless
-/// selected.
+/// selected; a field under a fragment is kept only on objects of the fragment's type.
 pub fn project(full: &Value, selection: &[Field]) -> Result<Value, String> {
     match full {
         Value::Array(items) => items
@@ -415,6 +700,13 @@ pub fn project(full: &Value, selection: &[Field]) -> Result<Value, String> {
             }
             let mut out = Map::new();
             for field in selection {
+                let mut applies = true;
+                for condition in &field.on {
+                    applies &= SCHEMA_TYPES.applies(condition, type_name)?;
+                }
+                if !applies {
+                    continue;
+                }
                 let Some(value) = object.get(&field.name) else {
                     return Err(format!(
                         "Field '{}' doesn't exist on type '{type_name}'",
@@ -443,7 +735,7 @@ pub fn project(full: &Value, selection: &[Field]) -> Result<Value, String> {
                         field.name
                     ));
                 };
-                out.insert(field.response_key().to_string(), projected);
+                merge(&mut out, field.response_key(), projected);
             }
             Ok(Value::Object(out))
         }
@@ -493,9 +785,112 @@ mod tests {
     }
 
     #[test]
-    fn refuses_fragments_and_garbage() {
-        assert!(parse("{ a { ...F } }", &Map::new()).is_err());
-        assert!(parse("{ a { b }", &Map::new()).is_err());
-        assert!(parse("not graphql at all", &Map::new()).is_err());
+    fn refuses_garbage_and_bad_fragments() {
+        let err = |q: &str| parse(q, &Map::new()).unwrap_err();
+        assert!(err("{ a { ...F } }").contains("F was used, but not defined"));
+        assert!(
+            err("{ a { b } } fragment F on Order { id }").contains("F was defined, but not used")
+        );
+        assert!(err("{ a { ...F } } fragment F on Order { ...F }").contains("infinite loop"));
+        assert!(
+            err("{ a { ...F } } fragment F on Order { id } fragment F on Order { name }")
+                .contains("must be unique")
+        );
+        assert!(err("{ a { b } } { c { d } }").contains("one operation"));
+        assert!(err("{ a { ... on { b } } }").contains("Parse error"));
+        assert!(err("{ a { b }").contains("Parse error"));
+        assert!(err("not graphql at all").contains("Parse error"));
+    }
+
+    /// An order's discount applications as the simulator holds them: one of each kind.
+    fn applications() -> Value {
+        json!({"__typename": "Order", "id": "gid://shopify/Order/1", "discountApplications": {
+            "__typename": "DiscountApplicationConnection",
+            "nodes": [
+                {"__typename": "DiscountCodeApplication", "code": "WELCOME10", "allocationMethod": "ACROSS",
+                 "value": {"__typename": "PricingPercentageValue", "percentage": 10.0}},
+                {"__typename": "AutomaticDiscountApplication", "title": "Spring", "allocationMethod": "EACH",
+                 "value": {"__typename": "MoneyV2", "amount": "5.0", "currencyCode": "USD"}},
+            ]
+        }})
+    }
+
+    #[test]
+    fn inline_fragments_select_by_the_objects_type() {
+        let op = parse(
+            "query { order(id: \"x\") { id discountApplications(first: 5) { nodes {
+               __typename allocationMethod
+               value { ... on MoneyV2 { amount currencyCode } ... on PricingPercentageValue { percentage } }
+               ... on DiscountCodeApplication { code }
+               ... on AutomaticDiscountApplication { title }
+             } } } }",
+            &Map::new(),
+        )
+        .unwrap();
+        let nodes = &op.fields[0].selection[1].selection[0];
+        assert_eq!(
+            nodes.selection[3].on,
+            vec!["DiscountCodeApplication".to_string()]
+        );
+        let projected = project(&applications(), &op.fields[0].selection).unwrap();
+        assert_eq!(
+            projected["discountApplications"]["nodes"],
+            json!([
+                {"__typename": "DiscountCodeApplication", "allocationMethod": "ACROSS",
+                 "value": {"percentage": 10.0}, "code": "WELCOME10"},
+                {"__typename": "AutomaticDiscountApplication", "allocationMethod": "EACH",
+                 "value": {"amount": "5.0", "currencyCode": "USD"}, "title": "Spring"},
+            ])
+        );
+    }
+
+    #[test]
+    fn named_fragments_expand_where_spread_and_merge_with_the_fields_around_them() {
+        let op = parse(
+            "query Q { order(id: \"x\") { ...OrderBits discountApplications(first: 5) { nodes { value { ...Money } } } } }
+             fragment Money on MoneyV2 { amount }
+             fragment OrderBits on Order { id discountApplications(first: 5) { nodes { ...Code value { ... on MoneyV2 { currencyCode } } } } }
+             fragment Code on DiscountCodeApplication { code }",
+            &Map::new(),
+        )
+        .unwrap();
+        let projected = project(&applications(), &op.fields[0].selection).unwrap();
+        assert_eq!(projected["id"], json!("gid://shopify/Order/1"));
+        assert_eq!(
+            projected["discountApplications"]["nodes"],
+            json!([
+                {"code": "WELCOME10", "value": {}},
+                {"value": {"currencyCode": "USD", "amount": "5.0"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn fragments_are_checked_against_the_schema() {
+        let run = |q: &str| {
+            let op = parse(q, &Map::new()).unwrap();
+            project(&applications(), &op.fields[0].selection)
+        };
+        // Not a type of the schema.
+        let err = run("{ order(id: 1) { ... on Ordr { id } } }").unwrap_err();
+        assert!(err.contains("No such type Ordr"), "{err}");
+        // A type that can never be a pricing value.
+        let err = run("{ order(id: 1) { discountApplications(first: 1) { nodes { value { ... on Customer { id } } } } } }")
+            .unwrap_err();
+        assert!(
+            err.contains("Fragment on Customer can't be spread inside PricingPercentageValue"),
+            "{err}"
+        );
+        // The interface itself applies to its implementers; an unknown field under it is named.
+        let err = run("{ order(id: 1) { discountApplications(first: 1) { nodes { ... on DiscountApplication { nope } } } } }")
+            .unwrap_err();
+        assert!(
+            err.contains("'nope'") && err.contains("DiscountCodeApplication"),
+            "{err}"
+        );
+        // A union member spread inside the union's other member is fine (and selects nothing).
+        let ok = run("{ order(id: 1) { discountApplications(first: 1) { nodes { value { ... on PricingPercentageValue { percentage } } } } } }")
+            .unwrap();
+        assert_eq!(ok["discountApplications"]["nodes"][1]["value"], json!({}));
     }
 }

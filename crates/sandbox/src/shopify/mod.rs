@@ -11,7 +11,10 @@
 //! - the mutations `customerEmailMarketingConsentUpdate(input: {...})`, `customerCreate(input:
 //!   {...})` (see [`customer_create`]: emails unique case-insensitively, Shopify's user errors)
 //!   and `metafieldsSet(metafields: [...])` on customers (see [`metafields`]);
-//! - `orders`, `order(id)` and `shop` (see [`orders`], whose nested connections multiply the cost).
+//! - `orders`, `order(id)` and `shop` (see [`orders`], whose nested connections multiply the cost);
+//! - `codeDiscountNodes` and `codeDiscountNode(id)`, the shop's code discounts (see [`discounts`]).
+//!
+//! Inline and named fragments select the members of unions and interfaces (see [`graphql`]).
 //!
 //! With webhooks on ([`Shopify::send_webhooks_to`]), customer changes are also posted as Shopify
 //! posts them (see [`webhooks`]).
@@ -33,13 +36,17 @@
 //! Deleted customers simply disappear (Shopify announces deletions only by webhook).
 
 pub mod customer_create;
+pub mod discounts;
 pub mod graphql;
 pub mod metafields;
 pub mod orders;
 pub mod subscriptions;
 pub mod webhooks;
 
-pub use orders::{DEMO_ORDERS, Fulfillment, Order, OrderLine, Product, Refund};
+pub use discounts::{CodeDiscount, DEMO_DISCOUNTS, DiscountValue};
+pub use orders::{
+    AppliedValue, DEMO_ORDERS, DiscountApplication, Fulfillment, Order, OrderLine, Product, Refund,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -217,6 +224,7 @@ struct State {
     bucket: Bucket,
     counters: ShopifyCounters,
     orders: orders::Orders,
+    discounts: discounts::Discounts,
     metafields: metafields::Store,
 }
 
@@ -237,6 +245,7 @@ impl Default for State {
                 ..Default::default()
             },
             orders: orders::Orders::default(),
+            discounts: discounts::Discounts::default(),
             metafields: metafields::Store::default(),
         }
     }
@@ -546,6 +555,9 @@ impl crate::Simulator for Shopify {
     fn seed(&self, people: &[crate::seed::Person]) {
         self.seed_demo(people);
         self.seed_demo_orders(people);
+        if !people.is_empty() {
+            self.seed_demo_discounts();
+        }
     }
 }
 
@@ -713,6 +725,9 @@ fn cost_of(kind: OperationKind, field: &Field) -> Result<f64, Value> {
             Ok(2.0 + first as f64)
         }
         (OperationKind::Query, "orders" | "order" | "shop") => orders::requested_cost(field),
+        (OperationKind::Query, "codeDiscountNodes" | "codeDiscountNode") => {
+            discounts::requested_cost(field)
+        }
         (OperationKind::Query, "__typename") => Ok(0.0),
         (
             OperationKind::Mutation,
@@ -850,6 +865,9 @@ fn connection(
 
 fn resolve_query(state: &State, field: &Field) -> Result<(Value, f64), Value> {
     if let Some(resolved) = orders::resolve(state, field) {
+        return resolved;
+    }
+    if let Some(resolved) = discounts::resolve(state, field) {
         return resolved;
     }
     match field.name.as_str() {

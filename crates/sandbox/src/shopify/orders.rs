@@ -1,11 +1,13 @@
 //! Orders of the simulated shop: the root fields `orders(first, after, query, sortKey, reverse)`,
 //! `order(id)` and `shop`, answered from the 2025-01 schema's types (`Order`, `LineItem`, `Refund`,
 //! `RefundLineItem`, `Fulfillment`, `FulfillmentLineItem`, `MoneyBag`, `Product`, `ProductVariant`,
-//! `Collection`, `Shop`) with only the fields selected; a field the type lacks is an error.
+//! `Collection`, `Shop`, the `DiscountApplication` interface's `DiscountCodeApplication` and
+//! `AutomaticDiscountApplication` with the `PricingValue` union's `MoneyV2` and
+//! `PricingPercentageValue`) with only the fields selected; a field the type lacks is an error.
 //!
-//! Nested connections (`lineItems`, `refundLineItems`, `fulfillmentLineItems`, `collections`) need
-//! `first` (1..=250) and page with `after`; the lists `refunds(first)` and `fulfillments(first)` are
-//! truncated to `first` when it is given.
+//! Nested connections (`lineItems`, `discountApplications`, `refundLineItems`,
+//! `fulfillmentLineItems`, `collections`) need `first` (1..=250) and page with `after`; the lists
+//! `refunds(first)` and `fulfillments(first)` are truncated to `first` when it is given.
 //!
 //! Query cost [U, after Shopify's "calculated query cost" docs]: a connection or list costs
 //! `2 + first × (1 + the cost of the connections inside each node)`, so nested page sizes multiply
@@ -73,6 +75,47 @@ pub struct Fulfillment {
     pub lines: Vec<(u64, i64)>,
 }
 
+/// What a discount application took off (`PricingValue`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppliedValue {
+    /// `PricingPercentageValue`, in percent (10.0 = 10 % off). Served negative, as the schema
+    /// describes it ("between -100 (free) and 0 (no discount)" [S]; [U] positive values have been
+    /// reported from real shops, so clients should read the magnitude).
+    Percentage(f64),
+    /// `MoneyV2`, in cents of the shop's currency.
+    Amount(i64),
+}
+
+/// One discount applied to an order (`DiscountApplication`): a code's (`DiscountCodeApplication`)
+/// or, without a code, an automatic one (`AutomaticDiscountApplication`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscountApplication {
+    pub code: Option<String>,
+    /// An automatic discount's title.
+    pub title: String,
+    pub value: AppliedValue,
+    /// `ACROSS` (split over the entitled lines) or `EACH` (on each entitled line).
+    pub allocation_method: String,
+    /// `ALL`, `ENTITLED` or `EXPLICIT`.
+    pub target_selection: String,
+    /// `LINE_ITEM` or `SHIPPING_LINE`.
+    pub target_type: String,
+}
+
+impl DiscountApplication {
+    /// A code's discount on the whole order (`ACROSS`, `ALL`, `LINE_ITEM`).
+    pub fn code(code: &str, value: AppliedValue) -> Self {
+        DiscountApplication {
+            code: Some(code.to_string()),
+            title: String::new(),
+            value,
+            allocation_method: "ACROSS".into(),
+            target_selection: "ALL".into(),
+            target_type: "LINE_ITEM".into(),
+        }
+    }
+}
+
 /// An order of the shop.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Order {
@@ -87,6 +130,10 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub discount_codes: Vec<String>,
+    /// `discountApplications`. Empty: one per discount code, from the shop's code discount of
+    /// that code (see [`Shopify::add_code_discount`]), else [U] the order's whole discount as an
+    /// amount on the first code.
+    pub discount_applications: Vec<DiscountApplication>,
     /// Order-level discounts, in cents.
     pub order_discount_cents: i64,
     pub shipping_cents: i64,
@@ -430,6 +477,7 @@ fn demo_orders(people: &[Person], customer_ids: &[u64]) -> Vec<Order> {
 
 const CONNECTIONS: &[&str] = &[
     "lineItems",
+    "discountApplications",
     "refundLineItems",
     "fulfillmentLineItems",
     "collections",
@@ -509,7 +557,7 @@ fn child<'a>(selection: &'a [Field], name: &str) -> Option<&'a Field> {
     selection.iter().find(|f| f.name == name)
 }
 
-fn money(cents: i64) -> String {
+pub(super) fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let abs = cents.unsigned_abs();
     if abs.is_multiple_of(100) {
@@ -671,6 +719,69 @@ fn line_nodes(
     Ok((out, cost))
 }
 
+/// The order's discount applications: as given, else one per code (see [`Order`]).
+fn applications(state: &State, order: &Order) -> Vec<DiscountApplication> {
+    if !order.discount_applications.is_empty() {
+        return order.discount_applications.clone();
+    }
+    order
+        .discount_codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| {
+            use super::discounts::DiscountValue;
+            match state.discounts.by_code(code).map(|d| &d.value) {
+                Some(DiscountValue::Percentage(p)) => {
+                    DiscountApplication::code(code, AppliedValue::Percentage(-p * 100.0))
+                }
+                Some(DiscountValue::Amount { cents, each_item }) => DiscountApplication {
+                    allocation_method: if *each_item { "EACH" } else { "ACROSS" }.into(),
+                    ..DiscountApplication::code(code, AppliedValue::Amount(*cents))
+                },
+                Some(DiscountValue::FreeShipping) => DiscountApplication {
+                    target_type: "SHIPPING_LINE".into(),
+                    ..DiscountApplication::code(code, AppliedValue::Percentage(-100.0))
+                },
+                None => DiscountApplication::code(
+                    code,
+                    AppliedValue::Amount(if i == 0 {
+                        order.line_discounts() + order.order_discount_cents
+                    } else {
+                        0
+                    }),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn application_json(index: usize, application: &DiscountApplication, currency: &str) -> Value {
+    let value = match application.value {
+        AppliedValue::Percentage(p) => {
+            json!({"__typename": "PricingPercentageValue", "percentage": p})
+        }
+        AppliedValue::Amount(cents) => {
+            json!({"__typename": "MoneyV2", "amount": money(cents), "currencyCode": currency})
+        }
+    };
+    let mut v = json!({
+        "__typename": "DiscountCodeApplication",
+        "allocationMethod": application.allocation_method,
+        "index": index,
+        "targetSelection": application.target_selection,
+        "targetType": application.target_type,
+        "value": value,
+    });
+    match &application.code {
+        Some(code) => v["code"] = json!(code),
+        None => {
+            v["__typename"] = json!("AutomaticDiscountApplication");
+            v["title"] = json!(application.title);
+        }
+    }
+    v
+}
+
 fn order_json(state: &State, order: &Order, selection: &[Field]) -> Result<(Value, f64), Value> {
     let orders = &state.orders;
     let currency = orders.currency.as_str();
@@ -721,6 +832,17 @@ fn order_json(state: &State, order: &Order, selection: &[Field]) -> Result<(Valu
         "customer": customer,
     });
     let identity = |v: Value, _: i64, _: u64| v;
+    if let Some(field) = child(selection, "discountApplications") {
+        let items: Vec<(SortKey, Value)> = applications(state, order)
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((i as i64, i as u64), application_json(i, a, currency)))
+            .collect();
+        let (rows, has_next, has_prev) = page(items, field)?;
+        cost += 2.0 + rows.len() as f64;
+        v["discountApplications"] =
+            connection("DiscountApplicationConnection", rows, has_next, has_prev);
+    }
     if let Some(field) = child(selection, "lineItems") {
         let ids: Vec<(u64, i64)> = order.lines.iter().map(|l| (l.id, l.quantity)).collect();
         let (items, c) = line_nodes(

@@ -392,6 +392,23 @@ impl super::Mailchimp {
             .unwrap_or_default()
     }
 
+    /// A store's promo rule as stored (its fields as sent, `enabled` defaulted) with its codes
+    /// under `codes`, in id order.
+    pub fn ecommerce_promo_rule(&self, store_id: &str, rule_id: &str) -> Option<Value> {
+        let state = self.lock();
+        let rule = state
+            .ecommerce
+            .stores
+            .get(store_id)?
+            .promo_rules
+            .get(rule_id)?;
+        let mut doc = rule.doc.clone();
+        doc.entry("enabled").or_insert(Value::Bool(true));
+        let codes = rule.codes.values().cloned().map(Value::Object).collect();
+        doc.insert("codes".into(), Value::Array(codes));
+        Some(Value::Object(doc))
+    }
+
     /// Write requests (`POST`/`PUT`/`PATCH`) to the e-commerce routes so far, refused ones
     /// included.
     pub fn ecommerce_writes(&self) -> u64 {

@@ -720,6 +720,24 @@ fn render_rule(store_id: &str, rule: &PromoRule) -> Value {
     Value::Object(doc)
 }
 
+/// `ends_at` "must be after starts_at" (the spec's description), in the rule as it would be.
+fn check_dates(doc: &Map<String, Value>) -> Result<(), ApiError> {
+    let time = |key: &str| {
+        doc.get(key)
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    if let (Some(starts), Some(ends)) = (time("starts_at"), time("ends_at"))
+        && ends <= starts
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "ends_at",
+            "The end date must be after the start date.",
+        )]));
+    }
+    Ok(())
+}
+
 /// A percentage is a decimal between 0 and 1 (the spec's description).
 fn check_amount(doc: &Map<String, Value>, current_type: Option<&str>) -> Result<(), ApiError> {
     let kind = doc
@@ -753,6 +771,7 @@ pub async fn create_promo_rule(
     );
     let doc = checked(&body, schema::PROMO_RULE_CREATE)?;
     check_amount(&doc, None)?;
+    check_dates(&doc)?;
     let store = store_mut(&mut state, &store_id)?;
     let id = text(&doc, "id").to_string();
     if store.promo_rules.contains_key(&id) {
@@ -803,8 +822,12 @@ pub async fn patch_promo_rule(
         .promo_rules
         .get_mut(&rule_id)
         .ok_or(ApiError::NotFound)?;
-    check_amount(&doc, rule.doc.get("type").and_then(Value::as_str))?;
-    rule.doc.extend(doc);
+    let mut merged = rule.doc.clone();
+    merged.extend(doc);
+    // The rule as it would be: a type changed to `percentage` must find its amount in 0..1.
+    check_amount(&merged, None)?;
+    check_dates(&merged)?;
+    rule.doc = merged;
     Ok(respond(render_rule(&store_id, rule), &params))
 }
 
