@@ -117,12 +117,15 @@ pub struct Context {
     /// The opted-in Secrets each kind's controller watches, as its watch last saw them: a run
     /// reads its credentials here instead of asking the API server (see `dereference`).
     /// Keyed by kind and the namespace the watch covers (`None`: all).
-    secret_stores: Mutex<HashMap<(&'static str, Option<String>), Store<Secret>>>,
+    secret_stores: Mutex<HashMap<SecretScope, Store<Secret>>>,
     /// The namespaces the controllers watch (empty: the whole cluster), set by
     /// [`run_controllers`]: where `registration` looks for other syncs still needing a
     /// subscription.
     watched: Mutex<Vec<String>>,
 }
+
+/// A kind's Secret watch: the kind and the namespace it covers (`None`: all).
+type SecretScope = (&'static str, Option<String>);
 
 impl Context {
     pub fn new(
