@@ -700,3 +700,36 @@ async fn order_events_are_sent_in_jobs_near_klaviyos_1000_not_one_per_source_pag
         "{jobs} jobs for {events} events"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shops_promo_codes_are_synced_once_per_interval_across_sync_f_runs() {
+    let running = sandbox().await;
+    let dir = tempdir::Dir::new();
+    let file = write_manifest(
+        &dir,
+        "store.yaml",
+        &example("shopify-orders-to-mailchimp.yaml"),
+    );
+    let url = running.url();
+    let args = ["sync", "-f", &file, "--sandbox", &url, "--output", "json"];
+    let listings = || {
+        running
+            .sandbox
+            .shopify
+            .counters()
+            .root_fields
+            .get("codeDiscountNodes")
+            .copied()
+            .unwrap_or(0)
+    };
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(listings(), 1, "the first run lists the shop's discounts");
+    // Within `promoCodes.every` (6h): the state file says when they were synced, so the
+    // second run makes no promo call.
+    let out = run(&args, &[]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(listings(), 1, "{}", stdout(&out));
+    let state = std::fs::read_to_string(dir.path().join(".audience-operator-state.json")).unwrap();
+    assert!(state.contains("promoCodesSyncedAt"), "{state}");
+}

@@ -35,9 +35,9 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn a_recomputed_segment_reaches_mailchimp_at_the_next_tick_and_quiet_ticks_cost_one_call() {
-    let mut h = harness("op-segwatch", false).await;
+/// A harness whose operator ticks the segment watch every second, with the default Secrets.
+async fn watching_harness(name: &str) -> Harness {
+    let mut h = harness(name, false).await;
     let mut options = h.options();
     options.settings.segment_watch = Duration::from_secs(1);
     h.operator = Some(
@@ -46,6 +46,12 @@ async fn a_recomputed_segment_reaches_mailchimp_at_the_next_tick_and_quiet_ticks
             .expect("starting the operator"),
     );
     h.default_secrets().await;
+    h
+}
+
+#[tokio::test]
+async fn a_recomputed_segment_reaches_mailchimp_at_the_next_tick_and_quiet_ticks_cost_one_call() {
+    let h = watching_harness("op-segwatch").await;
     let crm = h.retailcrm().clone();
     let add = |email: &str| {
         crm.add_customer(audience_sandbox::retailcrm::Customer {
@@ -123,15 +129,7 @@ async fn a_recomputed_segment_reaches_mailchimp_at_the_next_tick_and_quiet_ticks
 
 #[tokio::test]
 async fn a_shopify_segment_that_gains_a_member_reaches_mailchimp_at_the_next_tick() {
-    let mut h = harness("op-segwatch-shopify", false).await;
-    let mut options = h.options();
-    options.settings.segment_watch = Duration::from_secs(1);
-    h.operator = Some(
-        Operator::start(h.client.clone(), options)
-            .await
-            .expect("starting the operator"),
-    );
-    h.default_secrets().await;
+    let h = watching_harness("op-segwatch-shopify").await;
     let a = h.add_shopify("a@gmail.com", "A", "Buyer");
     let b = h.add_shopify("b@gmail.com", "B", "Buyer");
     let shop = h.shopify().clone();

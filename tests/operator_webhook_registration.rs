@@ -110,11 +110,9 @@ const APP_SECRET: &str = "shpss_registration_app_client_secret_0123";
 const MAILCHIMP_HOOK_SECRET: &str = "mc-registration-hook-secret";
 const SHOP: &str = "test.myshopify.com";
 
-#[tokio::test]
-async fn registered_subscriptions_carry_an_edit_and_go_when_the_sync_is_deleted() {
-    let mut h = harness("op-hookreg", false).await;
-    let public = start_public(&mut h, None).await;
-
+/// The Shopify and Mailchimp Secrets with their webhook secrets, and the shop's app registered
+/// with the same secret; the shop simulator.
+async fn webhook_secrets(h: &Harness) -> audience_sandbox::shopify::Shopify {
     let token = h.shopify().access_token();
     h.secret(
         "shopify",
@@ -131,6 +129,15 @@ async fn registered_subscriptions_carry_an_edit_and_go_when_the_sync_is_deleted(
     .await;
     let shopify = h.shopify().clone();
     shopify.set_app(SHOP, APP_SECRET);
+    shopify
+}
+
+#[tokio::test]
+async fn registered_subscriptions_carry_an_edit_and_go_when_the_sync_is_deleted() {
+    let mut h = harness("op-hookreg", false).await;
+    let public = start_public(&mut h, None).await;
+
+    let shopify = webhook_secrets(&h).await;
     let id = shopify.add_customer(Customer {
         email: Some("ann@gmail.com".into()),
         first_name: Some("Ann".into()),
@@ -244,23 +251,8 @@ fn order_sync(name: &str, extra: serde_json::Value) -> serde_json::Value {
 async fn an_order_sync_registers_the_order_topics_and_an_order_reaches_klaviyo_through_them() {
     let mut h = harness("op-hookreg-orders", false).await;
     let public = start_public(&mut h, None).await;
-    let token = h.shopify().access_token();
-    h.secret(
-        "shopify",
-        &[("accessToken", &token), ("webhookSecret", APP_SECRET)],
-    )
-    .await;
     h.secret("klaviyo", &[("apiKey", &h.klaviyo_key())]).await;
-    h.secret(
-        "mailchimp",
-        &[
-            ("apiKey", &h.mailchimp_key()),
-            ("webhookSecret", MAILCHIMP_HOOK_SECRET),
-        ],
-    )
-    .await;
-    let shopify = h.shopify().clone();
-    shopify.set_app(SHOP, APP_SECRET);
+    let shopify = webhook_secrets(&h).await;
     shopify.add_product(Product {
         id: 7_001,
         title: "Canvas tote".into(),
@@ -353,22 +345,7 @@ async fn an_order_sync_registers_the_order_topics_and_an_order_reaches_klaviyo_t
 async fn a_new_public_url_removes_the_subscriptions_at_the_old_one_and_nothing_else() {
     let mut h = harness("op-hookreg-moved", false).await;
     let old = start_public(&mut h, None).await;
-    let token = h.shopify().access_token();
-    h.secret(
-        "shopify",
-        &[("accessToken", &token), ("webhookSecret", APP_SECRET)],
-    )
-    .await;
-    h.secret(
-        "mailchimp",
-        &[
-            ("apiKey", &h.mailchimp_key()),
-            ("webhookSecret", MAILCHIMP_HOOK_SECRET),
-        ],
-    )
-    .await;
-    let shopify = h.shopify().clone();
-    shopify.set_app(SHOP, APP_SECRET);
+    let shopify = webhook_secrets(&h).await;
     let api = h.api::<AudienceSync>();
     h.create::<AudienceSync>(audience_sync(
         "moved",

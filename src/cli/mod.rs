@@ -59,8 +59,9 @@ key token of Secret lightspeed-x-credentials is AUDIENCE_OPERATOR_SECRET_LIGHTSP
 
 Without a cluster there is no status to keep a checkpoint in: every audience run reads the source
 in full. An OrderSync keeps its order cursor (and the time of its first run: events before it are
-sent as backfill, firing no flows) in the --state file, by default .audience-operator-state.json
-next to FILE (the current directory for stdin): a second run sends only what is new. Delete the
+sent as backfill, firing no flows), the ids of the events Klaviyo accepted and the time the promo
+codes were last synced in the --state file, by default .audience-operator-state.json next to FILE
+(the current directory for stdin): a second run sends only what is new. Delete the
 file to start over; Klaviyo's dedupe by unique id still records no event twice.
 Exit status: 0 when every sync succeeded (with --dry-run: planned), 1 otherwise. A run stopped by
 the safety limit prints its plan id; run again with --approve PLAN_ID to let exactly that plan go

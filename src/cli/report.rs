@@ -63,6 +63,10 @@ pub struct SyncReport {
     /// OrderSync into events: the accepted ids to keep in the state file (not printed).
     #[serde(skip)]
     pub sent_events: Option<audience_core::SentLedger>,
+    /// OrderSync into a Mailchimp store: when this run synced the shop's promo codes (kept in
+    /// the state file, not printed).
+    #[serde(skip)]
+    pub promo_codes_synced_at: Option<chrono::DateTime<chrono::Utc>>,
     /// OrderSync: what the status conditions besides `Ready` would say (e.g. the time zones
     /// differ).
     #[serde(skip_serializing_if = "Vec::is_empty")]

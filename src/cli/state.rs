@@ -1,6 +1,7 @@
 //! `sync -f --state FILE`: where an OrderSync run outside a cluster keeps what the controller
 //! keeps in `status` and a ConfigMap: its order cursor, the time it started (events before it are
-//! history) and the ids of the events its target accepted (`crate::sent_events`).
+//! history), the ids of the events its target accepted (`crate::sent_events`) and when the shop's
+//! promo codes were last synced.
 //!
 //! One JSON file for every OrderSync of a manifest, keyed `namespace/name` (`default` when the
 //! manifest gives none). By default `.audience-operator-state.json` next to the manifest (the
@@ -40,6 +41,10 @@ pub struct OrderState {
     /// sends only its new event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_events: Option<SentEvents>,
+    /// When the shop's promo codes were last synced into a Mailchimp store, so a run within
+    /// `promoCodes.every` makes no promo call (the controller's `status.promoCodesSyncedAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo_codes_synced_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An event target's accepted ids, as `crate::sent_events::encode` writes them.
@@ -106,6 +111,7 @@ mod tests {
                     target: "klaviyo-0123".into(),
                     ids: "AAAAAAAAAAA=".into(),
                 }),
+                promo_codes_synced_at: Some(chrono::Utc::now()),
             },
         );
         state.save(&path).unwrap();

@@ -254,6 +254,15 @@ async fn run_order(
             .get_or_insert_with(Default::default)
             .checkpoint = saved.checkpoint.clone();
     }
+    if let Some(ts) = saved
+        .promo_codes_synced_at
+        .and_then(|at| jiff::Timestamp::from_second(at.timestamp()).ok())
+    {
+        object
+            .status
+            .get_or_insert_with(Default::default)
+            .promo_codes_synced_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
+    }
     // The ids the same target accepted in earlier runs: a changed order sends its new event only.
     let target = object.sent_events_target();
     let sent = saved
@@ -280,6 +289,7 @@ async fn run_order(
                 started: Some(started),
                 checkpoint: report.checkpoint.clone().or(saved.checkpoint),
                 sent_events,
+                promo_codes_synced_at: report.promo_codes_synced_at.or(saved.promo_codes_synced_at),
             },
         );
     }
@@ -342,6 +352,7 @@ async fn run_one<K: SyncObject>(
             report.source_reads = executed.source_reads;
             report.checkpoint = executed.checkpoint;
             report.sent_events = executed.sent_events;
+            report.promo_codes_synced_at = executed.promo_codes_synced_at;
             report.notes = executed
                 .notices
                 .iter()

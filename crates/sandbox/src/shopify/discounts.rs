@@ -21,8 +21,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::graphql::Field;
-use super::orders::money;
-use super::{Shopify, SortKey, State, arg_str, connection, error, now_secs, page, page_size, ts};
+use super::orders::{money, node_selection};
+use super::{
+    Shopify, SortKey, State, arg_str, connection, error, now_secs, page, page_size,
+    rendered_connection, ts,
+};
 
 /// What a code discount gives.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,24 +284,6 @@ fn node_cost(selection: &[Field]) -> Result<f64, Value> {
     Ok(1.0 + shared + by_member.values().copied().fold(0.0, f64::max))
 }
 
-fn node_selection(field: &Field) -> Vec<Field> {
-    let mut out = Vec::new();
-    for child in &field.selection {
-        match child.name.as_str() {
-            "nodes" => out.extend(child.selection.iter().cloned()),
-            "edges" => {
-                for edge_child in &child.selection {
-                    if edge_child.name == "node" {
-                        out.extend(edge_child.selection.iter().cloned());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// The requested cost of `codeDiscountNodes` or `codeDiscountNode`.
 pub(super) fn requested_cost(field: &Field) -> Result<f64, Value> {
     match field.name.as_str() {
@@ -482,20 +467,13 @@ fn resolve_list(state: &State, field: &Field) -> Result<(Value, f64), Value> {
         };
         items.push(((value, discount.id), discount));
     }
-    items.sort_by_key(|(k, _)| *k);
-    let (rows, has_next, has_prev) = page(items, field)?;
-    let selection = node_selection(field);
-    let mut cost = 2.0;
-    let mut nodes = Vec::new();
-    for (key, discount) in rows {
-        let (v, c) = node_json(state, discount, &selection)?;
-        cost += c;
-        nodes.push((key, v));
-    }
-    Ok((
-        connection("DiscountCodeNodeConnection", nodes, has_next, has_prev),
-        cost,
-    ))
+    rendered_connection(
+        "DiscountCodeNodeConnection",
+        items,
+        field,
+        &node_selection(field),
+        |discount, selection| node_json(state, discount, selection),
+    )
 }
 
 #[cfg(test)]

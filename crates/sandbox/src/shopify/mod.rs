@@ -833,6 +833,27 @@ fn page<T>(mut items: Vec<(SortKey, T)>, field: &Field) -> Result<Page<T>, Value
     Ok((rest, has_next, after.is_some()))
 }
 
+/// `items` (keyed, in any order) sorted, paged as `field` asks and each node on the page
+/// rendered for its selection: the connection and its cost (2, plus each node's).
+fn rendered_connection<T>(
+    type_name: &str,
+    mut items: Vec<(SortKey, T)>,
+    field: &Field,
+    selection: &[graphql::Field],
+    mut render: impl FnMut(T, &[graphql::Field]) -> Result<(Value, f64), Value>,
+) -> Result<(Value, f64), Value> {
+    items.sort_by_key(|(k, _)| *k);
+    let (rows, has_next, has_prev) = page(items, field)?;
+    let mut cost = 2.0;
+    let mut nodes = Vec::with_capacity(rows.len());
+    for (key, item) in rows {
+        let (v, c) = render(item, selection)?;
+        cost += c;
+        nodes.push((key, v));
+    }
+    Ok((connection(type_name, nodes, has_next, has_prev), cost))
+}
+
 fn connection(
     type_name: &str,
     items: Vec<(SortKey, Value)>,

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use super::graphql::Field;
 use super::{
     Search, Shopify, SortKey, State, Term, arg_str, connection, customer_json, error, now_secs,
-    page, page_size, parse_search, ts,
+    page, page_size, parse_search, rendered_connection, ts,
 };
 use crate::seed::Person;
 
@@ -486,7 +486,7 @@ const LISTS: &[&str] = &["refunds", "fulfillments"];
 
 /// The selection of one node of a connection (`nodes { … }` and `edges { node { … } }`) or of a
 /// list's items.
-fn node_selection(field: &Field) -> Vec<Field> {
+pub(super) fn node_selection(field: &Field) -> Vec<Field> {
     let mut out = Vec::new();
     for child in &field.selection {
         match child.name.as_str() {
@@ -1038,20 +1038,13 @@ fn resolve_orders(state: &State, field: &Field) -> Result<(Value, f64), Value> {
         };
         items.push(((value, order.id), order));
     }
-    items.sort_by_key(|(k, _)| *k);
-    let (rows, has_next, has_prev) = page(items, field)?;
-    let node_sel = node_selection(field);
-    let mut cost = 2.0;
-    let mut nodes = Vec::new();
-    for (key, order) in rows {
-        let (v, c) = order_json(state, order, &node_sel)?;
-        cost += c;
-        nodes.push((key, v));
-    }
-    Ok((
-        connection("OrderConnection", nodes, has_next, has_prev),
-        cost,
-    ))
+    rendered_connection(
+        "OrderConnection",
+        items,
+        field,
+        &node_selection(field),
+        |order, selection| order_json(state, order, selection),
+    )
 }
 
 #[cfg(test)]
