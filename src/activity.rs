@@ -123,23 +123,13 @@ where
         .unwrap_or_default();
     stamp(&mut entries, run, spec.hash_emails);
     let data = merge_lines(&old, &entries, ActivityLimits::default());
-    let owner = owned_configmap::owner(sync);
-    let cm = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                FOR_LABEL: label_value(&sync.name_any()),
-                KIND_LABEL: kind,
-                "app.kubernetes.io/managed-by": "audience-operator",
-            },
-            "annotations": { HASHED_ANNOTATION: spec.hash_emails.to_string() },
-            "ownerReferences": [owner],
-        },
-        "data": { DATA_KEY: data },
-    });
+    let cm = owned_configmap::manifest(
+        sync,
+        &name,
+        FOR_LABEL,
+        serde_json::json!({ HASHED_ANNOTATION: spec.hash_emails.to_string() }),
+        serde_json::json!({ "data": { DATA_KEY: data } }),
+    );
     owned_configmap::apply(&api, &name, &cm).await?;
     Ok(())
 }

@@ -30,6 +30,37 @@ pub fn is_owned_by<K: Resource<DynamicType = ()>>(object: &impl Resource, sync: 
         .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
+/// The whole ConfigMap `name` owned by `sync`: labelled with `for_label` (the sync's name, made a
+/// label value), its kind and the operator as manager, carrying `annotations` and `content`
+/// (`{"data": …}` or `{"binaryData": …}`).
+pub fn manifest<K: Resource<DynamicType = ()>>(
+    sync: &K,
+    name: &str,
+    for_label: &str,
+    annotations: serde_json::Value,
+    content: serde_json::Value,
+) -> serde_json::Value {
+    let mut cm = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": sync.namespace().unwrap_or_default(),
+            "labels": {
+                for_label: crate::activity::label_value(&sync.name_any()),
+                crate::activity::KIND_LABEL: K::kind(&()),
+                "app.kubernetes.io/managed-by": "audience-operator",
+            },
+            "annotations": annotations,
+            "ownerReferences": [owner(sync)],
+        },
+    });
+    if let (Some(cm), Some(content)) = (cm.as_object_mut(), content.as_object()) {
+        cm.extend(content.clone());
+    }
+    cm
+}
+
 /// Applies `body` (a whole ConfigMap) as the operator's field manager.
 pub async fn apply(
     api: &Api<ConfigMap>,

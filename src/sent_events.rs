@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::activity::{label_value, object_name};
+use crate::activity::object_name;
 use crate::owned_configmap;
 
 /// The key of the fingerprints in the ConfigMap's `binaryData`.
@@ -100,24 +100,13 @@ where
     {
         return Err(SaveError::NotOurs(name));
     }
-    let kind = K::kind(&()).to_string();
-    let owner = owned_configmap::owner(sync);
-    let cm = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                FOR_LABEL: label_value(&sync.name_any()),
-                crate::activity::KIND_LABEL: kind,
-                "app.kubernetes.io/managed-by": "audience-operator",
-            },
-            "annotations": { TARGET_ANNOTATION: target },
-            "ownerReferences": [owner],
-        },
-        "binaryData": { DATA_KEY: encode(ledger) },
-    });
+    let cm = owned_configmap::manifest(
+        sync,
+        &name,
+        FOR_LABEL,
+        serde_json::json!({ TARGET_ANNOTATION: target }),
+        serde_json::json!({ "binaryData": { DATA_KEY: encode(ledger) } }),
+    );
     owned_configmap::apply(&api, &name, &cm).await?;
     Ok(())
 }
