@@ -11,7 +11,8 @@
 //!   transport failure), fed by the connectors' call observer;
 //! - `audience_operator_leader`: 1 while this replica holds the lease (with sharding: at least
 //!   one shard);
-//! - `audience_operator_tracked_objects`: per-object entries kept between reconciles (pruned when
+//! - `audience_operator_tracked_objects`: per-object entries kept between reconciles (backoff
+//!   counters, webhook registrations, segment checks, each sync's kept connectors; pruned when
 //!   objects are deleted);
 //! - `audience_operator_owned_shards` / `audience_operator_shards`: shards this replica holds,
 //!   out of how many (both 0 without sharding), so `sum(owned) == max(shards)` says every shard

@@ -3,11 +3,19 @@
 
 mod operator_support;
 
-use audience_operator::crd::{AudienceSync, SegmentSync};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use audience_core::{Source, Target};
+use audience_operator::crd::{AudienceSync, SegmentSync, SourceRef, TargetRef};
+use audience_operator::operator::Operator;
+use audience_operator::sync::{ConnectError, ConnectorFactory, Credentials, DefaultConnectors};
 use audience_sandbox::Vendor;
 use audience_sandbox::mailchimp::MemberStatus;
 use operator_support::*;
 use serde_json::json;
+use url::Url;
 
 #[tokio::test]
 async fn create_syncs_and_sync_now_applies_exactly_the_edits() {
@@ -403,4 +411,82 @@ async fn segment_sync_modes_keep_their_promise() {
         "cron runs at 06:00 Amsterdam time, got {local}"
     );
     h.assert_no_secret_leaked().await;
+}
+
+/// The real connectors, counting the targets built.
+struct CountingTargets {
+    inner: DefaultConnectors,
+    built: Arc<AtomicUsize>,
+}
+
+impl ConnectorFactory for CountingTargets {
+    fn source(
+        &self,
+        spec: SourceRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Source>, ConnectError> {
+        self.inner.source(spec, creds, sandbox)
+    }
+
+    fn target(
+        &self,
+        spec: TargetRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn Target>, ConnectError> {
+        self.built.fetch_add(1, Ordering::SeqCst);
+        self.inner.target(spec, creds, sandbox)
+    }
+}
+
+#[tokio::test]
+async fn a_syncs_connectors_are_kept_between_runs_and_rebuilt_for_a_rotated_secret() {
+    let mut h = harness("op-keep", false).await;
+    h.default_secrets().await;
+    h.add_shopify("a@gmail.com", "A", "A");
+    let built = Arc::new(AtomicUsize::new(0));
+    let mut options = h.options();
+    options.connectors = Arc::new(CountingTargets {
+        inner: sandbox_connectors(),
+        built: built.clone(),
+    });
+    h.operator = Some(
+        Operator::start(h.client.clone(), options)
+            .await
+            .expect("starting the operator"),
+    );
+    let api = h.api::<AudienceSync>();
+    h.create::<AudienceSync>(audience_sync("keep", json!({})))
+        .await;
+    wait_reason(&api, "keep", "Synced").await;
+    h.add_shopify("b@gmail.com", "B", "B");
+    h.sync_now::<AudienceSync>("keep", "second").await;
+    assert_eq!(
+        h.members().len(),
+        2,
+        "the second run synced the new customer"
+    );
+    assert_eq!(
+        built.load(Ordering::SeqCst),
+        1,
+        "the second run used the first run's connectors"
+    );
+
+    // The Mailchimp key is rotated: the next run builds new connectors with it.
+    let rotated = "fedcba9876543210fedcba9876543210-us6";
+    h.mailchimp()
+        .set_valid_keys([h.mailchimp_key().as_str(), rotated]);
+    h.secret("mailchimp", &[("apiKey", rotated)]).await;
+    let deadline = Instant::now() + WAIT;
+    while built.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "no run built new connectors");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The old key stops working; the kept connectors hold the new one.
+    h.mailchimp().set_valid_keys([rotated]);
+    h.add_shopify("c@gmail.com", "C", "C");
+    h.sync_now::<AudienceSync>("keep", "after-rotation").await;
+    assert_eq!(h.members().len(), 3);
+    assert_eq!(built.load(Ordering::SeqCst), 2, "built once per credential");
 }

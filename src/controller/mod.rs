@@ -36,7 +36,7 @@ use url::Url;
 use crate::crd::{AudienceSync, CREDENTIALS_LABEL, OrderSync, SegmentSync};
 use crate::metrics::Metrics;
 use crate::shard::{ShardFilter, Shards, shard_of};
-use crate::sync::{ConnectorFactory, DefaultConnectors};
+use crate::sync::{ConnectorCache, ConnectorFactory, DefaultConnectors};
 pub use crate::sync::{SyncError, SyncObject};
 use crate::webhooks::WebhookHub;
 pub use errors::Retry;
@@ -94,6 +94,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub connectors: Arc<dyn ConnectorFactory>,
+    /// Each sync's connectors, kept between its runs (see [`crate::sync::cache`]).
+    pub connector_cache: ConnectorCache,
     pub settings: Settings,
     /// Set on shutdown or lost leadership: runs stop at the next safe point.
     pub stop: Arc<AtomicBool>,
@@ -145,6 +147,7 @@ impl Context {
             recorder,
             metrics: Metrics::global(),
             connectors,
+            connector_cache: ConnectorCache::new(),
             runs: admission::Admission::new(settings.concurrency, settings.run_records_budget),
             settings,
             stop: Arc::new(AtomicBool::new(false)),
@@ -248,6 +251,7 @@ impl Context {
             + self.registered.lock().expect("registered lock").len()
             + self.segment_checks.lock().expect("segment lock").len()
             + self.segment_changes.lock().expect("segment lock").len()
+            + self.connector_cache.len()
     }
 
     fn publish_tracked(&self) {
@@ -279,6 +283,7 @@ impl Context {
             .lock()
             .expect("segment lock")
             .retain(|key, _| !gone(key));
+        self.connector_cache.retain(|key| !gone(key));
         if let Some(hub) = &self.webhooks {
             hub.forget(gone);
         }

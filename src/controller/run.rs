@@ -14,7 +14,7 @@ use super::reconcile::{Reconciler, annotation};
 use crate::crd::{APPROVE_PLAN_ANNOTATION, SyncStatus};
 use crate::engine::{CheckpointFn, Phase, ProgressFn};
 use crate::status::{PROGRESSING, set_condition};
-use crate::sync::{Executed, RunControl, SyncError, SyncObject, prepare};
+use crate::sync::{Executed, RunControl, SyncError, SyncObject};
 
 /// Dereferences, builds the connectors and runs, patching `Progressing` at most every
 /// `progress_interval` meanwhile. An order cursor accepted during the run is left in `status`
@@ -59,13 +59,18 @@ async fn execute<K: SyncObject>(
     on_checkpoint: CheckpointFn,
 ) -> Result<Executed, SyncError> {
     let secrets = r.secrets();
-    let prepared = prepare(
-        r.obj,
-        &secrets,
-        r.ctx.connectors.as_ref(),
-        r.ctx.settings.sandbox.as_ref(),
-    )
-    .await?;
+    let key = super::object_key(r.obj);
+    let prepared = r
+        .ctx
+        .connector_cache
+        .prepare(
+            &key,
+            r.obj,
+            &secrets,
+            r.ctx.connectors.as_ref(),
+            r.ctx.settings.sandbox.as_ref(),
+        )
+        .await?;
     let sent_events = load_sent_events(r).await;
     let control = RunControl {
         approved_plan: annotation(r.obj, APPROVE_PLAN_ANNOTATION).map(str::to_string),
@@ -77,7 +82,12 @@ async fn execute<K: SyncObject>(
         on_checkpoint: Some(on_checkpoint),
         sent_events,
     };
-    prepared.run(r.obj, control).await
+    let result = prepared.run(r.obj, control).await;
+    if result.is_err() {
+        // Whatever failed, the next run starts from new connectors.
+        r.ctx.connector_cache.forget(&key);
+    }
+    result
 }
 
 /// The ids the sync's target accepted in earlier runs (`crate::sent_events`). Unreadable: the

@@ -16,8 +16,8 @@ use kube::ResourceExt;
 use super::object_key;
 use super::reconcile::Reconciler;
 use crate::schedule::Trigger;
+use crate::sync::SyncObject;
 use crate::sync::segment::SEGMENT_STAMP_PREFIX;
-use crate::sync::{SyncObject, prepare};
 
 impl<K: SyncObject> Reconciler<'_, K> {
     /// With nothing else due for `wait`: `Ok(trigger)` when the watched segment changed, else
@@ -45,13 +45,18 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
         let tick = wait.min(interval);
         let secrets = self.secrets();
-        let prepared = match prepare(
-            self.obj,
-            &secrets,
-            self.ctx.connectors.as_ref(),
-            self.ctx.settings.sandbox.as_ref(),
-        )
-        .await
+        // The sync's kept connectors (the ones its runs use; see `crate::sync::cache`).
+        let prepared = match self
+            .ctx
+            .connector_cache
+            .prepare(
+                &key,
+                self.obj,
+                &secrets,
+                self.ctx.connectors.as_ref(),
+                self.ctx.settings.sandbox.as_ref(),
+            )
+            .await
         {
             Ok(p) => p,
             Err(e) => {

@@ -14,6 +14,7 @@
 //! dispatch, the run and the failure reasons are the same code.
 
 pub mod audience;
+pub mod cache;
 pub mod connect;
 pub mod credentials;
 pub mod error;
@@ -25,11 +26,13 @@ use audience_core::{ApplyControl, OrderDestination, OrderSource, Source, Target}
 use url::Url;
 
 pub use audience::{full_run_reason, record_full_resync};
+pub use cache::ConnectorCache;
 pub use connect::{ConnectError, ConnectOptions, ConnectorFactory, DefaultConnectors};
 pub use credentials::{CredentialSource, Credentials, Role};
 pub use error::SyncError;
 pub use object::{Connections, Executed, JobParts, NamedSource, Notice, OrderParts, SyncObject};
 
+use crate::crd::{EventTargetRef, SourceRef, TargetRef};
 use crate::engine::ProgressFn;
 
 /// A sync ready to run: its connectors, built from its spec and credentials.
@@ -63,12 +66,37 @@ pub async fn prepare<K: SyncObject>(
     connectors: &dyn ConnectorFactory,
     sandbox: Option<&Url>,
 ) -> Result<Prepared, SyncError> {
+    resolve(obj, credentials).await?.build(connectors, sandbox)
+}
+
+/// A sync's connections with the credentials read for each side: everything its connectors are
+/// built from, so two equal `Resolved` build equal connectors (see [`Resolved::fingerprint`]).
+pub struct Resolved<'a> {
+    parts: ResolvedParts<'a>,
+}
+
+enum ResolvedParts<'a> {
+    Audience {
+        sources: Vec<(&'a str, SourceRef<'a>, Credentials)>,
+        target: (TargetRef<'a>, Credentials),
+    },
+    Orders {
+        source: (SourceRef<'a>, Credentials),
+        sink: (EventTargetRef<'a>, Credentials),
+    },
+}
+
+/// Validates `obj` and reads the credentials of each of its connections.
+pub async fn resolve<'a, K: SyncObject>(
+    obj: &'a K,
+    credentials: &dyn CredentialSource,
+) -> Result<Resolved<'a>, SyncError> {
     obj.validate().map_err(SyncError::InvalidSpec)?;
     if let Some(events) = obj.event_target() {
-        return prepare_orders(obj, events, credentials, connectors, sandbox).await;
+        return resolve_orders(obj, events, credentials).await;
     }
     let Connections { sources, target } = obj.connections()?;
-    let mut built = Vec::with_capacity(sources.len());
+    let mut resolved = Vec::with_capacity(sources.len());
     for (name, source) in sources {
         let source_creds = credentials
             .credentials(
@@ -77,10 +105,7 @@ pub async fn prepare<K: SyncObject>(
                 connect::source_descriptor(source).default_secret_key,
             )
             .await?;
-        built.push((
-            name.to_string(),
-            connectors.source(source, &source_creds, sandbox)?,
-        ));
+        resolved.push((name, source, source_creds));
     }
     let target_creds = credentials
         .credentials(
@@ -89,20 +114,19 @@ pub async fn prepare<K: SyncObject>(
             connect::target_descriptor(target).default_secret_key,
         )
         .await?;
-    Ok(Prepared {
-        sources: built,
-        target: Some(connectors.target(target, &target_creds, sandbox)?),
-        orders: None,
+    Ok(Resolved {
+        parts: ResolvedParts::Audience {
+            sources: resolved,
+            target: (target, target_creds),
+        },
     })
 }
 
-async fn prepare_orders<K: SyncObject>(
-    obj: &K,
-    events: crate::crd::EventTargetRef<'_>,
+async fn resolve_orders<'a, K: SyncObject>(
+    obj: &'a K,
+    events: EventTargetRef<'a>,
     credentials: &dyn CredentialSource,
-    connectors: &dyn ConnectorFactory,
-    sandbox: Option<&Url>,
-) -> Result<Prepared, SyncError> {
+) -> Result<Resolved<'a>, SyncError> {
     let (_, spec) = obj
         .source_specs()
         .into_iter()
@@ -118,7 +142,6 @@ async fn prepare_orders<K: SyncObject>(
             connect::source_descriptor(source).default_secret_key,
         )
         .await?;
-    let order_source = connectors.order_source(source, &source_creds, sandbox)?;
     let sink_creds = credentials
         .credentials(
             Role::Target,
@@ -126,21 +149,122 @@ async fn prepare_orders<K: SyncObject>(
             connect::event_sink_descriptor(events).default_secret_key,
         )
         .await?;
-    let sink = connectors.event_sink(events, &sink_creds, sandbox)?;
-    Ok(Prepared {
-        sources: Vec::new(),
-        target: None,
-        orders: Some((order_source, sink)),
+    Ok(Resolved {
+        parts: ResolvedParts::Orders {
+            source: (source, source_creds),
+            sink: (events, sink_creds),
+        },
     })
 }
 
+impl Resolved<'_> {
+    /// Builds the connectors.
+    pub fn build(
+        &self,
+        connectors: &dyn ConnectorFactory,
+        sandbox: Option<&Url>,
+    ) -> Result<Prepared, SyncError> {
+        match &self.parts {
+            ResolvedParts::Audience { sources, target } => {
+                let mut built = Vec::with_capacity(sources.len());
+                for (name, source, creds) in sources {
+                    built.push((
+                        name.to_string(),
+                        connectors.source(*source, creds, sandbox)?,
+                    ));
+                }
+                Ok(Prepared {
+                    sources: built,
+                    target: Some(connectors.target(target.0, &target.1, sandbox)?),
+                    orders: None,
+                })
+            }
+            ResolvedParts::Orders { source, sink } => Ok(Prepared {
+                sources: Vec::new(),
+                target: None,
+                orders: Some((
+                    connectors.order_source(source.0, &source.1, sandbox)?,
+                    connectors.event_sink(sink.0, &sink.1, sandbox)?,
+                )),
+            }),
+        }
+    }
+
+    /// A digest of everything the connectors are built from: each connection's spec (endpoint,
+    /// ids, options), the Secret data read for it, and the sandbox. Equal digests build equal
+    /// connectors, so a kept connector serves while the digest stays; a rotated Secret or an
+    /// edited connection changes it. Never shown anywhere (it is derived from secrets).
+    pub fn fingerprint(&self, sandbox: Option<&Url>) -> u128 {
+        let mut digest = Digest::default();
+        digest.part(sandbox.map(Url::as_str).unwrap_or(""));
+        match &self.parts {
+            ResolvedParts::Audience { sources, target } => {
+                digest.part("audience");
+                for (name, source, creds) in sources {
+                    digest.part(name);
+                    digest.part(&format!("{source:?}"));
+                    digest.credentials(creds);
+                }
+                digest.part(&format!("{:?}", target.0));
+                digest.credentials(&target.1);
+            }
+            ResolvedParts::Orders { source, sink } => {
+                digest.part("orders");
+                digest.part(&format!("{:?}", source.0));
+                digest.credentials(&source.1);
+                digest.part(&format!("{:?}", sink.0));
+                digest.credentials(&sink.1);
+            }
+        }
+        xxhash_rust::xxh3::xxh3_128(digest.0.as_bytes())
+    }
+}
+
+/// The input of [`Resolved::fingerprint`]: each part length-prefixed, so no two different
+/// inputs concatenate alike.
+#[derive(Default)]
+struct Digest(String);
+
+impl Digest {
+    fn part(&mut self, value: &str) {
+        self.0.push_str(&value.len().to_string());
+        self.0.push(':');
+        self.0.push_str(value);
+    }
+
+    fn credentials(&mut self, creds: &Credentials) {
+        self.part(&creds.secret_name);
+        self.part(&creds.key);
+        self.part(&creds.value);
+        for (key, value) in &creds.data {
+            self.part(key);
+            self.part(value);
+        }
+    }
+}
+
 impl Prepared {
+    /// Tells each connector a run begins (they may be the ones earlier runs used).
+    async fn begin_run(&self) {
+        for (_, source) in &self.sources {
+            source.begin_run().await;
+        }
+        if let Some(target) = &self.target {
+            target.begin_run().await;
+        }
+        if let Some((source, sink)) = &self.orders {
+            source.begin_run().await;
+            sink.begin_run().await;
+        }
+    }
+
     /// Runs `obj` with these connectors.
     pub async fn run<K: SyncObject>(
         &self,
         obj: &K,
         control: RunControl,
     ) -> Result<Executed, SyncError> {
+        self.begin_run().await;
         if let Some((source, sink)) = &self.orders {
             let parts = OrderParts {
                 source: source.as_ref(),

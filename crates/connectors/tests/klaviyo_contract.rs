@@ -723,3 +723,43 @@ async fn a_named_list_is_looked_up_once_per_account_and_again_once_deleted() {
     fourth.info().await.unwrap();
     assert_eq!((fourth.list_id(), lookups()), (Some(new_id), 2));
 }
+
+/// The operator keeps a sync's target between runs (`begin_run` starts each): profile ids learnt
+/// by a run's reads serve that run, and a new run looks them up again (a profile deleted and
+/// made anew has a new id; a big list's ids are not held between runs).
+#[tokio::test]
+async fn a_new_run_looks_profile_ids_up_again() {
+    let env = Env::start().await;
+    let target = env.target();
+    let creates: Vec<_> = (0..3)
+        .map(|i| create_with(i, MemberStatus::Transactional))
+        .collect();
+    target
+        .apply(&plan(creates, vec![], vec![]), &ApplyControl::default())
+        .await
+        .unwrap();
+    read_all(&target).await.unwrap();
+    env.clear_stats();
+    let report = target
+        .apply(
+            &plan(vec![], vec![], vec![email(0)]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.archived, 1);
+    assert_eq!(env.total() - env.writes(), 0, "this run's read gave the id");
+
+    target.begin_run().await;
+    env.clear_stats();
+    let report = target
+        .apply(
+            &plan(vec![], vec![], vec![email(1)]),
+            &ApplyControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.archived, 1);
+    assert_eq!(env.calls("GET", LIST_PROFILES), 1, "looked up afresh");
+    assert_eq!(env.sim().list_members(&env.list_id).len(), 1);
+}

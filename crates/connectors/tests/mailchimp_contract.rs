@@ -742,3 +742,31 @@ async fn members_by_email_looks_members_up_one_call_each_or_reads_the_audience_w
     assert!(target.members_by_email(&[]).await.unwrap().is_empty());
     assert_eq!(env.reads(), 0);
 }
+
+/// The operator keeps a sync's target between runs (`begin_run` starts each): the audience size
+/// a run reads decides that run's look-ups, so a new run reads it again rather than trusting the
+/// last run's.
+#[tokio::test]
+async fn a_new_run_reads_the_audience_size_again() {
+    let env = Env::start().await;
+    let target = env.target();
+    for i in 0..5 {
+        env.sim()
+            .insert_member(LIST, email(i).as_str(), SimStatus::Subscribed);
+    }
+    target.info().await.unwrap();
+    env.clear_stats();
+    target.members_by_email(&[email(0)]).await.unwrap();
+    assert_eq!(env.calls("GET", MEMBER_ROUTE), 1);
+    assert_eq!(env.reads(), 1, "this run's size is known: one look-up");
+
+    target.begin_run().await;
+    env.clear_stats();
+    target.members_by_email(&[email(0)]).await.unwrap();
+    assert_eq!(env.calls("GET", MEMBER_ROUTE), 1);
+    assert_eq!(
+        env.calls("GET", BATCH_ROUTE) + env.calls("GET", MEMBERS_ROUTE),
+        2,
+        "the new run reads the list and its size first"
+    );
+}

@@ -477,3 +477,46 @@ async fn no_more_than_ten_connections_at_once() {
         "the key budget keeps under the limit"
     );
 }
+
+/// The operator keeps a sync's sink between runs (`begin_run` starts each): within a run the
+/// store is read once, and a new run makes sure of it again (a store created by the last run is
+/// not "fresh" any more, and whatever a person changed in between is read).
+#[tokio::test]
+async fn a_kept_sink_makes_sure_of_the_store_again_each_run() {
+    const STORE_ROUTE: &str = "/3.0/ecommerce/stores/{store_id}";
+    let env = Env::start().await;
+    let live_from = now() - Duration::hours(1);
+    let history: Vec<Order> = (0..4)
+        .map(|i| order(i, now() - Duration::days(30)))
+        .collect();
+    let sink = sink(&env);
+    let control = ApplyControl::default();
+    sink.send_orders(&history, &options(live_from), &control)
+        .await
+        .unwrap();
+    sink.finish().await.unwrap();
+    let writes = env.sim().ecommerce_writes();
+
+    // More pages of the same run: the store is known.
+    env.clear_stats();
+    sink.send_orders(&history, &options(live_from), &control)
+        .await
+        .unwrap();
+    assert_eq!(env.calls("GET", STORE_ROUTE), 0);
+
+    sink.begin_run().await;
+    env.clear_stats();
+    let report = sink
+        .send_orders(&history, &options(live_from), &control)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.calls("GET", STORE_ROUTE),
+        1,
+        "the new run reads the store"
+    );
+    assert_eq!(report.unchanged, 4);
+    assert_eq!(report.write_calls, 0);
+    sink.finish().await.unwrap();
+    assert_eq!(env.sim().ecommerce_writes(), writes);
+}

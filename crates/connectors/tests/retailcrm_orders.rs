@@ -442,3 +442,31 @@ async fn throttling_and_bad_answers() {
     .unwrap_err();
     assert!(err.to_string().contains("history id"), "{err}");
 }
+
+/// The operator keeps a sync's source between runs (`begin_run` starts each): the statuses and
+/// sites are read once per run, so a status group or site changed in the CRM is seen by the
+/// next run, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_references_are_read_once_per_run() {
+    let (sandbox, key) = start(10).await;
+    let source = source(&sandbox, &key);
+    let first = read(&source, long_ago()).await.unwrap();
+    let checkpoint = last_checkpoint(&first);
+    assert_eq!(calls(&sandbox, "/api/v5/reference/statuses"), 1);
+    assert_eq!(calls(&sandbox, "/api/v5/reference/sites"), 1);
+    // More pages of the same run use what was read.
+    sandbox.sandbox.retailcrm.set_order_status(6, "complete");
+    read(&source, OrderScope::ChangedSince(checkpoint.clone()))
+        .await
+        .unwrap();
+    assert_eq!(calls(&sandbox, "/api/v5/reference/statuses"), 1);
+
+    source.begin_run().await;
+    sandbox.sandbox.retailcrm.set_order_status(7, "complete");
+    let next = read(&source, OrderScope::ChangedSince(checkpoint))
+        .await
+        .unwrap();
+    assert_eq!(by_id(&next)["7"].status, OrderStatus::Completed);
+    assert_eq!(calls(&sandbox, "/api/v5/reference/statuses"), 2);
+    assert_eq!(calls(&sandbox, "/api/v5/reference/sites"), 2);
+}

@@ -223,6 +223,11 @@ pub trait Source: Send + Sync {
     /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
     fn vendor(&self) -> &'static str;
 
+    /// A run begins on this connector, which may be the one earlier runs of the same sync used
+    /// (the operator keeps a sync's connectors between runs): forget what each run must read
+    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
+    async fn begin_run(&self) {}
+
     /// Pages of customers in `scope`, in the source's order, each carrying the checkpoint to save
     /// once it has been applied.
     fn read(&self, scope: ReadScope) -> BoxStream<'_, Result<SourcePage, ConnectorError>>;
@@ -315,6 +320,11 @@ pub trait ConsentWriter: Send + Sync {
 pub trait Target: Send + Sync {
     /// `mailchimp`, `klaviyo`.
     fn vendor(&self) -> &'static str;
+
+    /// A run begins on this connector, which may be the one earlier runs of the same sync used
+    /// (the operator keeps a sync's connectors between runs): forget what each run must read
+    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
+    async fn begin_run(&self) {}
 
     /// Contact events and email activity (customer events), if this target has them.
     fn customer_events(&self) -> Option<&dyn crate::customer_events::CustomerEventsTarget> {
@@ -431,6 +441,11 @@ pub trait OrderSource: Send + Sync {
     /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
     fn vendor(&self) -> &'static str;
 
+    /// A run begins on this connector, which may be the one earlier runs of the same sync used
+    /// (the operator keeps a sync's connectors between runs): forget what each run must read
+    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
+    async fn begin_run(&self) {}
+
     /// Pages of orders in `scope`, each with the checkpoint to save once it is applied. An order
     /// changed after it was first read (a refund, a shipment) is read again, whole.
     fn orders(&self, scope: OrderScope) -> BoxStream<'_, Result<OrderPage, ConnectorError>>;
@@ -499,6 +514,11 @@ pub trait EventSink: Send + Sync {
     /// `klaviyo`, `mailchimp`.
     fn vendor(&self) -> &'static str;
 
+    /// A run begins on this connector, which may be the one earlier runs of the same sync used
+    /// (the operator keeps a sync's connectors between runs): forget what each run must read
+    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
+    async fn begin_run(&self) {}
+
     /// Records events in as few calls as the vendor allows. Events carry a stable
     /// [`OrderEvent::unique_id`], so sending one twice records it once.
     async fn send_events(
@@ -559,6 +579,11 @@ pub trait OrderSink: Send + Sync {
     /// `mailchimp`.
     fn vendor(&self) -> &'static str;
 
+    /// A run begins on this connector, which may be the one earlier runs of the same sync used
+    /// (the operator keeps a sync's connectors between runs): forget what each run must read
+    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
+    async fn begin_run(&self) {}
+
     /// Upserts the page's sendable orders (and what they reference: customers, products,
     /// promo codes) by id, writing only what differs from the target. Orders the core's
     /// [`crate::order_events::sendable`] skips are counted by the caller and not sent.
@@ -602,6 +627,14 @@ impl OrderDestination {
         match self {
             OrderDestination::Events(s) => s.vendor(),
             OrderDestination::Orders(s) => s.vendor(),
+        }
+    }
+
+    /// See [`EventSink::begin_run`].
+    pub async fn begin_run(&self) {
+        match self {
+            OrderDestination::Events(s) => s.begin_run().await,
+            OrderDestination::Orders(s) => s.begin_run().await,
         }
     }
 }

@@ -305,6 +305,15 @@ impl Target for MailchimpTarget {
         VENDOR
     }
 
+    /// The audience size is read again (it picks look-ups or a whole read), and tag ids too (a
+    /// tag deleted in Mailchimp since is created again, not written to by a stale id).
+    async fn begin_run(&self) {
+        self.inner.segments.lock().expect("segments lock").clear();
+        self.inner
+            .size
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn customer_events(&self) -> Option<&dyn audience_core::customer_events::CustomerEventsTarget> {
         Some(self)
     }

@@ -242,10 +242,12 @@ pub struct RetailCrmSource {
     key: String,
     /// The zone the spec named, if any.
     configured_zone: Option<Tz>,
-    /// The zone in use once known (the configured one, else the account's).
-    zone: OnceLock<Tz>,
-    /// Statuses and sites, read when the first order needs them.
-    order_refs: tokio::sync::OnceCell<orders::OrderReferences>,
+    /// The zone in use once known (the configured one, else the account's): read again each
+    /// run (through the process's hourly zone cache), so a changed account setting is seen.
+    zone: Mutex<Option<Tz>>,
+    /// Statuses and sites, read when the first order of a run needs them (a new status group
+    /// is seen by the next run).
+    order_refs: orders::ReferencesSlot,
     site: Option<String>,
     retry: RetryPolicy,
     budget: Arc<KeyBudget>,
@@ -257,10 +259,7 @@ impl fmt::Debug for RetailCrmSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetailCrmSource")
             .field("base", &self.base)
-            .field(
-                "time_zone",
-                &self.zone.get().or(self.configured_zone.as_ref()),
-            )
+            .field("time_zone", &self.zone_known().or(self.configured_zone))
             .finish_non_exhaustive()
     }
 }
@@ -337,8 +336,8 @@ impl RetailCrmSource {
             base,
             key,
             configured_zone: config.time_zone,
-            zone: config.time_zone.map(OnceLock::from).unwrap_or_default(),
-            order_refs: tokio::sync::OnceCell::new(),
+            zone: Mutex::new(config.time_zone),
+            order_refs: Default::default(),
             site: config.site,
             retry: config.retry,
             client: http::client(),
@@ -479,8 +478,8 @@ impl RetailCrmSource {
     /// The account's time zone: the configured one, else the account's own setting (one
     /// `GET /api/v5/settings` per account and hour in this process).
     async fn account_zone(&self) -> Result<Tz, ConnectorError> {
-        if let Some(tz) = self.zone.get() {
-            return Ok(*tz);
+        if let Some(tz) = self.zone_known() {
+            return Ok(tz);
         }
         let slot = format!("{}#{:x}", self.base, xxh3_64(self.key.as_bytes()));
         let tz = match cached_zone(&slot) {
@@ -512,16 +511,24 @@ impl RetailCrmSource {
                 tz
             }
         };
-        Ok(*self.zone.get_or_init(|| tz))
+        *self.zone.lock().expect("zone lock") = Some(tz);
+        Ok(tz)
+    }
+
+    fn zone_known(&self) -> Option<Tz> {
+        *self.zone.lock().expect("zone lock")
+    }
+
+    /// A new run reads the account's zone and the order references again.
+    fn forget_run_state(&self) {
+        *self.zone.lock().expect("zone lock") = self.configured_zone;
+        self.order_refs.clear();
     }
 
     /// The zone for reading times; [`Self::account_zone`] runs before any read, so the fallback
     /// (RetailCRM's own default, Moscow) is never used on a real read.
     fn zone_now(&self) -> Tz {
-        self.zone
-            .get()
-            .copied()
-            .unwrap_or(chrono_tz::Europe::Moscow)
+        self.zone_known().unwrap_or(chrono_tz::Europe::Moscow)
     }
 
     fn parse_time(&self, value: &str) -> Option<DateTime<Utc>> {
@@ -832,6 +839,10 @@ enum Reader {
 impl Source for RetailCrmSource {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    async fn begin_run(&self) {
+        self.forget_run_state();
     }
 
     fn read(&self, scope: ReadScope) -> BoxStream<'_, Result<SourcePage, ConnectorError>> {

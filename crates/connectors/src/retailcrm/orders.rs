@@ -30,6 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use audience_core::order::{
@@ -87,9 +88,27 @@ enum Read {
     Done,
 }
 
+/// The order references of the current run: read once per run, by whichever page needs them
+/// first (concurrent pages wait for that one read); a new run starts with an empty slot.
+#[derive(Default)]
+pub(super) struct ReferencesSlot(
+    std::sync::Mutex<Arc<tokio::sync::OnceCell<Arc<OrderReferences>>>>,
+);
+
+impl ReferencesSlot {
+    fn current(&self) -> Arc<tokio::sync::OnceCell<Arc<OrderReferences>>> {
+        self.0.lock().expect("order references lock").clone()
+    }
+
+    pub(super) fn clear(&self) {
+        *self.0.lock().expect("order references lock") = Arc::default();
+    }
+}
+
 impl RetailCrmSource {
-    async fn order_references(&self) -> Result<&OrderReferences, ConnectorError> {
+    async fn order_references(&self) -> Result<Arc<OrderReferences>, ConnectorError> {
         self.order_refs
+            .current()
             .get_or_try_init(|| async {
                 let statuses: StatusesAnswer = self
                     .get(STATUSES, "/api/v5/reference/statuses", &[])
@@ -121,9 +140,10 @@ impl RetailCrmSource {
                         .and_then(|s| s.default_currency)
                         .and_then(|v| v.value);
                 }
-                Ok(refs)
+                Ok(Arc::new(refs))
             })
             .await
+            .cloned()
     }
 
     async fn orders_by_id(&self, ids: &[u64]) -> Result<Vec<WireOrder>, ConnectorError> {
@@ -414,6 +434,10 @@ fn decimal(value: &Value) -> Option<Decimal> {
 impl OrderSource for RetailCrmSource {
     fn vendor(&self) -> &'static str {
         VENDOR
+    }
+
+    async fn begin_run(&self) {
+        self.forget_run_state();
     }
 
     fn orders(&self, scope: OrderScope) -> BoxStream<'_, Result<OrderPage, ConnectorError>> {
