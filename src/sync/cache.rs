@@ -6,12 +6,12 @@
 //! sync, while the [`Resolved::fingerprint`] of what they were built from (each connection's spec
 //! and the Secret data read for it) stays the same: an edited connection or a rotated Secret
 //! builds new ones at the next run. What each run must read afresh is forgotten by the
-//! connectors' own `begin_run`. The HTTP clients and per-key rate budgets are shared by every
+//! connectors' own `reset_run_state`. The HTTP clients and per-key rate budgets are shared by every
 //! connector of the process already (`audience_connectors::http`), so kept connectors add no
 //! connection pools.
 //!
 //! One sync's runs never overlap (the controller reconciles an object once at a time), so a kept
-//! connector serves one run at a time and its `begin_run` never races a run. A run that fails
+//! connector serves one run at a time and its `reset_run_state` never races a run. A run that fails
 //! drops the sync's connectors: whatever went wrong, the next run starts from new ones.
 
 use std::collections::HashMap;

@@ -244,17 +244,17 @@ impl Digest {
 }
 
 impl Prepared {
-    /// Tells each connector a run begins (they may be the ones earlier runs used).
-    async fn begin_run(&self) {
+    /// Tells each connector to forget what a run learnt (they may be kept for the next run).
+    async fn reset_run_state(&self) {
         for (_, source) in &self.sources {
-            source.begin_run().await;
+            source.reset_run_state().await;
         }
         if let Some(target) = &self.target {
-            target.begin_run().await;
+            target.reset_run_state().await;
         }
         if let Some((source, sink)) = &self.orders {
-            source.begin_run().await;
-            sink.begin_run().await;
+            source.reset_run_state().await;
+            sink.reset_run_state().await;
         }
     }
 
@@ -264,7 +264,17 @@ impl Prepared {
         obj: &K,
         control: RunControl,
     ) -> Result<Executed, SyncError> {
-        self.begin_run().await;
+        self.reset_run_state().await;
+        let result = self.run_once(obj, control).await;
+        self.reset_run_state().await;
+        result
+    }
+
+    async fn run_once<K: SyncObject>(
+        &self,
+        obj: &K,
+        control: RunControl,
+    ) -> Result<Executed, SyncError> {
         if let Some((source, sink)) = &self.orders {
             let parts = OrderParts {
                 source: source.as_ref(),

@@ -724,7 +724,7 @@ async fn a_named_list_is_looked_up_once_per_account_and_again_once_deleted() {
     assert_eq!((fourth.list_id(), lookups()), (Some(new_id), 2));
 }
 
-/// The operator keeps a sync's target between runs (`begin_run` starts each): profile ids learnt
+/// The operator keeps a sync's target between runs (`reset_run_state` starts each): profile ids learnt
 /// by a run's reads serve that run, and a new run looks them up again (a profile deleted and
 /// made anew has a new id; a big list's ids are not held between runs).
 #[tokio::test]
@@ -750,7 +750,7 @@ async fn a_new_run_looks_profile_ids_up_again() {
     assert_eq!(report.archived, 1);
     assert_eq!(env.total() - env.writes(), 0, "this run's read gave the id");
 
-    target.begin_run().await;
+    target.reset_run_state().await;
     env.clear_stats();
     let report = target
         .apply(

@@ -743,7 +743,7 @@ async fn members_by_email_looks_members_up_one_call_each_or_reads_the_audience_w
     assert_eq!(env.reads(), 0);
 }
 
-/// The operator keeps a sync's target between runs (`begin_run` starts each): the audience size
+/// The operator keeps a sync's target between runs (`reset_run_state` starts each): the audience size
 /// a run reads decides that run's look-ups, so a new run reads it again rather than trusting the
 /// last run's.
 #[tokio::test]
@@ -760,7 +760,7 @@ async fn a_new_run_reads_the_audience_size_again() {
     assert_eq!(env.calls("GET", MEMBER_ROUTE), 1);
     assert_eq!(env.reads(), 1, "this run's size is known: one look-up");
 
-    target.begin_run().await;
+    target.reset_run_state().await;
     env.clear_stats();
     target.members_by_email(&[email(0)]).await.unwrap();
     assert_eq!(env.calls("GET", MEMBER_ROUTE), 1);

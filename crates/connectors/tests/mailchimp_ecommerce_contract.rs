@@ -478,7 +478,7 @@ async fn no_more_than_ten_connections_at_once() {
     );
 }
 
-/// The operator keeps a sync's sink between runs (`begin_run` starts each): within a run the
+/// The operator keeps a sync's sink between runs (`reset_run_state` starts each): within a run the
 /// store is read once, and a new run makes sure of it again (a store created by the last run is
 /// not "fresh" any more, and whatever a person changed in between is read).
 #[tokio::test]
@@ -504,7 +504,7 @@ async fn a_kept_sink_makes_sure_of_the_store_again_each_run() {
         .unwrap();
     assert_eq!(env.calls("GET", STORE_ROUTE), 0);
 
-    sink.begin_run().await;
+    sink.reset_run_state().await;
     env.clear_stats();
     let report = sink
         .send_orders(&history, &options(live_from), &control)

@@ -443,7 +443,7 @@ async fn throttling_and_bad_answers() {
     assert!(err.to_string().contains("history id"), "{err}");
 }
 
-/// The operator keeps a sync's source between runs (`begin_run` starts each): the statuses and
+/// The operator keeps a sync's source between runs (`reset_run_state` starts each): the statuses and
 /// sites are read once per run, so a status group or site changed in the CRM is seen by the
 /// next run, not never.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,7 +461,7 @@ async fn order_references_are_read_once_per_run() {
         .unwrap();
     assert_eq!(calls(&sandbox, "/api/v5/reference/statuses"), 1);
 
-    source.begin_run().await;
+    source.reset_run_state().await;
     sandbox.sandbox.retailcrm.set_order_status(7, "complete");
     let next = read(&source, OrderScope::ChangedSince(checkpoint))
         .await

@@ -223,10 +223,11 @@ pub trait Source: Send + Sync {
     /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
     fn vendor(&self) -> &'static str;
 
-    /// A run begins on this connector, which may be the one earlier runs of the same sync used
-    /// (the operator keeps a sync's connectors between runs): forget what each run must read
-    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
-    async fn begin_run(&self) {}
+    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
+    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
+    /// this before and after each, so no run trusts what an earlier one saw and a big run's
+    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    async fn reset_run_state(&self) {}
 
     /// Pages of customers in `scope`, in the source's order, each carrying the checkpoint to save
     /// once it has been applied.
@@ -321,10 +322,11 @@ pub trait Target: Send + Sync {
     /// `mailchimp`, `klaviyo`.
     fn vendor(&self) -> &'static str;
 
-    /// A run begins on this connector, which may be the one earlier runs of the same sync used
-    /// (the operator keeps a sync's connectors between runs): forget what each run must read
-    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
-    async fn begin_run(&self) {}
+    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
+    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
+    /// this before and after each, so no run trusts what an earlier one saw and a big run's
+    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    async fn reset_run_state(&self) {}
 
     /// Contact events and email activity (customer events), if this target has them.
     fn customer_events(&self) -> Option<&dyn crate::customer_events::CustomerEventsTarget> {
@@ -441,10 +443,11 @@ pub trait OrderSource: Send + Sync {
     /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
     fn vendor(&self) -> &'static str;
 
-    /// A run begins on this connector, which may be the one earlier runs of the same sync used
-    /// (the operator keeps a sync's connectors between runs): forget what each run must read
-    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
-    async fn begin_run(&self) {}
+    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
+    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
+    /// this before and after each, so no run trusts what an earlier one saw and a big run's
+    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    async fn reset_run_state(&self) {}
 
     /// Pages of orders in `scope`, each with the checkpoint to save once it is applied. An order
     /// changed after it was first read (a refund, a shipment) is read again, whole.
@@ -514,10 +517,11 @@ pub trait EventSink: Send + Sync {
     /// `klaviyo`, `mailchimp`.
     fn vendor(&self) -> &'static str;
 
-    /// A run begins on this connector, which may be the one earlier runs of the same sync used
-    /// (the operator keeps a sync's connectors between runs): forget what each run must read
-    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
-    async fn begin_run(&self) {}
+    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
+    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
+    /// this before and after each, so no run trusts what an earlier one saw and a big run's
+    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    async fn reset_run_state(&self) {}
 
     /// Records events in as few calls as the vendor allows. Events carry a stable
     /// [`OrderEvent::unique_id`], so sending one twice records it once.
@@ -579,10 +583,11 @@ pub trait OrderSink: Send + Sync {
     /// `mailchimp`.
     fn vendor(&self) -> &'static str;
 
-    /// A run begins on this connector, which may be the one earlier runs of the same sync used
-    /// (the operator keeps a sync's connectors between runs): forget what each run must read
-    /// afresh (sizes, name-to-id maps, vendor reference data). What cannot go stale is kept.
-    async fn begin_run(&self) {}
+    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
+    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
+    /// this before and after each, so no run trusts what an earlier one saw and a big run's
+    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    async fn reset_run_state(&self) {}
 
     /// Upserts the page's sendable orders (and what they reference: customers, products,
     /// promo codes) by id, writing only what differs from the target. Orders the core's
@@ -630,11 +635,11 @@ impl OrderDestination {
         }
     }
 
-    /// See [`EventSink::begin_run`].
-    pub async fn begin_run(&self) {
+    /// See [`EventSink::reset_run_state`].
+    pub async fn reset_run_state(&self) {
         match self {
-            OrderDestination::Events(s) => s.begin_run().await,
-            OrderDestination::Orders(s) => s.begin_run().await,
+            OrderDestination::Events(s) => s.reset_run_state().await,
+            OrderDestination::Orders(s) => s.reset_run_state().await,
         }
     }
 }

@@ -430,7 +430,7 @@ impl Target for KlaviyoTarget {
     /// Profile ids and segment lists are learnt again by each run (a profile deleted and made
     /// anew has a new id; the memory of a big list is not held between runs). The audience
     /// list's id is kept: a deleted list is noticed by its 404 and looked up again.
-    async fn begin_run(&self) {
+    async fn reset_run_state(&self) {
         self.inner.ids.lock().expect("id cache lock").clear();
         self.inner
             .segment_lists

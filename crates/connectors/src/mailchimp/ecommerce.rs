@@ -1277,7 +1277,7 @@ impl OrderSink for MailchimpOrderSink {
     /// The store, its products, promo rules and orders are made sure of again: each run starts
     /// from what Mailchimp holds, not what an earlier run left (a store deleted in between is
     /// created again, and only a store this run created counts as empty).
-    async fn begin_run(&self) {
+    async fn reset_run_state(&self) {
         *self.known.lock().await = Known::default();
     }
 

@@ -307,7 +307,7 @@ impl Target for MailchimpTarget {
 
     /// The audience size is read again (it picks look-ups or a whole read), and tag ids too (a
     /// tag deleted in Mailchimp since is created again, not written to by a stale id).
-    async fn begin_run(&self) {
+    async fn reset_run_state(&self) {
         self.inner.segments.lock().expect("segments lock").clear();
         self.inner
             .size

@@ -841,7 +841,7 @@ impl Source for RetailCrmSource {
         VENDOR
     }
 
-    async fn begin_run(&self) {
+    async fn reset_run_state(&self) {
         self.forget_run_state();
     }
 

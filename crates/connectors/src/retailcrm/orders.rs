@@ -436,7 +436,7 @@ impl OrderSource for RetailCrmSource {
         VENDOR
     }
 
-    async fn begin_run(&self) {
+    async fn reset_run_state(&self) {
         self.forget_run_state();
     }
 
