@@ -14,61 +14,22 @@
 mod operator_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audience_core::{Source, Target};
-use audience_operator::crd::{AudienceSync, SourceRef, TargetRef};
+use audience_operator::crd::AudienceSync;
 use audience_operator::leader::LeaseSettings;
 use audience_operator::operator::Operator;
 use audience_operator::shard::{ShardSettings, shard_of};
-use audience_operator::sync::{ConnectError, ConnectorFactory, Credentials, DefaultConnectors};
 use audience_sandbox::Vendor;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use operator_support::*;
 use serde_json::json;
-use url::Url;
 
 const SHARDS: u32 = 3;
 const SYNCS: usize = 30;
 const LEASE: Duration = Duration::from_secs(4);
-
-/// (process, audience) for every target built: one per run.
-type Log = Arc<Mutex<Vec<(usize, String)>>>;
-
-/// The real connectors, recording which process built a target for which audience.
-struct Recording {
-    process: usize,
-    inner: DefaultConnectors,
-    log: Log,
-}
-
-impl ConnectorFactory for Recording {
-    fn source(
-        &self,
-        spec: SourceRef<'_>,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Source>, ConnectError> {
-        self.inner.source(spec, creds, sandbox)
-    }
-
-    fn target(
-        &self,
-        spec: TargetRef<'_>,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Target>, ConnectError> {
-        if let TargetRef::Mailchimp(m) = spec {
-            self.log
-                .lock()
-                .unwrap()
-                .push((self.process, m.audience_id.to_string()));
-        }
-        self.inner.target(spec, creds, sandbox)
-    }
-}
 
 fn audience(i: usize) -> String {
     format!("aud{i:02}")
@@ -83,10 +44,10 @@ fn identity(k: usize) -> String {
 }
 
 /// One process of a sharded operator, with home shard `ordinal`.
-async fn start_sharded(h: &Harness, ordinal: usize, log: &Log) -> Operator {
+async fn start_sharded(h: &Harness, ordinal: usize, log: &BuildLog) -> Operator {
     let mut options = h.options();
     options.settings.instance = identity(ordinal);
-    options.connectors = Arc::new(Recording {
+    options.connectors = Arc::new(RecordingConnectors {
         process: ordinal,
         inner: sandbox_connectors(),
         log: log.clone(),
@@ -132,8 +93,9 @@ async fn holder(h: &Harness, shard: u32) -> Option<String> {
         .holder_identity
 }
 
-/// The processes that built a target for each audience, from entry `from` of the log on.
-fn builders(log: &Log, from: usize) -> BTreeMap<String, BTreeSet<usize>> {
+/// The processes that built a target for each audience (a process builds a sync's connectors
+/// for its first run there, and keeps them for its later runs), from entry `from` of the log on.
+fn builders(log: &BuildLog, from: usize) -> BTreeMap<String, BTreeSet<usize>> {
     let mut m: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     for (p, a) in log.lock().unwrap().iter().skip(from) {
         m.entry(a.clone()).or_default().insert(*p);
@@ -182,7 +144,7 @@ async fn wait_all_synced(h: &Harness) {
 #[tokio::test]
 async fn three_processes_split_the_syncs_and_take_over_a_dead_ones_shard() {
     let h = world("op-shards").await;
-    let log: Log = Arc::default();
+    let log: BuildLog = Arc::default();
     let shard = |i: usize| shard_of(&h.ns, &sync_name(i), SHARDS);
     let of_shard = |k: u32| -> Vec<usize> { (0..SYNCS).filter(|i| shard(*i) == k).collect() };
     for k in 0..SHARDS {
@@ -392,9 +354,9 @@ async fn three_processes_split_the_syncs_and_take_over_a_dead_ones_shard() {
 #[tokio::test]
 async fn one_process_runs_all_thirty() {
     let h = world("op-shards-one").await;
-    let log: Log = Arc::default();
+    let log: BuildLog = Arc::default();
     let mut options = h.options();
-    options.connectors = Arc::new(Recording {
+    options.connectors = Arc::new(RecordingConnectors {
         process: 0,
         inner: sandbox_connectors(),
         log: log.clone(),

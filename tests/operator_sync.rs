@@ -4,18 +4,14 @@
 mod operator_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use audience_core::{Source, Target};
-use audience_operator::crd::{AudienceSync, SegmentSync, SourceRef, TargetRef};
+use audience_operator::crd::{AudienceSync, SegmentSync};
 use audience_operator::operator::Operator;
-use audience_operator::sync::{ConnectError, ConnectorFactory, Credentials, DefaultConnectors};
 use audience_sandbox::Vendor;
 use audience_sandbox::mailchimp::MemberStatus;
 use operator_support::*;
 use serde_json::json;
-use url::Url;
 
 #[tokio::test]
 async fn create_syncs_and_sync_now_applies_exactly_the_edits() {
@@ -413,43 +409,18 @@ async fn segment_sync_modes_keep_their_promise() {
     h.assert_no_secret_leaked().await;
 }
 
-/// The real connectors, counting the targets built.
-struct CountingTargets {
-    inner: DefaultConnectors,
-    built: Arc<AtomicUsize>,
-}
-
-impl ConnectorFactory for CountingTargets {
-    fn source(
-        &self,
-        spec: SourceRef<'_>,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Source>, ConnectError> {
-        self.inner.source(spec, creds, sandbox)
-    }
-
-    fn target(
-        &self,
-        spec: TargetRef<'_>,
-        creds: &Credentials,
-        sandbox: Option<&Url>,
-    ) -> Result<Box<dyn Target>, ConnectError> {
-        self.built.fetch_add(1, Ordering::SeqCst);
-        self.inner.target(spec, creds, sandbox)
-    }
-}
-
 #[tokio::test]
 async fn a_syncs_connectors_are_kept_between_runs_and_rebuilt_for_a_rotated_secret() {
     let mut h = harness("op-keep", false).await;
     h.default_secrets().await;
     h.add_shopify("a@gmail.com", "A", "A");
-    let built = Arc::new(AtomicUsize::new(0));
+    let log = BuildLog::default();
+    let built = || log.lock().unwrap().len();
     let mut options = h.options();
-    options.connectors = Arc::new(CountingTargets {
+    options.connectors = Arc::new(RecordingConnectors {
+        process: 0,
         inner: sandbox_connectors(),
-        built: built.clone(),
+        log: log.clone(),
     });
     h.operator = Some(
         Operator::start(h.client.clone(), options)
@@ -467,11 +438,7 @@ async fn a_syncs_connectors_are_kept_between_runs_and_rebuilt_for_a_rotated_secr
         2,
         "the second run synced the new customer"
     );
-    assert_eq!(
-        built.load(Ordering::SeqCst),
-        1,
-        "the second run used the first run's connectors"
-    );
+    assert_eq!(built(), 1, "the second run used the first run's connectors");
 
     // The Mailchimp key is rotated and the old one stops working: only connectors built with
     // the new key can sync. (A run that still saw the old Secret fails, drops its connectors,
@@ -486,12 +453,12 @@ async fn a_syncs_connectors_are_kept_between_runs_and_rebuilt_for_a_rotated_secr
         assert!(Instant::now() < deadline, "the rotated key never synced");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let after_rotation = built.load(Ordering::SeqCst);
+    let after_rotation = built();
     assert!(after_rotation >= 2, "new connectors for the new key");
 
     // And those are kept in turn.
     h.add_shopify("d@gmail.com", "D", "D");
     h.sync_now::<AudienceSync>("keep", "kept-again").await;
     assert_eq!(h.members().len(), 4);
-    assert_eq!(built.load(Ordering::SeqCst), after_rotation);
+    assert_eq!(built(), after_rotation);
 }

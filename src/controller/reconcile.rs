@@ -175,6 +175,23 @@ impl<K: SyncObject> Reconciler<'_, K> {
     }
 
     /// Where this sync's runs read their Secrets: the kind's watched store, else the API server.
+    /// The sync's connectors: the ones kept from its last run while its connections and Secrets
+    /// are unchanged, else new ones (see [`crate::sync::cache`]).
+    pub(super) async fn connectors(
+        &self,
+    ) -> Result<std::sync::Arc<crate::sync::Prepared>, crate::sync::SyncError> {
+        self.ctx
+            .connector_cache
+            .prepare(
+                &super::object_key(self.obj),
+                self.obj,
+                &self.secrets(),
+                self.ctx.connectors.as_ref(),
+                self.ctx.settings.sandbox.as_ref(),
+            )
+            .await
+    }
+
     pub(super) fn secrets(&self) -> super::dereference::KubeSecrets {
         let namespace = self.obj.namespace().unwrap_or_default();
         super::dereference::KubeSecrets {

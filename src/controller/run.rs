@@ -58,19 +58,8 @@ async fn execute<K: SyncObject>(
     progress: ProgressFn,
     on_checkpoint: CheckpointFn,
 ) -> Result<Executed, SyncError> {
-    let secrets = r.secrets();
     let key = super::object_key(r.obj);
-    let prepared = r
-        .ctx
-        .connector_cache
-        .prepare(
-            &key,
-            r.obj,
-            &secrets,
-            r.ctx.connectors.as_ref(),
-            r.ctx.settings.sandbox.as_ref(),
-        )
-        .await?;
+    let prepared = r.connectors().await?;
     let sent_events = load_sent_events(r).await;
     let control = RunControl {
         approved_plan: annotation(r.obj, APPROVE_PLAN_ANNOTATION).map(str::to_string),

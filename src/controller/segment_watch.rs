@@ -44,20 +44,8 @@ impl<K: SyncObject> Reconciler<'_, K> {
             return Err(wait.min(interval.saturating_sub(now - last)));
         }
         let tick = wait.min(interval);
-        let secrets = self.secrets();
-        // The sync's kept connectors (the ones its runs use; see `crate::sync::cache`).
-        let prepared = match self
-            .ctx
-            .connector_cache
-            .prepare(
-                &key,
-                self.obj,
-                &secrets,
-                self.ctx.connectors.as_ref(),
-                self.ctx.settings.sandbox.as_ref(),
-            )
-            .await
-        {
+        // The connectors its runs use.
+        let prepared = match self.connectors().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(error = %e, "segment watch: building the source");

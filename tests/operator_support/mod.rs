@@ -16,8 +16,11 @@ use std::time::Duration;
 use audience_connectors::http::RetryPolicy;
 use audience_operator::controller::Settings;
 use audience_operator::crd::{CREDENTIALS_LABEL, SyncStatus};
+use audience_operator::crd::{SourceRef, TargetRef};
 use audience_operator::operator::{Operator, OperatorOptions};
-use audience_operator::sync::{ConnectOptions, DefaultConnectors};
+use audience_operator::sync::{
+    ConnectError, ConnectOptions, ConnectorFactory, Credentials, DefaultConnectors,
+};
 use audience_sandbox::{RunningSandbox, Sandbox, SandboxOptions, Vendor};
 use audience_testenv::TestEnv;
 use k8s_openapi::ByteString;
@@ -53,6 +56,44 @@ pub fn sandbox_connectors() -> DefaultConnectors {
         retry: Some(quick_retries()),
         ..ConnectOptions::default()
     })
+}
+
+/// (process, audience) for every Mailchimp target built.
+pub type BuildLog = Arc<std::sync::Mutex<Vec<(usize, String)>>>;
+
+/// The real connectors, recording which process built a target for which audience: a process
+/// builds a sync's connectors for its first run there and keeps them for its later runs, until
+/// its connections or Secrets change.
+pub struct RecordingConnectors {
+    pub process: usize,
+    pub inner: DefaultConnectors,
+    pub log: BuildLog,
+}
+
+impl ConnectorFactory for RecordingConnectors {
+    fn source(
+        &self,
+        spec: SourceRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn audience_core::Source>, ConnectError> {
+        self.inner.source(spec, creds, sandbox)
+    }
+
+    fn target(
+        &self,
+        spec: TargetRef<'_>,
+        creds: &Credentials,
+        sandbox: Option<&Url>,
+    ) -> Result<Box<dyn audience_core::Target>, ConnectError> {
+        if let TargetRef::Mailchimp(m) = spec {
+            self.log
+                .lock()
+                .unwrap()
+                .push((self.process, m.audience_id.to_string()));
+        }
+        self.inner.target(spec, creds, sandbox)
+    }
 }
 
 /// One test's world.
