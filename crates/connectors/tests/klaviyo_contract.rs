@@ -454,11 +454,12 @@ async fn an_unknown_list_id_is_not_found_and_a_named_list_is_created_on_write() 
     assert_eq!(env.sim().list_members(&id), vec![email(1).to_string()]);
 }
 
-#[tokio::test]
-async fn mirror_removes_from_the_list_never_from_the_account() {
+/// A list of `n` members (not subscribed), read whole by the target (which learnt their ids),
+/// with the call counts cleared.
+async fn members_read(n: usize) -> (Env, KlaviyoTarget) {
     let env = Env::start().await;
     let target = env.target();
-    let creates: Vec<_> = (0..1_200)
+    let creates: Vec<_> = (0..n)
         .map(|i| create_with(i, MemberStatus::Transactional))
         .collect();
     target
@@ -467,6 +468,12 @@ async fn mirror_removes_from_the_list_never_from_the_account() {
         .unwrap();
     read_all(&target).await.unwrap();
     env.clear_stats();
+    (env, target)
+}
+
+#[tokio::test]
+async fn mirror_removes_from_the_list_never_from_the_account() {
+    let (env, target) = members_read(1_200).await;
     let archives: Vec<_> = (0..1_100).map(email).collect();
     let report = target
         .apply(&plan(vec![], vec![], archives), &ApplyControl::default())
@@ -724,22 +731,12 @@ async fn a_named_list_is_looked_up_once_per_account_and_again_once_deleted() {
     assert_eq!((fourth.list_id(), lookups()), (Some(new_id), 2));
 }
 
-/// The operator keeps a sync's target between runs (`reset_run_state` starts each): profile ids learnt
+/// The operator keeps a sync's target between runs (`reset_run_state` between them): profile ids learnt
 /// by a run's reads serve that run, and a new run looks them up again (a profile deleted and
 /// made anew has a new id; a big list's ids are not held between runs).
 #[tokio::test]
 async fn a_new_run_looks_profile_ids_up_again() {
-    let env = Env::start().await;
-    let target = env.target();
-    let creates: Vec<_> = (0..3)
-        .map(|i| create_with(i, MemberStatus::Transactional))
-        .collect();
-    target
-        .apply(&plan(creates, vec![], vec![]), &ApplyControl::default())
-        .await
-        .unwrap();
-    read_all(&target).await.unwrap();
-    env.clear_stats();
+    let (env, target) = members_read(3).await;
     let report = target
         .apply(
             &plan(vec![], vec![], vec![email(0)]),

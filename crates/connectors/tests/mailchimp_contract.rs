@@ -743,7 +743,7 @@ async fn members_by_email_looks_members_up_one_call_each_or_reads_the_audience_w
     assert_eq!(env.reads(), 0);
 }
 
-/// The operator keeps a sync's target between runs (`reset_run_state` starts each): the audience size
+/// The operator keeps a sync's target between runs (`reset_run_state` between them): the audience size
 /// a run reads decides that run's look-ups, so a new run reads it again rather than trusting the
 /// last run's.
 #[tokio::test]

@@ -71,6 +71,13 @@ fn order(i: usize, placed: DateTime<Utc>) -> Order {
     }
 }
 
+/// Four orders placed a month ago (history for a `live_from` of an hour ago).
+fn month_old_orders() -> Vec<Order> {
+    (0..4)
+        .map(|i| order(i, now() - Duration::days(30)))
+        .collect()
+}
+
 fn options(live_from: DateTime<Utc>) -> OrderSendOptions {
     OrderSendOptions {
         kinds: EventKinds::all(),
@@ -86,9 +93,7 @@ fn now() -> DateTime<Utc> {
 async fn a_backfill_creates_the_store_under_is_syncing_and_a_rerun_writes_nothing() {
     let env = Env::start().await;
     let live_from = now() - Duration::hours(1);
-    let history: Vec<Order> = (0..4)
-        .map(|i| order(i, now() - Duration::days(30)))
-        .collect();
+    let history = month_old_orders();
     let sink = sink(&env);
     let control = ApplyControl::default();
     let report = sink
@@ -478,7 +483,7 @@ async fn no_more_than_ten_connections_at_once() {
     );
 }
 
-/// The operator keeps a sync's sink between runs (`reset_run_state` starts each): within a run the
+/// The operator keeps a sync's sink between runs (`reset_run_state` between them): within a run the
 /// store is read once, and a new run makes sure of it again (a store created by the last run is
 /// not "fresh" any more, and whatever a person changed in between is read).
 #[tokio::test]
@@ -486,9 +491,7 @@ async fn a_kept_sink_makes_sure_of_the_store_again_each_run() {
     const STORE_ROUTE: &str = "/3.0/ecommerce/stores/{store_id}";
     let env = Env::start().await;
     let live_from = now() - Duration::hours(1);
-    let history: Vec<Order> = (0..4)
-        .map(|i| order(i, now() - Duration::days(30)))
-        .collect();
+    let history = month_old_orders();
     let sink = sink(&env);
     let control = ApplyControl::default();
     sink.send_orders(&history, &options(live_from), &control)
