@@ -523,7 +523,7 @@ async fn retailcrm_orders_reach_klaviyo_and_a_later_change_sends_only_its_events
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     // The report says where the cursor lives (next to the manifest by default).
-    let state = dir.path().join(".audience-operator-state.json");
+    let state = dir.path().join(".audience-operator-state");
     assert!(
         text.contains(&format!("order cursors: kept in {}", state.display())),
         "{text}"
@@ -730,6 +730,6 @@ async fn the_shops_promo_codes_are_synced_once_per_interval_across_sync_f_runs()
     let out = run(&args, &[]).await;
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(listings(), 1, "{}", stdout(&out));
-    let state = std::fs::read_to_string(dir.path().join(".audience-operator-state.json")).unwrap();
+    let state = std::fs::read_to_string(dir.path().join(".audience-operator-state")).unwrap();
     assert!(state.contains("promoCodesSyncedAt"), "{state}");
 }

@@ -45,7 +45,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "PLAN_ID")]
     pub approve: Option<String>,
     /// Where OrderSyncs keep their order cursors between runs (JSON). Defaults to
-    /// `.audience-operator-state.json` next to FILE (the current directory for stdin).
+    /// `.audience-operator-state` next to FILE (the current directory for stdin).
     #[arg(long, value_name = "STATE_FILE")]
     pub state: Option<PathBuf>,
 }
@@ -60,7 +60,7 @@ key token of Secret lightspeed-x-credentials is AUDIENCE_OPERATOR_SECRET_LIGHTSP
 Without a cluster there is no status to keep a checkpoint in: every audience run reads the source
 in full. An OrderSync keeps its order cursor (and the time of its first run: events before it are
 sent as backfill, firing no flows), the ids of the events Klaviyo accepted and the time the promo
-codes were last synced in the --state file, by default .audience-operator-state.json next to FILE
+codes were last synced in the --state file, by default .audience-operator-state next to FILE
 (the current directory for stdin): a second run sends only what is new. Delete the
 file to start over; Klaviyo's dedupe by unique id still records no event twice.
 Exit status: 0 when every sync succeeded (with --dry-run: planned), 1 otherwise. A run stopped by

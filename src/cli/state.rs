@@ -4,8 +4,11 @@
 //! promo codes were last synced.
 //!
 //! One JSON file for every OrderSync of a manifest, keyed `namespace/name` (`default` when the
-//! manifest gives none). By default `.audience-operator-state.json` next to the manifest (the
-//! current directory for stdin). The file is written after each run that moved a cursor; delete
+//! manifest gives none). By default `.audience-operator-state` next to the manifest (the
+//! current directory for stdin): JSON, but without the `.json` ending, so `kubectl apply -f` of
+//! the manifests' folder does not take it for a manifest. A state file under the old name
+//! (`.audience-operator-state.json`) is read when the new one is missing, and removed once the
+//! state is saved under the new one. The file is written after each run that moved a cursor; delete
 //! it to start over (the target's dedupe by unique id still records nothing twice).
 
 use std::collections::BTreeMap;
@@ -15,7 +18,15 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 /// The default file name.
-pub const DEFAULT_STATE_FILE: &str = ".audience-operator-state.json";
+pub const DEFAULT_STATE_FILE: &str = ".audience-operator-state";
+
+/// The default file name before: `kubectl apply -f DIR` read it as a manifest and failed.
+const LEGACY_STATE_FILE: &str = ".audience-operator-state.json";
+
+/// The old-named file beside a default-named `path`, if `path` has the default name.
+fn legacy_beside(path: &Path) -> Option<PathBuf> {
+    (path.file_name()? == DEFAULT_STATE_FILE).then(|| path.with_file_name(LEGACY_STATE_FILE))
+}
 
 /// The state file for a manifest at `manifest` (`-`: stdin).
 pub fn default_path(manifest: &Path) -> PathBuf {
@@ -67,6 +78,11 @@ pub struct CliState {
 impl CliState {
     /// The state in `path`, empty when the file does not exist.
     pub fn load(path: &Path) -> anyhow::Result<CliState> {
+        if !path.exists()
+            && let Some(legacy) = legacy_beside(path).filter(|legacy| legacy.exists())
+        {
+            return CliState::load(&legacy);
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text)
                 .with_context(|| format!("reading the state file {}", path.display())),
@@ -82,7 +98,12 @@ impl CliState {
         std::fs::write(&tmp, text + "\n")
             .with_context(|| format!("writing the state file {}", tmp.display()))?;
         std::fs::rename(&tmp, path)
-            .with_context(|| format!("writing the state file {}", path.display()))
+            .with_context(|| format!("writing the state file {}", path.display()))?;
+        // What the old-named file held is in the new one now.
+        if let Some(legacy) = legacy_beside(path) {
+            let _ = std::fs::remove_file(legacy);
+        }
+        Ok(())
     }
 
     pub fn key(namespace: Option<&str>, name: &str) -> String {
@@ -119,6 +140,36 @@ mod tests {
         assert_eq!(
             default_path(Path::new("examples/x.yaml")),
             Path::new("examples").join(DEFAULT_STATE_FILE)
+        );
+    }
+
+    #[test]
+    fn an_old_named_state_file_is_read_and_replaced_by_the_new_name() {
+        let dir = std::env::temp_dir().join(format!("ao-legacy-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(DEFAULT_STATE_FILE);
+        let legacy = dir.join(LEGACY_STATE_FILE);
+        let _ = std::fs::remove_file(&path);
+        let mut state = CliState::default();
+        state.order_syncs.insert(
+            CliState::key(None, "orders"),
+            OrderState {
+                checkpoint: Some("cp-old".into()),
+                ..OrderState::default()
+            },
+        );
+        std::fs::write(&legacy, serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            CliState::load(&path).unwrap(),
+            state,
+            "read under the old name"
+        );
+        state.save(&path).unwrap();
+        assert!(!legacy.exists(), "the old-named file is gone once saved");
+        assert_eq!(CliState::load(&path).unwrap(), state);
+        assert!(
+            !DEFAULT_STATE_FILE.ends_with(".json"),
+            "kubectl apply -f DIR skips it"
         );
     }
 }
