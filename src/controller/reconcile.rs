@@ -174,7 +174,6 @@ impl<K: SyncObject> Reconciler<'_, K> {
         }
     }
 
-    /// Where this sync's runs read their Secrets: the kind's watched store, else the API server.
     /// The sync's connectors: the ones kept from its last run while its connections and Secrets
     /// are unchanged, else new ones (see [`crate::sync::cache`]).
     pub(super) async fn connectors(
@@ -192,6 +191,7 @@ impl<K: SyncObject> Reconciler<'_, K> {
             .await
     }
 
+    /// Where this sync's runs read their Secrets: the kind's watched store, else the API server.
     pub(super) fn secrets(&self) -> super::dereference::KubeSecrets {
         let namespace = self.obj.namespace().unwrap_or_default();
         super::dereference::KubeSecrets {

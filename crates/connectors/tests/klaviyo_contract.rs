@@ -731,8 +731,8 @@ async fn a_named_list_is_looked_up_once_per_account_and_again_once_deleted() {
     assert_eq!((fourth.list_id(), lookups()), (Some(new_id), 2));
 }
 
-/// The operator keeps a sync's target between runs (`reset_run_state` between them): profile ids learnt
-/// by a run's reads serve that run, and a new run looks them up again (a profile deleted and
+/// The operator keeps a sync's target between runs (`reset_run_state` between them): profile ids
+/// learnt by a run's reads serve that run, and a new run looks them up again (a profile deleted and
 /// made anew has a new id; a big list's ids are not held between runs).
 #[tokio::test]
 async fn a_new_run_looks_profile_ids_up_again() {

@@ -743,9 +743,9 @@ async fn members_by_email_looks_members_up_one_call_each_or_reads_the_audience_w
     assert_eq!(env.reads(), 0);
 }
 
-/// The operator keeps a sync's target between runs (`reset_run_state` between them): the audience size
-/// a run reads decides that run's look-ups, so a new run reads it again rather than trusting the
-/// last run's.
+/// The operator keeps a sync's target between runs (`reset_run_state` between them): the audience
+/// size a run reads decides that run's look-ups, so a new run reads it again rather than trusting
+/// the last run's.
 #[tokio::test]
 async fn a_new_run_reads_the_audience_size_again() {
     let env = Env::start().await;

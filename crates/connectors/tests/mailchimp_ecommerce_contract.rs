@@ -484,8 +484,8 @@ async fn no_more_than_ten_connections_at_once() {
 }
 
 /// The operator keeps a sync's sink between runs (`reset_run_state` between them): within a run the
-/// store is read once, and a new run makes sure of it again (a store created by the last run is
-/// not "fresh" any more, and whatever a person changed in between is read).
+/// store is read once, and a new run makes sure of it again (a store created by the last run is not
+/// "fresh" any more, and whatever a person changed in between is read).
 #[tokio::test]
 async fn a_kept_sink_makes_sure_of_the_store_again_each_run() {
     const STORE_ROUTE: &str = "/3.0/ecommerce/stores/{store_id}";

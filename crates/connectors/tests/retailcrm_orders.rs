@@ -443,8 +443,8 @@ async fn throttling_and_bad_answers() {
     assert!(err.to_string().contains("history id"), "{err}");
 }
 
-/// The operator keeps a sync's source between runs (`reset_run_state` between them): the statuses and
-/// sites are read once per run, so a status group or site changed in the CRM is seen by the
+/// The operator keeps a sync's source between runs (`reset_run_state` between them): the statuses
+/// and sites are read once per run, so a status group or site changed in the CRM is seen by the
 /// next run, not never.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_references_are_read_once_per_run() {

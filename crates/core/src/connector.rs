@@ -322,10 +322,7 @@ pub trait Target: Send + Sync {
     /// `mailchimp`, `klaviyo`.
     fn vendor(&self) -> &'static str;
 
-    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
-    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
-    /// this before and after each, so no run trusts what an earlier one saw and a big run's
-    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    /// See [`Source::reset_run_state`].
     async fn reset_run_state(&self) {}
 
     /// Contact events and email activity (customer events), if this target has them.
@@ -443,10 +440,7 @@ pub trait OrderSource: Send + Sync {
     /// `shopify`, `lightspeed-x`, `lightspeed-r`, `retailcrm`.
     fn vendor(&self) -> &'static str;
 
-    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
-    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
-    /// this before and after each, so no run trusts what an earlier one saw and a big run's
-    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    /// See [`Source::reset_run_state`].
     async fn reset_run_state(&self) {}
 
     /// Pages of orders in `scope`, each with the checkpoint to save once it is applied. An order
@@ -517,10 +511,7 @@ pub trait EventSink: Send + Sync {
     /// `klaviyo`, `mailchimp`.
     fn vendor(&self) -> &'static str;
 
-    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
-    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
-    /// this before and after each, so no run trusts what an earlier one saw and a big run's
-    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    /// See [`Source::reset_run_state`].
     async fn reset_run_state(&self) {}
 
     /// Records events in as few calls as the vendor allows. Events carry a stable
@@ -583,10 +574,7 @@ pub trait OrderSink: Send + Sync {
     /// `mailchimp`.
     fn vendor(&self) -> &'static str;
 
-    /// Forgets what a run learnt that the next run must read afresh (sizes, name-to-id maps,
-    /// vendor reference data). The operator keeps a sync's connectors between its runs and calls
-    /// this before and after each, so no run trusts what an earlier one saw and a big run's
-    /// memory is not held between runs. What cannot go stale (a list's id, query costs) is kept.
+    /// See [`Source::reset_run_state`].
     async fn reset_run_state(&self) {}
 
     /// Upserts the page's sendable orders (and what they reference: customers, products,
@@ -635,7 +623,7 @@ impl OrderDestination {
         }
     }
 
-    /// See [`EventSink::reset_run_state`].
+    /// See [`Source::reset_run_state`].
     pub async fn reset_run_state(&self) {
         match self {
             OrderDestination::Events(s) => s.reset_run_state().await,
